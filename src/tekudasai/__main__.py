@@ -1,0 +1,3 @@
+from tekudasai.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Users, their sign-in accounts, sessions and one-time verification tokens.
+
+Names and e-mails are stored only as AES-GCM ciphertext; lookups go through keyed HMAC blind
+indexes. Tokens (session, verification) are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tekudasai.core.ids import new_id
+from tekudasai.db.base import Base, Timestamped
+
+
+class Role(StrEnum):
+    USER = "user"
+    AGENT = "agent"
+    ADMIN = "admin"
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('user', 'agent', 'admin')", name="role"),)
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    name_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    email_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # Keyed HMAC of the normalised e-mail / name: sign-in and exact-match search without plaintext.
+    email_index: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    name_index: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    pii_key_id: Mapped[int] = mapped_column(SmallInteger, index=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    image: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(
+        Text, default=Role.USER.value, server_default="user", index=True
+    )
+    banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    ban_reason: Mapped[str | None] = mapped_column(Text)
+    ban_expires: Mapped[datetime | None]
+
+
+class Account(Timestamped, Base):
+    """A way to sign in: provider 'credential' holds the password hash; OAuth providers their tokens."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        Index("uq_accounts_provider_account", "provider_id", "account_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider_id: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str] = mapped_column(Text)
+    password: Mapped[str | None] = mapped_column(Text)  # Argon2id hash, never plaintext
+    access_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_token_expires_at: Mapped[datetime | None]
+    refresh_token_expires_at: Mapped[datetime | None]
+    scope: Mapped[str | None] = mapped_column(Text)
+
+
+class Session(Timestamped, Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    remember_me: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    ip_address: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    impersonated_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Verification(Timestamped, Base):
+    """Single-use, expiring tokens: e-mail verification and password reset."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('verify_email', 'reset_password')", name="purpose"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class RateLimitCounter(Base):
+    """Fixed-window counters shared by every worker process (UNLOGGED: losing them on crash is fine)."""
+
+    __tablename__ = "rate_limit_counters"
+    __table_args__ = ({"prefixes": ["UNLOGGED"]},)
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    hits: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

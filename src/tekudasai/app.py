@@ -1,0 +1,74 @@
+"""FastAPI application factory: routers, middleware, error handlers — nothing else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from tekudasai import __version__
+from tekudasai.accounts.router import router as accounts_router
+from tekudasai.config import Settings, get_settings
+from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.handlers import install_error_handlers
+from tekudasai.core.logging import configure_logging
+from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from tekudasai.db.lifecycle import resolve_database_url
+from tekudasai.db.session import Database
+from tekudasai.forms.router import router as forms_router
+from tekudasai.ops.health import router as health_router
+from tekudasai.tickets.router import router as tickets_router
+from tekudasai.uploads.router import router as uploads_router
+from tekudasai.web.router import router as web_router
+
+log = logging.getLogger(__name__)
+
+
+def api_router() -> APIRouter:
+    api = APIRouter()
+    for router in (health_router, accounts_router, forms_router, tickets_router, uploads_router):
+        api.include_router(router)
+    return api
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the app. Tests pass their own `database`; otherwise the lifespan connects."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = database is None
+        app.state.database = database or Database.connect(
+            await resolve_database_url(settings), settings
+        )
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Te Kudasai",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.cipher = PiiCipher(settings.master_secret())
+    if database is not None:
+        app.state.database = database
+
+    api = api_router()
+    app.include_router(api, prefix="/api")
+    app.include_router(api, prefix="/api/v1", include_in_schema=False)
+    app.include_router(web_router)
+
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(RequestContextMiddleware)
+    return app

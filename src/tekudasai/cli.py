@@ -1,0 +1,40 @@
+"""`tekudasai` command line. Subcommands live with their domains."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from tekudasai.accounts.commands import users_app
+from tekudasai.config import get_settings
+from tekudasai.core.cli_support import friendly_errors
+from tekudasai.db.commands import db_app
+
+app = typer.Typer(
+    help="Te Kudasai: an open-source service desk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+
+@app.command("serve")
+@friendly_errors
+def serve_command(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="default: one per CPU core")] = 0,
+    demo: Annotated[bool, typer.Option("--demo", help="seed the demo data")] = False,
+) -> None:
+    """Serve the web UI and the API (migrates on start)."""
+    from tekudasai.server import serve
+
+    serve(get_settings(), host=host, port=port, workers=workers or (os.cpu_count() or 1), demo=demo)
+
+
+def main() -> None:
+    app()

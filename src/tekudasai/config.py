@@ -1,0 +1,181 @@
+"""Settings from the environment (and `.env`), honouring the original Te Kudasai's variable names."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+SECRET_FILE_NAME = "secret.key"
+MIN_SECRET_LENGTH = 32
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to change."""
+
+
+def parse_duration(value: str) -> int | None:
+    """Seconds in '90s', '15m', '6h', '1d', '2w'; None for 'off'."""
+    if value.strip().lower() in {"off", "none", "0", "false"}:
+        return None
+    match = _DURATION.match(value.lower())
+    if not match:
+        raise ConfigError(f"not a duration: {value!r} (use e.g. 30m, 6h, 1d or off)")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("tekudasai", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    env: Literal["development", "production", "test"] = Field(
+        default="development", validation_alias="TK_ENV"
+    )
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Field(default_factory=default_data_dir, validation_alias="TK_DATA_DIR")
+    secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("BETTER_AUTH_SECRET", "TK_SECRET")
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL, validation_alias=AliasChoices("BETTER_AUTH_URL", "TK_BASE_URL")
+    )
+    trusted_origins_raw: str | None = Field(default=None, validation_alias="TRUSTED_ORIGINS")
+
+    github_client_id: str | None = Field(default=None, validation_alias="GITHUB_CLIENT_ID")
+    github_client_secret: str | None = Field(default=None, validation_alias="GITHUB_CLIENT_SECRET")
+    gitlab_client_id: str | None = Field(default=None, validation_alias="GITLAB_CLIENT_ID")
+    gitlab_client_secret: str | None = Field(default=None, validation_alias="GITLAB_CLIENT_SECRET")
+    gitlab_issuer: str = Field(default="https://gitlab.com", validation_alias="GITLAB_ISSUER")
+    oidc_issuer: str | None = Field(default=None, validation_alias="OIDC_ISSUER")
+    oidc_client_id: str | None = Field(default=None, validation_alias="OIDC_CLIENT_ID")
+    oidc_client_secret: str | None = Field(default=None, validation_alias="OIDC_CLIENT_SECRET")
+    oidc_name: str = Field(default="Single sign-on", validation_alias="OIDC_NAME")
+
+    smtp_url: str | None = Field(default=None, validation_alias="TK_SMTP_URL")
+
+    db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="TK_DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=5, ge=0, le=200, validation_alias="TK_DB_MAX_OVERFLOW")
+    db_pool_timeout: float = Field(default=10.0, gt=0, validation_alias="TK_DB_POOL_TIMEOUT")
+    db_statement_timeout_ms: int = Field(
+        default=30_000, ge=0, validation_alias="TK_DB_STATEMENT_TIMEOUT_MS"
+    )
+    db_connect_timeout: float = Field(default=10.0, gt=0, validation_alias="TK_DB_CONNECT_TIMEOUT")
+
+    max_upload_mb: int = Field(default=10, ge=1, le=4096, validation_alias="TK_MAX_UPLOAD_MB")
+    metrics_token: str | None = Field(default=None, validation_alias="TK_METRICS_TOKEN")
+    slow_query_ms: int = Field(default=200, ge=0, validation_alias="TK_SLOW_QUERY_MS")
+    backup_interval: str = Field(default="24h", validation_alias="TK_BACKUP_INTERVAL")
+    backup_keep: str = Field(default="7d,4w", validation_alias="TK_BACKUP_KEEP")
+    backup_s3_url: str | None = Field(default=None, validation_alias="TK_BACKUP_S3_URL")
+    alert_webhook_url: str | None = Field(default=None, validation_alias="TK_ALERT_WEBHOOK_URL")
+    rate_limits: str | None = Field(default=None, validation_alias="TK_RATE_LIMITS")
+    log_level: str = Field(default="INFO", validation_alias="TK_LOG_LEVEL")
+    # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
+    # then points at it), so operations such as point-in-time recovery know where it lives.
+    embedded_pgdata: Path | None = Field(default=None, validation_alias="TK_EMBEDDED_PGDATA")
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_config(self) -> Settings:
+        if self.env == "production":
+            missing = []
+            if not self.secret:
+                missing.append("BETTER_AUTH_SECRET")
+            if "BETTER_AUTH_URL" not in os.environ and "TK_BASE_URL" not in os.environ:
+                missing.append("BETTER_AUTH_URL")
+            if missing:
+                raise ValueError(
+                    f"TK_ENV=production needs {' and '.join(missing)} to be set explicitly"
+                )
+            if self.secret and len(self.secret) < MIN_SECRET_LENGTH:
+                raise ValueError(f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} chars")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / "backups"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def trusted_origins(self) -> list[str]:
+        if not self.trusted_origins_raw:
+            return [_origin_of(self.base_url)]
+        return [o.strip().rstrip("/") for o in self.trusted_origins_raw.split(",") if o.strip()]
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def master_secret(self) -> bytes:
+        """The master secret; generated once into TK_DATA_DIR (0600) when none is configured."""
+        if self.secret:
+            return self.secret.encode()
+        return _load_or_create_secret(self.data_dir / SECRET_FILE_NAME)
+
+
+def _origin_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def _load_or_create_secret(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48).encode()
+    # O_EXCL: when two workers race, exactly one writes and the other reads its secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value)
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

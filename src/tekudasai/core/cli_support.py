@@ -1,0 +1,101 @@
+"""What every CLI command shares: one-line errors, and a database session for one command."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tekudasai.config import ConfigError, Settings, get_settings
+from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.errors import AppError
+from tekudasai.db.embedded import EmbeddedPostgresError
+from tekudasai.db.engine import DatabaseUrlError
+from tekudasai.db.lifecycle import embedded_server, resolve_database_url
+from tekudasai.db.session import Database
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    AppError,
+    ConfigError,
+    EmbeddedPostgresError,
+    DatabaseUrlError,
+    OSError,
+    ValueError,
+)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one clear line and a non-zero exit; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except EXPECTED_ERRORS as exc:
+            fail(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+        except Exception as exc:
+            name = type(exc).__name__
+            if "asyncpg" in type(exc).__module__ or "sqlalchemy" in type(exc).__module__:
+                fail(f"database error ({name}): {str(exc).splitlines()[0] if str(exc) else ''}")
+            raise
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def run(coro: Awaitable[R]) -> R:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def command_database(settings: Settings | None = None) -> AsyncIterator[Database]:
+    """A database for one command; an embedded server this command started is stopped after."""
+    settings = settings or get_settings()
+    server = embedded_server(settings) if settings.embedded else None
+    was_running = server.is_running() if server else True
+    database = Database.connect(await resolve_database_url(settings), settings, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        if server is not None and not was_running:
+            server.stop()
+
+
+@asynccontextmanager
+async def command_session(database: Database) -> AsyncIterator[AsyncSession]:
+    """One transaction for one command."""
+    async with database.sessionmaker() as session, session.begin():
+        yield session
+
+
+def cipher_for(settings: Settings) -> PiiCipher:
+    return PiiCipher(settings.master_secret())
+
+
+def is_interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def ignore(*_: Any) -> None:
+    return None

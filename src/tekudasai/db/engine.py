@@ -1,0 +1,86 @@
+"""One async engine (and pool) per process, built from DATABASE_URL or the embedded server."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from tekudasai.config import Settings
+
+_SSL_PARAMS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword")
+_PLAIN_SSL_MODES = {"disable", "allow", "prefer", "require"}
+
+
+class DatabaseUrlError(ValueError):
+    """DATABASE_URL cannot be used."""
+
+
+def to_async_url(raw: str) -> tuple[URL, dict[str, Any]]:
+    """Turn a libpq-style URL into an asyncpg SQLAlchemy URL plus connect arguments (SSL)."""
+    try:
+        url = make_url(raw)
+    except Exception as exc:
+        raise DatabaseUrlError(f"DATABASE_URL is not a valid URL: {exc}") from exc
+    if url.get_backend_name() not in {"postgresql", "postgres"}:
+        raise DatabaseUrlError("DATABASE_URL must be a postgresql:// URL")
+    query = dict(url.query)
+    connect_args: dict[str, Any] = {}
+    ssl_opts = {k: query.pop(k) for k in _SSL_PARAMS if k in query}
+    if ssl_opts:
+        connect_args["ssl"] = _ssl_argument(ssl_opts)
+    url = url.set(drivername="postgresql+asyncpg", query=query)
+    return url, connect_args
+
+
+def _ssl_argument(opts: dict[str, Any]) -> str | ssl.SSLContext:
+    mode = str(opts.get("sslmode", "prefer"))
+    if mode in _PLAIN_SSL_MODES and not opts.get("sslrootcert") and not opts.get("sslcert"):
+        return mode
+    if mode in _PLAIN_SSL_MODES | {"verify-ca", "verify-full"}:
+        cafile = opts.get("sslrootcert")
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        if mode in {"verify-ca", "verify-full"}:
+            context.check_hostname = mode == "verify-full"
+            context.verify_mode = ssl.CERT_REQUIRED
+        else:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if opts.get("sslcert"):
+            context.load_cert_chain(
+                str(opts["sslcert"]),
+                str(opts["sslkey"]) if opts.get("sslkey") else None,
+                password=opts.get("sslpassword"),
+            )
+        return context
+    raise DatabaseUrlError(f"unsupported sslmode {mode!r}")
+
+
+def create_engine(
+    database_url: str, settings: Settings, *, pool_size: int | None = None
+) -> AsyncEngine:
+    url, connect_args = to_async_url(database_url)
+    server_settings = {"application_name": "tekudasai"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    connect_args.update(
+        timeout=settings.db_connect_timeout,
+        command_timeout=None,
+        server_settings=server_settings,
+    )
+    return create_async_engine(
+        url,
+        connect_args=connect_args,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        # A connection broken by a server restart is detected at checkout and replaced.
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

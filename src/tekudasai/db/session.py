@@ -1,0 +1,40 @@
+"""The per-process database handle and the one-transaction-per-request session dependency."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tekudasai.config import Settings
+from tekudasai.db.engine import create_engine, make_sessionmaker
+
+
+@dataclass
+class Database:
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, settings: Settings, *, pool_size: int | None = None) -> Database:
+        engine = create_engine(url, settings, pool_size=pool_size)
+        return cls(url=url, engine=engine, sessionmaker=make_sessionmaker(engine))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: services only flush; it commits when the handler returns."""
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as session, session.begin():
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit
+# answers an error instead of a success that was never stored.
+DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

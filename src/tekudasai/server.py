@@ -1,0 +1,77 @@
+"""`tekudasai serve`: start the database (embedded or not), migrate, then supervise workers.
+
+The launcher owns the embedded PostgreSQL: workers get its URL through DATABASE_URL and never
+start or stop it. uvicorn's Multiprocess supervisor replaces a worker that dies and drains
+in-flight requests on SIGTERM; after it returns we stop PostgreSQL if we started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from tekudasai.config import Settings
+from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.logging import configure_logging
+from tekudasai.db import migrate
+from tekudasai.db.lifecycle import embedded_server, resolve_database_url
+from tekudasai.db.session import Database
+from tekudasai.ops import seed
+
+log = logging.getLogger("tekudasai.serve")
+
+GRACEFUL_SHUTDOWN_S = 20
+
+
+async def prepare(settings: Settings, *, demo: bool) -> str:
+    """Migrate to head (and seed the demo set); returns the URL the workers will use."""
+    url = await resolve_database_url(settings)
+    database = Database.connect(url, settings, pool_size=1)
+    try:
+        await migrate.upgrade(database.engine)
+        if demo:
+            async with database.sessionmaker() as session, session.begin():
+                accounts = await seed.seed_demo(session, PiiCipher(settings.master_secret()))
+            for account in accounts:
+                log.info(
+                    "demo account %s / %s (%s)", account.email, account.password, account.role.value
+                )
+    finally:
+        await database.dispose()
+    return url
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
+    configure_logging(settings.log_level)
+    settings.master_secret()  # generate the secret once, before workers race for it
+    server = embedded_server(settings) if settings.embedded else None
+    started_here = server is not None and not server.is_running()
+    try:
+        url = asyncio.run(prepare(settings, demo=demo))
+        os.environ["DATABASE_URL"] = url
+        if server is not None:
+            os.environ["TK_EMBEDDED_PGDATA"] = str(server.pgdata)
+        os.environ.setdefault("TK_DATA_DIR", str(settings.data_dir))
+        config = uvicorn.Config(
+            "tekudasai.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+            server_header=False,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+        sock = config.bind_socket()
+        log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        if server is not None and started_here:
+            log.info("stopping embedded PostgreSQL")
+            server.stop()

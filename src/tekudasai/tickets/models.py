@@ -1,0 +1,130 @@
+"""Tickets, their conversation and their audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import Mapped, deferred, mapped_column
+
+from tekudasai.db.base import Base, Timestamped
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class LogAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    ASSIGN = "assign"
+    UNASSIGN = "unassign"
+    OPEN_FORM = "open_form"
+    COMMENT = "comment"
+    DELETE = "delete"
+
+
+class Ticket(Timestamped, Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open', 'in_progress', 'pending', 'resolved', 'closed')", name="status"
+        ),
+        CheckConstraint("length(summary) BETWEEN 1 AND 500", name="summary_length"),
+        ForeignKeyConstraint(
+            ["form_id", "form_version"],
+            ["form_versions.form_id", "form_versions.version"],
+            ondelete="RESTRICT",
+            name="fk_tickets_form_version_form_versions",
+        ),
+        # List paths, newest (highest id) first.
+        Index("ix_tickets_reporter_id_id", "reporter_id", "id"),
+        Index("ix_tickets_reporter_id_status_id", "reporter_id", "status", "id"),
+        Index("ix_tickets_status_id", "status", "id"),
+        Index("ix_tickets_assignee_id_id", "assignee_id", "id"),
+        Index("ix_tickets_form_id_form_version", "form_id", "form_version"),
+        Index(
+            "ix_tickets_summary_trgm",
+            "summary",
+            postgresql_using="gin",
+            postgresql_ops={"summary": "gin_trgm_ops"},
+        ),
+        Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    # RESTRICT: people who filed tickets are banned, never deleted, so history stays whole.
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    summary: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        Text, default=TicketStatus.OPEN.value, server_default="open"
+    )
+    form_id: Mapped[str] = mapped_column(ForeignKey("forms.id", ondelete="RESTRICT"))
+    form_version: Mapped[int] = mapped_column(Integer)
+    form_response: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    form_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Kept current by database triggers (summary, text answers, public comments).
+    search_vector: Mapped[Any] = deferred(mapped_column(TSVECTOR, nullable=True))
+
+
+class TicketComment(Base):
+    __tablename__ = "ticket_comments"
+    __table_args__ = (
+        CheckConstraint("length(body) BETWEEN 1 AND 20000", name="body_length"),
+        Index("ix_ticket_comments_ticket_id_id", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    body: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TicketLog(Base):
+    """The audit trail. ticket_id deliberately has no foreign key: the record of a deleted
+    ticket (including its deletion) outlives the ticket."""
+
+    __tablename__ = "ticket_logs"
+    __table_args__ = (
+        CheckConstraint(
+            "action_type IN ('create', 'update', 'assign', 'unassign', 'open_form', 'comment',"
+            " 'delete')",
+            name="action_type",
+        ),
+        Index("ix_ticket_logs_ticket_id_id", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    action_type: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    # A comment's log row is hidden from the reporter when the comment is an internal note.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

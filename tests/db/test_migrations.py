@@ -1,0 +1,105 @@
+"""Every revision walks up, down and up again; the models and the migrations agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from tekudasai.db import migrate
+from tekudasai.db.embedded import EmbeddedPostgres
+from tekudasai.db.models import Base
+from tekudasai.db.session import Database
+from tests.conftest import drop_database, make_settings
+
+import asyncpg
+
+
+async def _empty_database(server: EmbeddedPostgres, name: str) -> str:
+    conn = await asyncpg.connect(server.url("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.url(name)
+
+
+async def _tables(database: Database) -> set[str]:
+    async with database.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        )
+        return {row[0] for row in rows}
+
+
+async def test_every_revision_upgrades_downgrades_and_upgrades_again(
+    pg_server: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    url = await _empty_database(pg_server, "walk_revisions")
+    database = Database.connect(url, make_settings(url, tmp_path), pool_size=1)
+    try:
+        script = ScriptDirectory.from_config(migrate.alembic_config())
+        revisions = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+        assert revisions, "no migrations found"
+        for revision in revisions:
+            await migrate.upgrade(database.engine, revision)
+            assert await migrate.current_revision(database.engine) == revision
+        assert {"users", "tickets", "forms", "ticket_logs"} <= await _tables(database)
+        for revision in reversed(revisions):
+            await migrate.downgrade(database.engine, "-1")
+            assert await migrate.current_revision(database.engine) != revision
+        assert await _tables(database) <= {"alembic_version"}
+        await migrate.upgrade(database.engine, "head")
+        assert await migrate.current_revision(database.engine) == migrate.head_revision()
+    finally:
+        await database.dispose()
+        await drop_database(pg_server, "walk_revisions")
+
+
+async def test_models_and_migrations_do_not_drift(database: Database) -> None:
+    def diff(sync_conn):  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(
+            sync_conn, opts={"compare_type": True, "include_object": _ours}
+        )
+        return compare_metadata(context, Base.metadata)
+
+    async with database.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert changes == [], f"models and migrations disagree: {changes}"
+
+
+def _ours(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    return not (type_ == "table" and name in {"alembic_version", "pg_stat_statements"})
+
+
+async def test_every_foreign_key_is_indexed(database: Database) -> None:
+    query = text(
+        """
+        SELECT c.conrelid::regclass::text, c.conname
+          FROM pg_constraint c
+         WHERE c.contype = 'f'
+           AND NOT EXISTS (
+               SELECT 1 FROM pg_index i
+                WHERE i.indrelid = c.conrelid
+                  AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] = c.conkey
+           )
+        """
+    )
+    async with database.engine.connect() as conn:
+        unindexed = (await conn.execute(query)).all()
+    assert unindexed == []
+
+
+async def test_database_enforces_constraints(database: Database) -> None:
+    async with database.engine.connect() as conn:
+        checks = {
+            row[0]
+            for row in await conn.execute(
+                text("SELECT conname FROM pg_constraint WHERE contype = 'c'")
+            )
+        }
+    assert {"ck_users_role", "ck_tickets_status", "ck_ticket_logs_action_type"} <= checks
