@@ -54,6 +54,7 @@ def make_settings(database_url: str | None, data_dir: Path, **overrides: object)
         "BETTER_AUTH_SECRET": TEST_SECRET,
         "TK_ENV": "test",
         "TK_RATE_LIMITS": "off",
+        "TK_BACKGROUND_JOBS": "false",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

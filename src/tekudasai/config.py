@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(default=None, validation_alias="TK_ALERT_WEBHOOK_URL")
     rate_limits: str | None = Field(default=None, validation_alias="TK_RATE_LIMITS")
     log_level: str = Field(default="INFO", validation_alias="TK_LOG_LEVEL")
+    background_jobs: bool = Field(default=True, validation_alias="TK_BACKGROUND_JOBS")
     # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
     # then points at it), so operations such as point-in-time recovery know where it lives.
     embedded_pgdata: Path | None = Field(default=None, validation_alias="TK_EMBEDDED_PGDATA")
