@@ -1,4 +1,4 @@
-"""Settings from the environment (and `.env`), honouring the original Te Kudasai's variable names."""
+"""Settings from the environment (and `.env`), honouring the original's variable names."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-SECRET_FILE_NAME = "secret.key"
+SECRET_FILE_NAME = "secret.key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_LENGTH = 32
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

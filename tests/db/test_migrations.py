@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -14,8 +15,6 @@ from tekudasai.db.embedded import EmbeddedPostgres
 from tekudasai.db.models import Base
 from tekudasai.db.session import Database
 from tests.conftest import drop_database, make_settings
-
-import asyncpg
 
 
 async def _empty_database(server: EmbeddedPostgres, name: str) -> str:

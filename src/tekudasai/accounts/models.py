@@ -44,7 +44,7 @@ class User(Timestamped, Base):
 
 
 class Account(Timestamped, Base):
-    """A way to sign in: provider 'credential' holds the password hash; OAuth providers their tokens."""
+    """A way to sign in: 'credential' holds the password hash; OAuth providers their tokens."""
 
     __tablename__ = "accounts"
     __table_args__ = (
@@ -96,7 +96,7 @@ class Verification(Timestamped, Base):
 
 
 class RateLimitCounter(Base):
-    """Fixed-window counters shared by every worker process (UNLOGGED: losing them on crash is fine)."""
+    """Rate-limit counters shared by all worker processes (UNLOGGED: a crash may lose them)."""
 
     __tablename__ = "rate_limit_counters"
     __table_args__ = ({"prefixes": ["UNLOGGED"]},)

@@ -80,7 +80,7 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """JSON and form bodies above 1 MiB get 413 before the app reads them; uploads have their own cap."""
+    """Bodies above 1 MiB get 413 before the app reads them; uploads have their own cap."""
 
     def __init__(
         self,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from tekudasai.config import get_settings
 from tekudasai.core.cli_support import (
@@ -111,7 +118,7 @@ def seed_command(
                     TimeElapsedColumn(),
                     console=console,
                 ) as bar:
-                    tasks: dict[str, int] = {}
+                    tasks: dict[str, TaskID] = {}
 
                     def report(stage: str, done: int, total: int) -> None:
                         if stage not in tasks:
@@ -121,8 +128,9 @@ def seed_command(
                     result = await seed_service.seed_bulk(
                         database, cipher, users=users, tickets=tickets, forms=forms, progress=report
                     )
+                summary = f"Seeded {result.users} users, {result.tickets} tickets"
                 console.print(
-                    f"Seeded {result.users} users, {result.tickets} tickets in {result.seconds:.1f}s"
+                    f"{summary} in {result.seconds:.1f}s"
                     + (f" (bulk users' password: {seed_service.BULK_PASSWORD})" if users else "")
                 )
 

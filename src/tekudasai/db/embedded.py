@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 with warnings.catch_warnings():
     # The package computes a runtime dir at import time and warns when XDG_RUNTIME_DIR is unset.
@@ -60,7 +61,7 @@ def bin_path(name: str) -> Path:
     return POSTGRES_BIN_PATH / name
 
 
-def run_as_owner_kwargs() -> dict[str, object]:
+def run_as_owner_kwargs() -> dict[str, Any]:
     """As root, PostgreSQL binaries must run as the unprivileged owner of the data directory."""
     if platform.system() != "Windows" and os.geteuid() == 0:
         ensure_user_exists(SYSTEM_USER)
@@ -217,7 +218,7 @@ class EmbeddedPostgres:
                     stderr=errors,
                     timeout=timeout,
                     cwd="/",
-                    **run_as_owner_kwargs(),  # type: ignore[arg-type]
+                    **run_as_owner_kwargs(),
                 )
             except subprocess.CalledProcessError as exc:
                 errors.seek(0)

@@ -295,7 +295,7 @@ DEMO_TICKETS: list[dict[str, Any]] = [
 
 
 async def seed_demo(db: AsyncSession, cipher: PiiCipher) -> list[DemoAccount]:
-    """Create the demo accounts, forms and tickets that are missing; running it twice adds nothing."""
+    """Create whichever demo accounts, forms and tickets are missing (idempotent)."""
     users: dict[str, User] = {}
     for account in DEMO_ACCOUNTS:
         user = await accounts_service.find_by_email(db, cipher, account.email)
@@ -405,46 +405,12 @@ async def seed_demo(db: AsyncSession, cipher: PiiCipher) -> list[DemoAccount]:
 # -- bulk -------------------------------------------------------------------------------------
 
 BULK_FORM_ID = "bulk-general"
-BULK_PASSWORD = "bulk-password-1"
-WORDS = [
-    "printer",
-    "laptop",
-    "email",
-    "network",
-    "vpn",
-    "password",
-    "account",
-    "access",
-    "monitor",
-    "keyboard",
-    "mouse",
-    "license",
-    "software",
-    "update",
-    "crash",
-    "slow",
-    "error",
-    "screen",
-    "battery",
-    "wifi",
-    "phone",
-    "calendar",
-    "meeting",
-    "folder",
-    "share",
-    "backup",
-    "restore",
-    "invoice",
-    "order",
-    "delivery",
-    "badge",
-    "door",
-    "office",
-    "chair",
-    "desk",
-    "headset",
-    "camera",
-]
+BULK_PASSWORD = "bulk-password-1"  # noqa: S105 - printed benchmark credential
+WORDS = tuple(
+    "printer laptop email network vpn password account access monitor keyboard mouse license"
+    " software update crash slow error screen battery wifi phone calendar meeting folder share"
+    " backup restore invoice order delivery badge door office chair desk headset camera".split()
+)
 STATUSES = [s.value for s in TicketStatus]
 BATCH = 50_000
 
@@ -469,7 +435,7 @@ async def seed_bulk(
 ) -> BulkResult:
     """Load users, forms and tickets with COPY. Users share one password hash (hashing is the
     slow part, and these accounts exist for load tests): BULK_PASSWORD."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not security
     started = time.perf_counter()
     report = progress or (lambda _stage, _done, _total: None)
     async with database.engine.connect() as conn:
@@ -614,7 +580,8 @@ async def _bulk_forms(
         if exists:
             continue
         await pg.execute(
-            "INSERT INTO forms (id, creator_id, name, description, elements) VALUES ($1, $2, $3, $4, $5::jsonb)",
+            "INSERT INTO forms (id, creator_id, name, description, elements)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb)",
             form_id,
             admin_id,
             f"General request {form_id}",

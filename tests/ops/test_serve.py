@@ -1,0 +1,98 @@
+"""`tekudasai serve` on the embedded database: ready, self-healing workers, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(base: str, timeout: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base}/api/health/ready", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"service not ready in {timeout}s ({last})")
+
+
+def workers_of(parent: psutil.Process) -> set[int]:
+    # uvicorn's workers are multiprocessing "spawn" children; skip the resource tracker.
+    pids = set()
+    for child in parent.children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.Error:
+            continue  # exited while we looked
+    return pids
+
+
+def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
+    env.update(TK_DATA_DIR=str(tmp_path / "data"), BETTER_AUTH_SECRET=TEST_SECRET)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        ready = wait_ready(base)
+        assert ready.json()["data"]["database"] == "ok"
+        assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+        parent = psutil.Process(process.pid)
+        deadline = time.monotonic() + 20
+        while len(workers := workers_of(parent)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        # the surviving worker keeps answering while the supervisor replaces the dead one
+        assert httpx.get(f"{base}/api/health", timeout=5).status_code == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            current = workers_of(parent)
+            if len(current) == 2 and victim not in current:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("dead worker was not replaced")
+        wait_ready(base, timeout=20)
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists(), (
+            "postgres left running"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
