@@ -22,11 +22,18 @@ depends_on: str | Sequence[str] | None = None
 
 SEARCH_VECTOR_SQL = [
     """
+    CREATE FUNCTION tk_ticket_text_vector(p_summary text, p_response jsonb)
+    RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT setweight(to_tsvector('simple'::regconfig, coalesce(p_summary, '')), 'A')
+            || setweight(jsonb_to_tsvector('simple'::regconfig,
+                   coalesce(p_response, '{}'::jsonb), '["string"]'), 'B')
+    $$
+    """,
+    """
     CREATE FUNCTION tk_ticket_search_vector(
         p_id integer, p_summary text, p_response jsonb
     ) RETURNS tsvector LANGUAGE sql STABLE AS $$
-        SELECT setweight(to_tsvector('simple', coalesce(p_summary, '')), 'A')
-            || setweight(jsonb_to_tsvector('simple', coalesce(p_response, '{}'::jsonb), '["string"]'), 'B')
+        SELECT tk_ticket_text_vector(p_summary, p_response)
             || setweight(to_tsvector('simple', coalesce(
                    (SELECT string_agg(body, ' ' ORDER BY id) FROM ticket_comments
                      WHERE ticket_id = p_id AND NOT internal), '')), 'C')
@@ -557,3 +564,4 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS tk_comments_search_vector_trigger()")
     op.execute("DROP FUNCTION IF EXISTS tk_tickets_search_vector_trigger()")
     op.execute("DROP FUNCTION IF EXISTS tk_ticket_search_vector(integer, text, jsonb)")
+    op.execute("DROP FUNCTION IF EXISTS tk_ticket_text_vector(text, jsonb)")
