@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 import regex
@@ -15,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -103,15 +104,18 @@ class _Text(_Labelled):
     min_length: Annotated[int, Field(ge=0)] | None = None
     max_length: Annotated[int, Field(ge=1)] | None = None
     pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN)] | None = None
-    _regex: Any = PrivateAttr(default=None)
     CAP: ClassVar[int] = TEXT_FIELD_CAP
 
-    def model_post_init(self, context: Any) -> None:
-        if self.pattern is not None:
-            try:
-                self._regex = regex.compile(self.pattern)
-            except Exception:  # regex raises several types for malformed patterns
-                self._regex = None
+    # cached_property keeps derived data in the instance dict: read on every answer, it must be
+    # cheap (pydantic private attributes go through a slow __getattr__).
+    @cached_property
+    def compiled_pattern(self) -> Any:
+        if self.pattern is None:
+            return None
+        try:
+            return regex.compile(self.pattern)
+        except Exception:  # regex raises several types for malformed patterns
+            return None
 
     def definition_errors(self) -> list[tuple[str, str]]:
         problems = []
@@ -125,7 +129,7 @@ class _Text(_Labelled):
             and self.min_length > self.max_length
         ):
             problems.append(("minLength", "must not be greater than maxLength"))
-        if self.pattern is not None and self._regex is None:
+        if self.pattern is not None and self.compiled_pattern is None:
             problems.append(("pattern", "is not a valid regular expression"))
         return problems
 
@@ -139,7 +143,8 @@ class _Text(_Labelled):
             raise _Invalid(f"Must be at least {self.min_length} characters")
         if "\x00" in raw:
             raise _Invalid("Must not contain NUL characters")
-        if self._regex is not None and not ctx.matches(self._regex, raw):
+        pattern = self.compiled_pattern
+        if pattern is not None and not ctx.matches(pattern, raw):
             raise _Invalid("Does not have the required format")
         return raw
 
@@ -162,10 +167,10 @@ class Textarea(_Text):
 
 class _Choice(_Labelled):
     options: Annotated[list[Option], Field(min_length=1, max_length=MAX_OPTIONS)]
-    _values: frozenset[str] = PrivateAttr(default=frozenset())
 
-    def model_post_init(self, context: Any) -> None:
-        self._values = frozenset(o.value for o in self.options)
+    @cached_property
+    def option_values(self) -> frozenset[str]:
+        return frozenset(o.value for o in self.options)
 
     def definition_errors(self) -> list[tuple[str, str]]:
         problems = []
@@ -180,7 +185,7 @@ class _Choice(_Labelled):
         return problems
 
     def clean(self, raw: Any, ctx: _Context) -> Any:
-        if not isinstance(raw, str) or raw not in self._values:
+        if not isinstance(raw, str) or raw not in self.option_values:
             raise _Invalid("Must be one of the options")
         return raw
 
@@ -202,7 +207,7 @@ class MultiSelect(_Choice):
             raise _Invalid("Must be a list of options")
         chosen: list[str] = []
         for item in items:
-            if not isinstance(item, str) or item not in self._values:
+            if not isinstance(item, str) or item not in self.option_values:
                 raise _Invalid("Must contain only the options")
             if item not in chosen:
                 chosen.append(item)
@@ -466,7 +471,7 @@ def _show_if_problem(rule: ShowIf, earlier: dict[str, Element]) -> str | None:
             return f"'{rule.op}' needs a non-empty list of values"
         values = rule.value
     if isinstance(target, _Choice):
-        unknown = [v for v in values if not isinstance(v, str) or v not in target._values]
+        unknown = [v for v in values if not isinstance(v, str) or v not in target.option_values]
         if unknown:
             return f"value {unknown[0]!r} is not an option of '{target.name}'"
     return None
@@ -480,53 +485,90 @@ def _is_empty(raw: Any) -> bool:
     return isinstance(raw, list | dict) and not raw
 
 
-def _condition_holds(rule: ShowIf, values: dict[str, Any]) -> bool:
-    current = values.get(rule.field)
-    if rule.op == "filled":
-        filled = not _is_empty(current)
-        return filled if rule.value is None else filled == rule.value
-    if rule.op in ("eq", "neq"):
-        equal = _same(current, rule.value) or (
-            isinstance(current, list) and any(_same(c, rule.value) for c in current)
-        )
-        return equal if rule.op == "eq" else not equal
-    options = rule.value if isinstance(rule.value, list) else []
-    items = current if isinstance(current, list) else [current]
-    member = any(_same(item, option) for item in items for option in options)
-    return member if rule.op == "in" else not member
-
-
 def _same(a: Any, b: Any) -> bool:
     # True == 1 in Python; an answer of `true` must not satisfy `eq 1`.
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
+Condition = Callable[[dict[str, Any]], bool]
+
+
+def _compile_rule(rule: ShowIf) -> Condition:
+    field_name, expected = rule.field, rule.value
+    if rule.op == "filled":
+        wanted = True if expected is None else expected
+        return lambda values: (not _is_empty(values.get(field_name))) == wanted
+    negate = rule.op in ("neq", "notIn")
+    if rule.op in ("eq", "neq"):
+
+        def equal(values: dict[str, Any]) -> bool:
+            current = values.get(field_name)
+            hit = _same(current, expected) or (
+                isinstance(current, list) and any(_same(c, expected) for c in current)
+            )
+            return hit != negate
+
+        return equal
+    options = expected if isinstance(expected, list) else []
+
+    def member(values: dict[str, Any]) -> bool:
+        current = values.get(field_name)
+        items = current if isinstance(current, list) else [current]
+        hit = any(_same(item, option) for item in items for option in options)
+        return hit != negate
+
+    return member
+
+
 def is_visible(element: Element, values: dict[str, Any]) -> bool:
     """Whether an element is shown, given the answers (cleaned) to the elements before it."""
-    return element.show_if is None or _condition_holds(element.show_if, values)
+    return element.show_if is None or _compile_rule(element.show_if)(values)
+
+
+class FormPlan:
+    """Parsed elements prepared for validating many responses (what each step needs, once)."""
+
+    __slots__ = ("elements", "steps")
+
+    def __init__(self, elements: list[Element]) -> None:
+        self.elements = elements
+        self.steps: tuple[tuple[str, bool, Condition | None, Any], ...] = tuple(
+            (
+                e.name,
+                isinstance(e, _Labelled) and e.required,
+                _compile_rule(e.show_if) if e.show_if is not None else None,
+                e.clean,
+            )
+            for e in elements
+            if e.is_input
+        )
 
 
 def validate_response(
-    elements: list[Element], response: Any, *, pattern_budget: float = PATTERN_BUDGET_S
+    elements: list[Element] | FormPlan,
+    response: Any,
+    *,
+    pattern_budget: float = PATTERN_BUDGET_S,
 ) -> ValidatedResponse:
     """Check a response against the elements in order; keep only visible inputs' answers."""
     if not isinstance(response, dict):
         return ValidatedResponse({}, [{"field": "formResponse", "message": "Must be an object"}])
+    plan = elements if isinstance(elements, FormPlan) else FormPlan(elements)
     ctx = _Context(pattern_budget)
     values: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
-    for element in elements:
-        if not element.is_input or not is_visible(element, values):
+    for name, required, condition, clean in plan.steps:
+        if condition is not None and not condition(values):
             continue
-        raw = response.get(element.name)
+        raw = response.get(name)
         if _is_empty(raw):
-            if isinstance(element, _Labelled) and element.required:
-                errors.append({"field": element.name, "message": "This field is required"})
+            if required:
+                errors.append({"field": name, "message": "This field is required"})
             continue
         try:
-            values[element.name] = element.clean(raw, ctx)
+            values[name] = clean(raw, ctx)
         except _Invalid as invalid:
-            errors.append({"field": element.name, "message": invalid.message})
+            errors.append({"field": name, "message": invalid.message})
     return ValidatedResponse(values, errors)
 
 
