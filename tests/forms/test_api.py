@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -20,6 +21,15 @@ FORM_KEYS = {
     "id", "name", "description", "disabled", "elements", "hasTickets", "creatorId",
     "createdAt", "updatedAt", "version",
 }  # fmt: skip
+
+
+async def post_ascii_json(
+    client: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]
+) -> httpx.Response:
+    """POST JSON with \\u escapes, so lone surrogates can be sent (httpx encodes UTF-8)."""
+    return await client.post(
+        path, content=json.dumps(body), headers={**headers, "Content-Type": "application/json"}
+    )
 
 
 async def count(database: Database, model: type) -> int:
@@ -170,10 +180,12 @@ async def test_bad_definitions_store_nothing(
             "unique",
         ),
         ([{**TEXT, "showIf": {"field": "title", "op": "filled"}}], "elements[0].showIf", "earlier"),
+        ([{**TEXT, "label": "nul\x00"}], "elements[0].label", "NUL"),
+        ([{**TEXT, "placeholder": "\ud800"}], "elements[0].placeholder", "broken Unicode"),
     ]
     for elements, field, message in cases:
-        response = await client.post(
-            "/api/forms", json={"name": "Bad", "elements": elements}, headers=admin.auth
+        response = await post_ascii_json(
+            client, "/api/forms", {"name": "Bad", "elements": elements}, admin.auth
         )
         assert response.status_code == 400, response.text
         body = response.json()
@@ -186,8 +198,14 @@ async def test_bad_definitions_store_nothing(
         headers=admin.auth,
     )
     assert patched.status_code == 400
-    for body in ({"elements": []}, {"name": "", "elements": []}, {"name": "x", "elements": 5}):
-        bad = await client.post("/api/forms", json=body, headers=admin.auth)
+    for body in (
+        {"elements": []},
+        {"name": "", "elements": []},
+        {"name": "x", "elements": 5},
+        {"name": "x\x00", "elements": []},
+        {"name": "x", "description": "\udfff", "elements": []},
+    ):
+        bad = await post_ascii_json(client, "/api/forms", body, admin.auth)
         assert bad.status_code == 400 and bad.json()["code"] == "VALIDATION_ERROR", body
     assert await count(database, Form) == 1
     assert await count(database, FormVersion) == 1
@@ -260,6 +278,11 @@ async def test_validate_endpoint_reports_each_bad_answer(
         "qty": "Must be at most 10",
         "shot": "Must be an uploaded file",
     }
+    unstorable = await post_ascii_json(
+        client, path, {"formResponse": {"title": "a\x00b", "mail": "\ud800@corp"}}, customer.auth
+    )
+    assert unstorable.status_code == 400
+    assert {e["field"] for e in unstorable.json()["errors"]} == {"title", "mail"}
 
 
 async def test_old_ticket_keeps_its_definition(

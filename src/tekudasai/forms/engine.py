@@ -51,6 +51,8 @@ EMAIL_RE = re.compile(
     r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
+# PostgreSQL's jsonb refuses NUL characters and unpaired surrogates: keep them out of storage.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 TRUE_STRINGS = frozenset({"true", "on", "1", "yes"})
 FALSE_STRINGS = frozenset({"false", "off", "0", "no"})
 
@@ -141,8 +143,8 @@ class _Text(_Labelled):
             raise _Invalid(f"Must be at most {limit} characters")
         if self.min_length is not None and len(raw) < self.min_length:
             raise _Invalid(f"Must be at least {self.min_length} characters")
-        if "\x00" in raw:
-            raise _Invalid("Must not contain NUL characters")
+        if not storable_text(raw):
+            raise _Invalid("Must not contain NUL characters or broken Unicode")
         pattern = self.compiled_pattern
         if pattern is not None and not ctx.matches(pattern, raw):
             raise _Invalid("Does not have the required format")
@@ -398,6 +400,29 @@ def _pydantic_errors(index: int, exc: ValidationError) -> list[dict[str, str]]:
     return errors
 
 
+def storable_text(text: str) -> bool:
+    """Whether PostgreSQL can store the string in jsonb/text (no NUL, no lone surrogate)."""
+    return UNSTORABLE_RE.search(text) is None
+
+
+def _unstorable_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if storable_text(value) else path
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_path(key, path) or _unstorable_path(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def parse_elements(raw: Any) -> list[Element]:
     """Parse and check a form definition; raise InvalidFormDefinition with per-element errors."""
     if not isinstance(raw, list):
@@ -409,6 +434,10 @@ def parse_elements(raw: Any) -> list[Element]:
     elements: list[Element] = []
     errors: list[dict[str, str]] = []
     for index, item in enumerate(raw):
+        bad = _unstorable_path(item, f"elements[{index}]")
+        if bad:
+            errors.append({"field": bad, "message": "NUL, broken Unicode or a non-finite number"})
+            continue
         try:
             elements.append(_element_adapter.validate_python(item))
         except ValidationError as exc:
