@@ -39,8 +39,8 @@ TEXTAREA_CAP = 50_000
 MAX_NUMBER = 1e15
 # A pattern runs under a timeout (the `regex` package checks it inside its matching loop), and
 # all pattern checks of one response share a budget: a hostile pattern costs at most this much.
-PATTERN_TIMEOUT_S = 0.05
-PATTERN_BUDGET_S = 0.1
+PATTERN_TIMEOUT_S = 0.02
+PATTERN_BUDGET_S = 0.05
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -57,7 +57,11 @@ TRUE_STRINGS = frozenset({"true", "on", "1", "yes"})
 FALSE_STRINGS = frozenset({"false", "off", "0", "no"})
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
-MISSING: Any = object()
+# Saving a pattern tries it on strings that make backtracking explode; a pattern that cannot
+# answer within the probe timeout is refused, so admins learn at once (answers stay bounded by
+# the timeout and budget above either way, e.g. for definitions stored before this check).
+PATTERN_PROBES = ("a" * 64 + "!", "0" * 64 + "!", " " * 64 + "!", "aA0_-. @" * 8 + "\x01")
+PATTERN_PROBE_TIMEOUT_S = 0.01
 
 
 class _Model(BaseModel):
@@ -73,7 +77,7 @@ class Option(_Model):
 
 
 class ShowIf(_Model):
-    field: str
+    field: Annotated[str, Field(max_length=64)]
     op: Literal["eq", "neq", "in", "notIn", "filled"]
     value: Scalar | list[Scalar] | None = None
 
@@ -131,8 +135,11 @@ class _Text(_Labelled):
             and self.min_length > self.max_length
         ):
             problems.append(("minLength", "must not be greater than maxLength"))
-        if self.pattern is not None and self.compiled_pattern is None:
-            problems.append(("pattern", "is not a valid regular expression"))
+        if self.pattern is not None:
+            if self.compiled_pattern is None:
+                problems.append(("pattern", "is not a valid regular expression"))
+            elif not _fast_enough(self.compiled_pattern):
+                problems.append(("pattern", "is too slow to check (nested repetition?)"))
         return problems
 
     def clean(self, raw: Any, ctx: _Context) -> Any:
@@ -149,6 +156,19 @@ class _Text(_Labelled):
         if pattern is not None and not ctx.matches(pattern, raw):
             raise _Invalid("Does not have the required format")
         return raw
+
+
+def _fast_enough(pattern: Any) -> bool:
+    # Runs of each literal character of the pattern too: "(x+x+)+y" explodes on "xxx…".
+    literals = dict.fromkeys(c for c in pattern.pattern if c.isalnum() or c in " _-.@")
+    probes = PATTERN_PROBES + tuple(c * 64 + "\x01" for c in list(literals)[:16])
+    try:
+        for probe in probes:
+            pattern.fullmatch(probe, timeout=PATTERN_PROBE_TIMEOUT_S)
+            pattern.search(probe, timeout=PATTERN_PROBE_TIMEOUT_S)
+    except TimeoutError:
+        return False
+    return True
 
 
 class TextField(_Text):
