@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tekudasai.core.ids import new_id
@@ -44,7 +53,7 @@ class User(Timestamped, Base):
 
 
 class Account(Timestamped, Base):
-    """A way to sign in: provider 'credential' holds the password hash; OAuth providers their tokens."""
+    """A way to sign in: 'credential' holds the password hash; OAuth providers, their tokens."""
 
     __tablename__ = "accounts"
     __table_args__ = (
@@ -96,7 +105,7 @@ class Verification(Timestamped, Base):
 
 
 class RateLimitCounter(Base):
-    """Fixed-window counters shared by every worker process (UNLOGGED: losing them on crash is fine)."""
+    """Rate-limit windows shared by every worker (UNLOGGED: losing them on a crash is fine)."""
 
     __tablename__ = "rate_limit_counters"
     __table_args__ = ({"prefixes": ["UNLOGGED"]},)
@@ -105,3 +114,12 @@ class RateLimitCounter(Base):
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     hits: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PiiKey(Base):
+    """Key ids for personal data; the highest one is current. Keys derive from the master secret."""
+
+    __tablename__ = "pii_keys"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
