@@ -34,6 +34,8 @@ class Role(StrEnum):
 class User(Timestamped, Base):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('user', 'agent', 'admin')", name="role"),)
+    # updated_at comes back with RETURNING: showing a user after a change needs no reload.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
     name_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
@@ -75,6 +77,7 @@ class Account(Timestamped, Base):
 
 class Session(Timestamped, Base):
     __tablename__ = "sessions"
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -251,7 +251,9 @@ def needs_renewal(session: Session, *, at: datetime | None = None) -> bool:
 
 
 async def renew_session(db: AsyncSession, session: Session) -> None:
-    session.expires_at = now_utc() + session_lifetime(session.remember_me)
+    now = now_utc()
+    session.expires_at = now + session_lifetime(session.remember_me)
+    session.updated_at = now  # set here, so the row needs no reload after the flush
     await db.flush()
 
 
