@@ -33,7 +33,9 @@ class ProviderUser:
 class OidcProvider:
     client_id: str = "tk-client"
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    user: ProviderUser = field(default_factory=lambda: ProviderUser("sub-1", "oidc.person@example.test"))
+    user: ProviderUser = field(
+        default_factory=lambda: ProviderUser("sub-1", "oidc.person@example.test")
+    )
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1"}))
     issuer: str = ""
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -54,10 +56,13 @@ class OidcProvider:
         )
 
     async def __aenter__(self) -> OidcProvider:
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
+        # uvicorn offers no event for this; a short poll is fine here.
+        while not self._server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.issuer = f"http://127.0.0.1:{port}"

@@ -78,10 +78,14 @@ async def test_sign_in_with_bearer_and_sign_out_revokes(
     assert (await client.get("/api/auth/session", headers=bearer)).text == "null"
     assert (await client.get("/api/auth/session", headers=person.auth)).json() is not None
     async with database.sessionmaker() as db:
-        assert await db.scalar(select(Session).where(Session.token_hash == hash_token(token))) is None
+        assert (
+            await db.scalar(select(Session).where(Session.token_hash == hash_token(token))) is None
+        )
 
 
-async def test_sign_out_everywhere(client: httpx.AsyncClient, database: Database, cipher: PiiCipher) -> None:
+async def test_sign_out_everywhere(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
     person = await make_person(database, cipher)
     signed_in = await client.post(
         "/api/auth/signin", json={"email": person.email, "password": person.password}
@@ -98,8 +102,12 @@ async def test_wrong_password_and_unknown_email_look_the_same(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
 ) -> None:
     person = await make_person(database, cipher)
-    wrong = await client.post("/api/auth/signin", json={"email": person.email, "password": "nope-nope-nope"})
-    unknown = await client.post("/api/auth/signin", json={"email": "ghost@example.test", "password": "nope-nope-nope"})
+    wrong = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": "nope-nope-nope"}
+    )
+    unknown = await client.post(
+        "/api/auth/signin", json={"email": "ghost@example.test", "password": "nope-nope-nope"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
     assert wrong.json()["code"] == "INVALID_EMAIL_OR_PASSWORD"
@@ -117,7 +125,9 @@ async def test_remember_me_off_gives_short_browser_session(
     assert response.status_code == 200
     assert "Max-Age" not in response.headers["set-cookie"]
     expires = datetime.fromisoformat(
-        (await client.get("/api/auth/session")).json()["session"]["expiresAt"].replace("Z", "+00:00")
+        (await client.get("/api/auth/session"))
+        .json()["session"]["expiresAt"]
+        .replace("Z", "+00:00")
     )
     assert expires - datetime.now(UTC) < timedelta(hours=25)
 
@@ -168,8 +178,12 @@ async def test_rehash_on_sign_in_when_parameters_changed(
     person = await make_person(database, cipher)
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(person.password)
     async with database.sessionmaker() as db, db.begin():
-        await db.execute(update(Account).where(Account.user_id == person.user.id).values(password=weak))
-    response = await client.post("/api/auth/signin", json={"email": person.email, "password": person.password})
+        await db.execute(
+            update(Account).where(Account.user_id == person.user.id).values(password=weak)
+        )
+    response = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
     assert response.status_code == 200
     async with database.sessionmaker() as db:
         stored = await db.scalar(select(Account.password).where(Account.user_id == person.user.id))
@@ -194,7 +208,9 @@ async def test_principal_is_one_query(
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
     assert response.status_code == 200
-    queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT"))]
+    queries = [
+        s for s in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT"))
+    ]
     assert len(queries) == 1, queries
     assert "JOIN sessions" in queries[0]
     assert await count(database, User) == 1

@@ -22,9 +22,7 @@ from tests.factories import make_person
 
 async def sessions_of(database: Database, user_id: str) -> int:
     async with database.sessionmaker() as db:
-        return int(
-            await db.scalar(select(func.count()).where(Session.user_id == user_id)) or 0
-        )
+        return int(await db.scalar(select(func.count()).where(Session.user_id == user_id)) or 0)
 
 
 async def test_reset_request_is_always_200_and_mails_only_real_accounts(
@@ -62,7 +60,9 @@ async def test_reset_sets_password_revokes_every_session_and_is_single_use(
         "/api/auth/reset-password", json={"token": token, "newPassword": "another-secret"}
     )
     assert reused.status_code == 400 and reused.json()["code"] == "INVALID_TOKEN"
-    old = await client.post("/api/auth/signin", json={"email": person.email, "password": person.password})
+    old = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
     assert old.status_code == 401
     new = await client.post(
         "/api/auth/signin", json={"email": person.email, "password": "brand-new-secret"}
@@ -131,7 +131,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Envelope] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
         self.messages.append(envelope)
         return "250 OK"
 
@@ -168,7 +168,9 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
 
 
 async def test_reset_mail_goes_through_a_real_smtp_server(
-    settings_with, database: Database, cipher: PiiCipher  # type: ignore[no-untyped-def]
+    settings_with,
+    database: Database,
+    cipher: PiiCipher,  # type: ignore[no-untyped-def]
 ) -> None:
     async with SmtpServer() as smtp:
         inbox = smtp.inbox
