@@ -145,8 +145,10 @@ async def test_unverified_email_is_not_linked(
             "url"
         ]
         refused = await client.get(await authorize_at_provider(url))
-        assert refused.status_code == 403 and refused.json()["code"] == "ACCOUNT_NOT_LINKED"
+        assert refused.status_code == 302
+        assert refused.headers["location"] == f"{BASE_URL}/auth/login?error=ACCOUNT_NOT_LINKED"
         assert "tk.session_token" not in refused.headers.get("set-cookie", "")
+        assert (await client.get("/api/auth/session")).text == "null"
     async with database.sessionmaker() as db:
         assert (
             await db.scalar(
@@ -182,16 +184,40 @@ async def test_wrong_or_missing_state_is_a_clear_error(settings_with, database: 
     assert await users(database) == 0
 
 
-async def test_provider_error_is_reported(settings_with, database: Database) -> None:  # type: ignore[no-untyped-def]
-    async with oidc_app(settings_with, database) as (_, client):
-        url = (await client.post("/api/auth/sign-in/social", json={"provider": "oidc"})).json()[
-            "url"
-        ]
+async def start_url(client: httpx.AsyncClient, **extra: str) -> str:
+    response = await client.post("/api/auth/sign-in/social", json={"provider": "oidc", **extra})
+    assert response.status_code == 200, response.text
+    return str(response.json()["url"])
+
+
+async def test_provider_error_and_ban_redirect_with_the_reason(
+    settings_with,  # type: ignore[no-untyped-def]
+    database: Database,
+    cipher: PiiCipher,
+) -> None:
+    async with oidc_app(settings_with, database) as (provider, client):
+        url = await start_url(client, errorCallbackURL="/oops?from=sso")
         state = parse_qs(urlsplit(url).query)["state"][0]
         denied = await client.get(
             "/api/auth/callback/oidc", params={"error": "access_denied", "state": state}
         )
-        assert denied.status_code == 400 and denied.json()["code"] == "OAUTH_FAILED"
+        assert denied.status_code == 302
+        assert denied.headers["location"] == f"{BASE_URL}/oops?from=sso&error=OAUTH_FAILED"
+
+        # A banned user coming back through the provider is refused, and nothing is linked.
+        banned = await make_person(database, cipher, email="banned.sso@example.test")
+        async with database.sessionmaker() as db, db.begin():
+            row = await db.get(User, banned.user.id)
+            assert row is not None
+            row.banned = True
+        provider.user = ProviderUser("sub-banned", "banned.sso@example.test")
+        refused = await client.get(await authorize_at_provider(await start_url(client)))
+        assert refused.headers["location"] == f"{BASE_URL}/auth/login?error=BANNED_USER"
+    async with database.sessionmaker() as db:
+        linked = await db.scalar(
+            select(func.count()).select_from(Account).where(Account.account_id == "sub-banned")
+        )
+    assert linked == 0
 
 
 @pytest.mark.parametrize(

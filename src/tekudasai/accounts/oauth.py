@@ -49,6 +49,7 @@ log = logging.getLogger("tekudasai.oauth")
 STATE_COOKIE = "tk.oauth_state"
 STATE_PURPOSE = "oauth-state"
 STATE_TTL_SECONDS = 600
+DEFAULT_ERROR_CALLBACK = "/auth/login"
 DISCOVERY_TTL_SECONDS = 3600
 HTTP_TIMEOUT = 10.0
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
@@ -199,11 +200,17 @@ def _client(settings: Settings, provider: Provider) -> AsyncOAuth2Client:
 
 
 async def start(
-    settings: Settings, cipher: PiiCipher, *, provider_id: str, callback_url: str | None
+    settings: Settings,
+    cipher: PiiCipher,
+    *,
+    provider_id: str,
+    callback_url: str | None,
+    error_callback_url: str | None = None,
 ) -> tuple[str, str]:
     """The provider's authorization URL and the sealed state cookie value."""
     provider = get_provider(settings, provider_id)
     callback = safe_callback_url(settings, callback_url)
+    error_callback = safe_callback_url(settings, error_callback_url or DEFAULT_ERROR_CALLBACK)
     urls = await endpoints(provider)
     state, verifier, nonce = generate_token(32), generate_token(64), generate_token(24)
     extra = {"nonce": nonce} if provider.issuer else {}
@@ -217,6 +224,7 @@ async def start(
         "v": verifier,
         "n": nonce,
         "c": callback,
+        "x": error_callback,
         "e": int(time.time()) + STATE_TTL_SECONDS,
     }
     sealed = cipher.seal(json.dumps(payload).encode(), purpose=STATE_PURPOSE)
@@ -236,18 +244,15 @@ def _open_state(cipher: PiiCipher, cookie: str | None) -> dict[str, Any]:
     return payload
 
 
-async def finish(
-    db: AsyncSession,
+def open_state(
     settings: Settings,
     cipher: PiiCipher,
     *,
     provider_id: str,
-    code: str | None,
     state: str | None,
-    error: str | None,
     state_cookie: str | None,
-) -> tuple[User, str]:
-    """Check state, exchange the code (with the PKCE verifier), find or create the user."""
+) -> tuple[Provider, dict[str, Any]]:
+    """The sign-in attempt this callback belongs to; anything that does not match is refused."""
     provider = get_provider(settings, provider_id)
     payload = _open_state(cipher, state_cookie)
     if (
@@ -256,6 +261,20 @@ async def finish(
         or not hmac.compare_digest(str(payload.get("s", "")), state)
     ):
         raise InvalidOAuthState()
+    return provider, payload
+
+
+async def complete(
+    db: AsyncSession,
+    settings: Settings,
+    cipher: PiiCipher,
+    *,
+    provider: Provider,
+    payload: dict[str, Any],
+    code: str | None,
+    error: str | None,
+) -> User:
+    """Exchange the code (with the PKCE verifier), verify the identity, find or create the user."""
     if error:
         raise OAuthFailed(f"The provider refused the sign-in ({error[:100]}).")
     if not code:
@@ -278,10 +297,9 @@ async def finish(
             log.warning("OAuth exchange with %s failed: %s", provider.id, exc)
             raise OAuthFailed() from exc
         raise
-    user = await link_or_create(
+    return await link_or_create(
         db, cipher, provider=provider.id, identity=identity, token=dict(token)
     )
-    return user, payload["c"]
 
 
 async def _oidc_identity(

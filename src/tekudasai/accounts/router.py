@@ -33,7 +33,8 @@ from tekudasai.accounts.schemas import (
 )
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.mail import send_mail
+from tekudasai.core.errors import AppError
+from tekudasai.core.mail import send_mail_quietly
 from tekudasai.core.ratelimit import AuthIpLimit, client_ip, enforce
 from tekudasai.core.schemas import PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
@@ -99,7 +100,9 @@ async def sign_up(
     )
     verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
     subject, text = _verification_mail(settings, verify_token, None)
-    background.add_task(send_mail, settings, to=body.email.strip(), subject=subject, body=text)
+    background.add_task(
+        send_mail_quietly, settings, to=body.email.strip(), subject=subject, body=text
+    )
     return {"token": token, "user": service.public_user(user, cipher)}
 
 
@@ -185,7 +188,7 @@ async def verify_request(
         token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
         subject, text = _verification_mail(settings, token, callback)
         address = cipher.decrypt(user.email_ciphertext, context="user.email")
-        background.add_task(send_mail, settings, to=address, subject=subject, body=text)
+        background.add_task(send_mail_quietly, settings, to=address, subject=subject, body=text)
     return {"status": True}
 
 
@@ -231,7 +234,7 @@ async def reset_password_request(
         base = target if target.startswith("http") else f"{settings.base_url}{target}"
         link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
         background.add_task(
-            send_mail,
+            send_mail_quietly,
             settings,
             to=email,
             subject="Reset your password",
@@ -321,29 +324,52 @@ async def sign_in_social(
 ) -> dict[str, Any]:
     """Start an OAuth sign-in: the URL to send the browser to."""
     url, state = await oauth.start(
-        settings, cipher, provider_id=body.provider, callback_url=body.callback_url
+        settings,
+        cipher,
+        provider_id=body.provider,
+        callback_url=body.callback_url,
+        error_callback_url=body.error_callback_url,
     )
     _set_state_cookie(response, settings, state)
     return {"url": url, "redirect": not body.disable_redirect}
 
 
+def _absolute(settings: Settings, url: str) -> str:
+    return url if url.startswith("http") else f"{settings.base_url}{url}"
+
+
 async def _callback(
-    provider: str, request: Request, db: DbSession, settings: Settings, cipher: PiiCipher
+    provider_id: str, request: Request, db: DbSession, settings: Settings, cipher: PiiCipher
 ) -> Response:
-    user, callback = await oauth.finish(
-        db,
+    provider, payload = oauth.open_state(
         settings,
         cipher,
-        provider_id=provider,
-        code=request.query_params.get("code"),
+        provider_id=provider_id,
         state=request.query_params.get("state"),
-        error=request.query_params.get("error"),
         state_cookie=request.cookies.get(oauth.STATE_COOKIE),
     )
-    if not callback.startswith("http"):
-        callback = f"{settings.base_url}{callback}"
-    response = RedirectResponse(callback, status_code=302)
-    await _start_session(request, response, db, settings, user_id=user.id, remember_me=True)
+    try:
+        # A savepoint: a failure half-way (say, a banned user) leaves nothing behind.
+        async with db.begin_nested():
+            user = await oauth.complete(
+                db,
+                settings,
+                cipher,
+                provider=provider,
+                payload=payload,
+                code=request.query_params.get("code"),
+                error=request.query_params.get("error"),
+            )
+    except AppError as exc:
+        # The attempt is genuine (state matched): send the browser back with the reason.
+        target = _absolute(settings, payload.get("x") or oauth.DEFAULT_ERROR_CALLBACK)
+        separator = "&" if "?" in target else "?"
+        response = RedirectResponse(
+            f"{target}{separator}{urlencode({'error': exc.code})}", status_code=302
+        )
+    else:
+        response = RedirectResponse(_absolute(settings, payload["c"]), status_code=302)
+        await _start_session(request, response, db, settings, user_id=user.id, remember_me=True)
     response.delete_cookie(oauth.STATE_COOKIE, path="/api", secure=settings.secure_cookies)
     return response
 
@@ -370,10 +396,17 @@ async def oauth_redirect(
     settings: AppSettings,
     cipher: Cipher,
     callback_url: Annotated[str | None, Query(alias="callbackURL", max_length=2000)] = None,
+    error_callback_url: Annotated[
+        str | None, Query(alias="errorCallbackURL", max_length=2000)
+    ] = None,
 ) -> Response:
     """Start an OAuth sign-in by redirecting to the provider."""
     url, state = await oauth.start(
-        settings, cipher, provider_id=provider, callback_url=callback_url
+        settings,
+        cipher,
+        provider_id=provider,
+        callback_url=callback_url,
+        error_callback_url=error_callback_url,
     )
     response = RedirectResponse(url, status_code=302)
     _set_state_cookie(response, settings, state)
