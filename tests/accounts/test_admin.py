@@ -192,3 +192,32 @@ async def test_bad_ban_bodies(
     response = await client.post("/api/auth/admin/ban-user", json=body, headers=admin.auth)
     assert response.status_code == 400
     assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_better_auth_list_users_alias(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    agent = await make_person(database, cipher, role="agent")
+    response = await client.get(
+        "/api/auth/admin/list-users",
+        params={"filterField": "role", "filterValue": "agent", "limit": 10},
+        headers=admin.auth,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == 1 and body["users"][0]["email"] == agent.email
+    searched = await client.get(
+        "/api/auth/admin/list-users", params={"searchValue": admin.email}, headers=admin.auth
+    )
+    assert [u["id"] for u in searched.json()["users"]] == [admin.user.id]
+    hidden = await client.get("/api/auth/admin/list-users", headers=agent.auth)
+    assert hidden.status_code == 404
+
+
+async def test_bad_rate_limit_setting_stops_start_up(settings_with, database: Database) -> None:  # type: ignore[no-untyped-def]
+    from tekudasai.app import create_app
+    from tekudasai.config import ConfigError
+
+    with pytest.raises(ConfigError, match="TK_RATE_LIMITS"):
+        create_app(settings_with(TK_RATE_LIMITS="auth_ip=lots"), database)

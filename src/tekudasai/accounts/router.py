@@ -300,6 +300,32 @@ async def list_users(
     )
 
 
+@router.get("/auth/admin/list-users", include_in_schema=False)
+async def admin_list_users(
+    admin: Admin,
+    db: DbSession,
+    cipher: Cipher,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    search_value: Annotated[str | None, Query(alias="searchValue", max_length=320)] = None,
+    filter_field: Annotated[Literal["role"] | None, Query(alias="filterField")] = None,
+    filter_value: Annotated[
+        Literal["user", "agent", "admin"] | None, Query(alias="filterValue")
+    ] = None,
+) -> dict[str, Any]:
+    """better-auth's admin list (searches are exact matches here: the data is encrypted)."""
+    role = filter_value if filter_field == "role" and filter_value else "all"
+    users, total = await service.list_users(
+        db, cipher, offset=offset, limit=limit, search=search_value, role=role
+    )
+    return {
+        "users": [service.public_user(u, cipher) for u in users],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
 @router.get("/auth/providers")
 async def providers(settings: AppSettings) -> list[dict[str, str]]:
     """Configured OAuth providers only."""
