@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select, update
 
-from tekudasai.accounts.models import Account, Session, User
+from tekudasai.accounts.models import Account, Session, User, Verification
 from tekudasai.accounts.passwords import hasher
 from tekudasai.core.crypto import PiiCipher, hash_token
 from tekudasai.db.session import Database
@@ -214,3 +214,29 @@ async def test_principal_is_one_query(
     assert len(queries) == 1, queries
     assert "JOIN sessions" in queries[0]
     assert await count(database, User) == 1
+
+
+async def test_purge_expired_sessions_and_tokens(database: Database, cipher: PiiCipher) -> None:
+    from tekudasai.accounts import service
+    from tekudasai.accounts.jobs import purge_expired
+
+    alive = await make_person(database, cipher)
+    gone = await make_person(database, cipher)
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(Session)
+            .where(Session.user_id == gone.user.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+        await service.issue_token(db, user_id=alive.user.id, purpose=service.RESET_PASSWORD)
+        await service.issue_token(db, user_id=gone.user.id, purpose=service.VERIFY_EMAIL)
+        await db.execute(
+            update(Verification)
+            .where(Verification.user_id == gone.user.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    async with database.sessionmaker() as db, db.begin():
+        purged = await purge_expired(db)
+    assert purged["sessions"] == 1 and purged["tokens"] == 1
+    assert await count(database, Session) == 1
+    assert await count(database, Verification) == 1

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from tekudasai.accounts import jobs as _jobs  # noqa: F401 - registers the hourly clean-up
 from tekudasai.accounts import oauth, service
 from tekudasai.accounts.dependencies import (
     Admin,
@@ -92,6 +93,7 @@ async def sign_up(
 ) -> dict[str, Any]:
     """Create an account with e-mail and password; signs the new user in."""
     await _account_limit(request, cipher, body.email)
+    callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
     user = await service.create_user(
         db, cipher, email=body.email, name=body.name, password=body.password, image=body.image
     )
@@ -99,7 +101,7 @@ async def sign_up(
         request, response, db, settings, user_id=user.id, remember_me=body.remember_me
     )
     verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
-    subject, text = _verification_mail(settings, verify_token, None)
+    subject, text = _verification_mail(settings, verify_token, callback)
     background.add_task(
         send_mail_quietly, settings, to=body.email.strip(), subject=subject, body=text
     )
