@@ -240,3 +240,9 @@ async def test_purge_expired_sessions_and_tokens(database: Database, cipher: Pii
     assert purged["sessions"] == 1 and purged["tokens"] == 1
     assert await count(database, Session) == 1
     assert await count(database, Verification) == 1
+
+
+async def test_openapi_lists_the_auth_routes(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/api/openapi.json")).json()
+    for path in ("/api/auth/signup", "/api/auth/signin", "/api/auth/session", "/api/users"):
+        assert path in schema["paths"], path
