@@ -344,7 +344,7 @@ async def _verify_id_token(
         decoded = jwt.decode(id_token, keys, algorithms=ID_TOKEN_ALGORITHMS)
         jwt.JWTClaimsRegistry(
             leeway=60,
-            iss={"essential": True, "value": urls.issuer},
+            iss={"essential": True, "value": urls.issuer or ""},
             aud={"essential": True, "value": provider.client_id},
             exp={"essential": True},
             sub={"essential": True},

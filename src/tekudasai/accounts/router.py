@@ -21,6 +21,7 @@ from tekudasai.accounts.dependencies import (
     clear_session_cookie,
     set_session_cookie,
 )
+from tekudasai.accounts.models import User
 from tekudasai.accounts.schemas import (
     BanUserIn,
     ResetPasswordIn,
@@ -177,6 +178,7 @@ async def verify_request(
 ) -> dict[str, bool]:
     """Send (again) the e-mail verification link. Always answers the same."""
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
+    user: User | None
     if principal is not None:
         user = principal.user
     elif body.email:
