@@ -119,6 +119,24 @@ async def api_figures(seconds: float, concurrency: int) -> None:
                     probes.append((time.perf_counter() - started) * 1000)
                     await asyncio.sleep(0.05)
 
+            async def failure_p50(email: str) -> float:
+                timings = []
+                for _ in range(15):
+                    started = time.perf_counter()
+                    response = await http.post(
+                        "/api/auth/signin", json={"email": email, "password": "wrong-password"}
+                    )
+                    assert response.status_code == 401
+                    timings.append((time.perf_counter() - started) * 1000)
+                return statistics.median(timings)
+
+            wrong = await failure_p50("bench@example.test")
+            unknown = await failure_p50("nobody@example.test")
+            print(
+                f"failed sign-in p50 (sequential): wrong password {wrong:.1f} ms, "
+                f"unknown e-mail {unknown:.1f} ms"
+            )
+            stop = time.perf_counter() + seconds
             started = time.perf_counter()
             await asyncio.gather(*(sign_in_loop() for _ in range(concurrency)), probe_loop())
             elapsed = time.perf_counter() - started
