@@ -257,3 +257,36 @@ async def test_trusted_absolute_callback_and_gitlab_issuer(
             assert (await client.get("/api/auth/session")).json()["user"][
                 "email"
             ] == provider.user.email
+
+
+async def test_linking_to_an_unverified_account_drops_the_squatters_password(
+    settings_with,  # type: ignore[no-untyped-def]
+    database: Database,
+    cipher: PiiCipher,
+) -> None:
+    async with oidc_app(settings_with, database) as (_, client):
+        squatter = await client.post(
+            "/api/auth/signup",
+            json={
+                "name": "Squatter",
+                "email": "oidc.person@example.test",
+                "password": "i-do-not-own-this",
+            },
+        )
+        assert squatter.status_code == 200
+        squatter_token = squatter.json()["token"]
+        client.cookies.clear()
+        done = await client.get(await authorize_at_provider(await start_url(client)))
+        assert done.status_code == 302 and done.headers["location"] == f"{BASE_URL}/"
+        me = (await client.get("/api/auth/session")).json()
+        assert me["user"]["emailVerified"] is True
+        dead = await client.get(
+            "/api/auth/session", headers={"Authorization": f"Bearer {squatter_token}"}
+        )
+        assert dead.text == "null"
+        refused = await client.post(
+            "/api/auth/signin",
+            json={"email": "oidc.person@example.test", "password": "i-do-not-own-this"},
+            headers={"Authorization": "Bearer none"},
+        )
+        assert refused.status_code == 401

@@ -21,7 +21,7 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts import service
@@ -433,6 +433,14 @@ async def link_or_create(
             # Linking on an unconfirmed address would let anyone claim someone's account.
             raise AccountNotLinked()
         elif not user.email_verified:
+            # Whoever registered this address never proved owning it (pre-hijack): their
+            # password and sessions go; the provider has just proved the real owner.
+            await db.execute(
+                delete(Account).where(
+                    Account.user_id == user.id, Account.provider_id == service.CREDENTIAL_PROVIDER
+                )
+            )
+            await service.revoke_all_sessions(db, user_id=user.id)
             user.email_verified = True
         db.add(
             Account(user_id=user.id, provider_id=provider, account_id=identity.account_id, **tokens)
