@@ -246,3 +246,25 @@ async def test_openapi_lists_the_auth_routes(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/api/openapi.json")).json()
     for path in ("/api/auth/signup", "/api/auth/signin", "/api/auth/session", "/api/users"):
         assert path in schema["paths"], path
+
+
+async def test_sliding_renewal_refreshes_the_cookie(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    signed_in = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
+    token = signed_in.json()["token"]
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(Session)
+            .where(Session.token_hash == hash_token(token))
+            .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+        )
+    renewed = await client.get("/api/auth/session")
+    assert renewed.status_code == 200
+    assert f"tk.session_token={token};" in renewed.headers["set-cookie"]
+    assert "Max-Age=604800" in renewed.headers["set-cookie"]
+    quiet = await client.get("/api/auth/session")
+    assert "set-cookie" not in quiet.headers
