@@ -52,6 +52,11 @@ class OidcProvider:
                 Route("/token", self.token, methods=["POST"]),
                 Route("/userinfo", self.userinfo),
                 Route("/jwks", self.jwks),
+                # GitHub's shapes (plain OAuth 2.0, no OpenID Connect).
+                Route("/login/oauth/authorize", self.authorize),
+                Route("/login/oauth/access_token", self.token, methods=["POST"]),
+                Route("/user", self.github_user),
+                Route("/user/emails", self.github_emails),
             ]
         )
 
@@ -94,7 +99,8 @@ class OidcProvider:
             return JSONResponse({"error": "invalid_request"}, 400)
         if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
             return JSONResponse({"error": "invalid_request", "error_description": "PKCE"}, 400)
-        if "openid" not in (q.get("scope") or "").split():
+        github = request.url.path.startswith("/login/")
+        if not github and "openid" not in (q.get("scope") or "").split():
             return JSONResponse({"error": "invalid_scope"}, 400)
         code = secrets.token_urlsafe(16)
         self.codes[code] = {
@@ -170,3 +176,26 @@ class OidcProvider:
 
     async def jwks(self, request: Request) -> Response:
         return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+
+    def _bearer_user(self, request: Request) -> ProviderUser | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return self.access_tokens.get(token)
+
+    async def github_user(self, request: Request) -> Response:
+        user = self._bearer_user(request)
+        if user is None:
+            return JSONResponse({"message": "Bad credentials"}, 401)
+        return JSONResponse(
+            {"id": 4242, "login": "octo", "name": user.name, "email": None, "avatar_url": None}
+        )
+
+    async def github_emails(self, request: Request) -> Response:
+        user = self._bearer_user(request)
+        if user is None:
+            return JSONResponse({"message": "Bad credentials"}, 401)
+        return JSONResponse(
+            [
+                {"email": "old@example.test", "primary": False, "verified": True},
+                {"email": user.email, "primary": True, "verified": user.email_verified},
+            ]
+        )

@@ -290,3 +290,34 @@ async def test_linking_to_an_unverified_account_drops_the_squatters_password(
             headers={"Authorization": "Bearer none"},
         )
         assert refused.status_code == 401
+
+
+async def test_github_flow_uses_the_verified_primary_email(
+    settings_with,  # type: ignore[no-untyped-def]
+    database: Database,
+    cipher: PiiCipher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tekudasai.accounts import oauth
+
+    person = await make_person(database, cipher, email="octo@example.test")
+    async with OidcProvider() as provider:
+        # The same loopback server plays github.com and api.github.com.
+        monkeypatch.setattr(oauth, "GITHUB_WEB", provider.issuer)
+        monkeypatch.setattr(oauth, "GITHUB_API", provider.issuer)
+        provider.user = ProviderUser("ignored", "octo@example.test", name="Octo Cat")
+        settings = settings_with(
+            GITHUB_CLIENT_ID=provider.client_id, GITHUB_CLIENT_SECRET=provider.client_secret
+        )
+        async with client_for(database, settings) as client:
+            redirect = await client.get("/api/auth/github", params={"callbackURL": "/"})
+            assert redirect.status_code == 302
+            assert redirect.headers["location"].startswith(f"{provider.issuer}/login/oauth/")
+            done = await client.get(await authorize_at_provider(redirect.headers["location"]))
+            assert done.status_code == 302 and done.headers["location"] == f"{BASE_URL}/"
+            me = (await client.get("/api/auth/session")).json()
+        assert provider.pkce_checked == 1
+    assert me["user"]["id"] == person.user.id
+    async with database.sessionmaker() as db:
+        account = await db.scalar(select(Account).where(Account.provider_id == "github"))
+        assert account is not None and account.account_id == "4242"

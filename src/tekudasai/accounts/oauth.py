@@ -13,6 +13,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -52,6 +53,8 @@ STATE_TTL_SECONDS = 600
 DEFAULT_ERROR_CALLBACK = "/auth/login"
 DISCOVERY_TTL_SECONDS = 3600
 HTTP_TIMEOUT = 10.0
+GITHUB_WEB = "https://github.com"
+GITHUB_API = "https://api.github.com"
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
 
 
@@ -97,9 +100,9 @@ def configured_providers(settings: Settings) -> list[Provider]:
                 client_id=settings.github_client_id,
                 client_secret=settings.github_client_secret,
                 scope="read:user user:email",
-                authorize_url="https://github.com/login/oauth/authorize",
-                token_url="https://github.com/login/oauth/access_token",  # noqa: S106
-                userinfo_url="https://api.github.com/user",
+                authorize_url=f"{GITHUB_WEB}/login/oauth/authorize",
+                token_url=f"{GITHUB_WEB}/login/oauth/access_token",
+                userinfo_url=f"{GITHUB_API}/user",
             )
         )
     if settings.gitlab_client_id:
@@ -356,11 +359,11 @@ async def _verify_id_token(
 
 
 async def _github_identity(client: AsyncOAuth2Client) -> Identity:
-    response = await client.get("https://api.github.com/user")
+    response = await client.get(f"{GITHUB_API}/user")
     response.raise_for_status()
     info = response.json()
     email, verified = None, False
-    emails = await client.get("https://api.github.com/user/emails")
+    emails = await client.get(f"{GITHUB_API}/user/emails")
     if emails.status_code == 200:
         for entry in emails.json():
             if entry.get("primary"):
@@ -386,7 +389,7 @@ def _token_values(cipher: PiiCipher, token: dict[str, Any]) -> dict[str, Any]:
         "id_token_ciphertext": cipher.encrypt_optional(
             token.get("id_token"), context="account.id_token"
         ),
-        "access_token_expires_at": service.datetime.fromtimestamp(int(expires_at), service.UTC)
+        "access_token_expires_at": datetime.fromtimestamp(int(expires_at), UTC)
         if expires_at
         else None,
         "scope": token.get("scope"),
