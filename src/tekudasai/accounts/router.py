@@ -122,7 +122,13 @@ async def sign_in(
 ) -> dict[str, Any]:
     """Sign in with e-mail and password."""
     await _account_limit(request, cipher, body.email)
-    user = await service.authenticate(db, cipher, email=body.email, password=body.password)
+    user = await service.authenticate(
+        db,
+        cipher,
+        email=body.email,
+        password=body.password,
+        lookup=request.app.state.database.sessionmaker,
+    )
     token = await _start_session(
         request, response, db, settings, user_id=user.id, remember_me=body.remember_me
     )
