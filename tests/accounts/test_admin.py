@@ -221,3 +221,27 @@ async def test_bad_rate_limit_setting_stops_start_up(settings_with, database: Da
 
     with pytest.raises(ConfigError, match="TK_RATE_LIMITS"):
         create_app(settings_with(TK_RATE_LIMITS="auth_ip=lots"), database)
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    import asyncio
+
+    a = await make_person(database, cipher, role="admin")
+    b = await make_person(database, cipher, role="admin")
+    results = await asyncio.gather(
+        client.post(
+            "/api/auth/admin/set-role", json={"userId": b.user.id, "role": "user"}, headers=a.auth
+        ),
+        client.post(
+            "/api/auth/admin/set-role", json={"userId": a.user.id, "role": "user"}, headers=b.auth
+        ),
+    )
+    assert sorted(r.status_code for r in results) == [200, 400]
+    admins = await client.get(
+        "/api/users",
+        params={"role": "admin"},
+        headers=a.auth if results[0].status_code == 200 else b.auth,
+    )
+    assert admins.json()["meta"]["pagination"]["total"] == 1

@@ -32,6 +32,7 @@ async def test_sign_up_returns_token_user_and_cookie(client: httpx.AsyncClient) 
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"tk.session_token={body['token']};")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert response.headers["cache-control"] == "no-store"
 
     session = await client.get("/api/auth/session")
     assert session.status_code == 200

@@ -67,6 +67,7 @@ async def _start_session(
         user_agent=request.headers.get("user-agent"),
     )
     set_session_cookie(response, settings, token, session=session)
+    response.headers["Cache-Control"] = "no-store"  # the body carries the token
     return token
 
 
@@ -137,8 +138,11 @@ async def sign_in(
 
 @router.get("/auth/session")
 @router.get("/auth/get-session", include_in_schema=False)
-async def get_session(principal: MaybeUser, cipher: Cipher) -> dict[str, Any] | None:
+async def get_session(
+    principal: MaybeUser, response: Response, cipher: Cipher
+) -> dict[str, Any] | None:
     """The current session and user, or null when signed out."""
+    response.headers["Cache-Control"] = "no-store"
     if principal is None:
         return None
     return {
