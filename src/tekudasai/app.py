@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from tekudasai import __version__
 from tekudasai.accounts.router import router as accounts_router
 from tekudasai.config import Settings, get_settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.csrf import CsrfMiddleware
 from tekudasai.core.handlers import install_error_handlers
 from tekudasai.core.logging import configure_logging
 from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from tekudasai.core.ratelimit import parse_limits
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the app. Tests pass their own `database`; otherwise the lifespan connects."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +73,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_router)
 
     install_error_handlers(app)
+    app.add_middleware(CsrfMiddleware, trusted_origins=settings.trusted_origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.trusted_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After", "X-Request-ID"],
+    )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)
     return app
