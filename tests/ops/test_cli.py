@@ -69,14 +69,14 @@ async def test_users_create_and_set_role(
         "--name",
         "Root",
         "--role",
-        "admin",
+        "agent",
         "--password",
         "long-enough-pw",
     )
     assert created.returncode == 0, created.stderr
     async with database.sessionmaker() as db:
         user = await accounts_service.find_by_email(db, cipher, "root@desk.local")
-        assert user is not None and user.role == "admin"
+        assert user is not None and user.role == "agent"
 
     duplicate = cli(
         db_url,
@@ -93,11 +93,13 @@ async def test_users_create_and_set_role(
     assert_clean_failure(duplicate)
     assert "already exists" in duplicate.stderr
 
-    changed = cli(db_url, tmp_path, "users", "set-role", "root@desk.local", "agent")
+    changed = cli(db_url, tmp_path, "users", "set-role", "root@desk.local", "admin")
     assert changed.returncode == 0, changed.stderr
     async with database.sessionmaker() as db:
         user = await accounts_service.find_by_email(db, cipher, "root@desk.local")
-        assert user is not None and user.role == "agent"
+        assert user is not None and user.role == "admin"
+    # the last administrator cannot be demoted
+    assert_clean_failure(cli(db_url, tmp_path, "users", "set-role", "root@desk.local", "user"))
 
 
 @pytest.mark.parametrize(
