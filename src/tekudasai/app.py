@@ -22,6 +22,7 @@ from tekudasai.ops import background
 from tekudasai.ops.health import router as health_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
+from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_router)
 
     install_error_handlers(app)
+    install_web(app)
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)
     return app
