@@ -41,3 +41,7 @@ class FormPatch(StrictInput):
         return value
 
     _name = field_validator("name")(_not_blank)
+
+
+class ResponseCheck(StrictInput):
+    form_response: dict[str, Any]
