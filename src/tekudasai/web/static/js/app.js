@@ -16,6 +16,9 @@ function initToasts() {
 export function toast(text, kind = "info") {
   const region = document.querySelector("[data-toasts]");
   if (!region) return;
+  for (const old of region.querySelectorAll("[data-toast]")) {
+    if (old.firstElementChild?.textContent === text) old.remove();
+  }
   const item = document.createElement("div");
   item.className = `toast toast-${kind}`;
   item.dataset.toast = "";
