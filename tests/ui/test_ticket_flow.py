@@ -273,3 +273,67 @@ async def test_server_errors_shown_next_to_fields_without_javascript(
     await expect(page.get_by_label("Category")).to_have_value("hardware")
     await screenshot(page, "new-ticket-server-errors")
     await context.close()
+
+
+async def test_customer_edits_answers_after_agent_reopens_form(
+    browser: Browser, live_server: LiveServer, database: Any, cipher: Any
+) -> None:
+    from tekudasai.tickets import service as tickets_service
+
+    admin = await make_person(database, cipher, role="admin")
+    agent = await make_person(database, cipher, role="agent")
+    customer = await make_person(database, cipher)
+    async with database.sessionmaker() as db, db.begin():
+        form = await forms_service.create_form(
+            db,
+            creator_id=admin.user.id,
+            name="Access request",
+            description="",
+            disabled=False,
+            elements=[
+                {"type": "text-field", "name": "system", "label": "System", "required": True},
+                {"type": "number", "name": "days", "label": "Days needed", "min": 1},
+            ],
+        )
+        ticket = await tickets_service.create_ticket(
+            db,
+            reporter_id=customer.user.id,
+            form_id=form["id"],
+            summary="Need VPN access",
+            form_response={"system": "VPN", "days": "3"},
+        )
+
+    agent_ctx, agent_page = await new_page(browser, live_server)
+    await sign_in(agent_page, agent.email, agent.password)
+    await agent_page.goto(f"/agent/tickets/{ticket.id}")
+    await agent_page.get_by_role("button", name="Re-open form for the customer").click()
+    await expect(agent_page.locator(".toast")).to_contain_text("can now edit the answers")
+    await expect(
+        agent_page.get_by_role("button", name="Re-open form for the customer")
+    ).to_be_disabled()
+
+    context, page = await new_page(browser, live_server)
+    await sign_in(page, customer.email, customer.password)
+    await page.goto(f"/tickets/{ticket.id}")
+    await expect(page.get_by_role("status").filter(has_text="update your answers")).to_be_visible()
+    await page.get_by_role("link", name="Edit answers").first.click()
+    await expect(page.get_by_label("System")).to_have_value("VPN")
+    await page.get_by_label("Days needed").fill("0")
+    await page.get_by_role("button", name="Save answers").click()
+    await expect(page.locator("[data-error-for=days]")).to_have_text("Must be at least 1")
+    await page.get_by_label("Days needed").fill("10")
+    await page.get_by_role("button", name="Save answers").click()
+    await expect(page.locator(".toast")).to_contain_text("answers were updated")
+    await expect(page.locator(".answers")).to_contain_text("10")
+    await expect(page.get_by_role("link", name="Edit answers")).to_have_count(0)
+    # Once saved the form is closed again: the edit page sends the customer back.
+    await page.goto(f"/tickets/{ticket.id}/edit")
+    await expect(page).to_have_url(re.compile(rf"/tickets/{ticket.id}$"))
+    await expect(page.locator(".toast")).to_contain_text("can no longer be edited")
+    await agent_page.reload()
+    await expect(agent_page.locator("ol.log")).to_contain_text(
+        "Form response updated by the reporter"
+    )
+    assert page.js_errors == []  # type: ignore[attr-defined]
+    await agent_ctx.close()
+    await context.close()
