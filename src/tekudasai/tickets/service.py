@@ -19,6 +19,7 @@ from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.forms import service as forms_service
+from tekudasai.forms.errors import FormNotFound
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.tickets import audit, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
@@ -73,8 +74,7 @@ async def create_ticket(
 ) -> Ticket:
     """File a ticket against the form's current version with the validated response."""
     summary = clean_summary(summary)
-    form = await forms_service.get_enabled_form(db, form_id=form_id)
-    version = await forms_service.get_form_version(db, form_id=form.id, version=form.version)
+    form, version = await enabled_form_version(db, form_id=form_id)
     cleaned, upload_ids = await forms_service.validate_for_ticket(
         db, version=version, response=form_response, reporter_id=reporter_id
     )
@@ -101,6 +101,23 @@ async def create_ticket(
         await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
     await db.flush()
     return ticket
+
+
+async def enabled_form_version(db: AsyncSession, *, form_id: str) -> tuple[Form, FormVersion]:
+    """An enabled form with its current version, in one query; 404 when missing or disabled."""
+    row = (
+        await db.execute(
+            select(Form, FormVersion)
+            .join(
+                FormVersion,
+                (FormVersion.form_id == Form.id) & (FormVersion.version == Form.version),
+            )
+            .where(Form.id == form_id, Form.disabled.is_(False))
+        )
+    ).first()
+    if row is None:
+        raise FormNotFound()
+    return row[0], row[1]
 
 
 async def _link_uploads(db: AsyncSession, *, ticket_id: int, upload_ids: list[str]) -> None:
