@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tekudasai.db.session import Database
 from tests.factories import Person
@@ -12,8 +13,6 @@ from tests.tickets.conftest import FileTicket, scalar
 
 async def logs_of(database: Database, ticket_id: int) -> list[tuple[str, str]]:
     async with database.engine.connect() as conn:
-        from sqlalchemy import text
-
         rows = await conn.execute(
             text("SELECT action_type, action FROM ticket_logs WHERE ticket_id = :id ORDER BY id"),
             {"id": ticket_id},

@@ -185,3 +185,17 @@ def _explain_text(plan: str) -> str:
 
     walk(json.loads(plan)[0]["Plan"], 0)
     return "\n".join(lines)
+
+
+async def test_counts_survive_truncate_and_can_be_rebuilt(
+    reporter: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    await file_ticket(reporter)
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("UPDATE ticket_counts SET n = n + 40"))  # a broken state
+        await conn.execute(text("SELECT tk_ticket_counts_rebuild()"))
+    assert await _rows(database, COUNTS_SQL) == await _rows(database, TRUTH_SQL)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE tickets CASCADE"))
+    assert await _rows(database, COUNTS_SQL) == set()

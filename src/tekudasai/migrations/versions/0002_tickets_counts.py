@@ -93,6 +93,32 @@ BACKFILL_SQL = f"""
      GROUP BY scope, key, status
 """
 
+# For repairs (e.g. after a data-only restore that loaded both tables with triggers on):
+# `SELECT tk_ticket_counts_rebuild()` recounts under a lock that keeps writers out.
+REPAIR_SQL = [
+    f"""
+    CREATE FUNCTION tk_ticket_counts_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        LOCK TABLE tickets IN SHARE MODE;
+        DELETE FROM ticket_counts;
+        {BACKFILL_SQL};
+    END
+    $$
+    """,
+    """
+    CREATE FUNCTION tk_ticket_counts_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM ticket_counts;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER tickets_counts_truncate AFTER TRUNCATE ON tickets
+    FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_truncate()
+    """,
+]
+
 
 def upgrade() -> None:
     op.create_table(
@@ -107,12 +133,13 @@ def upgrade() -> None:
     # Lock out writers while the totals are taken, so no ticket is counted twice or missed.
     op.execute("LOCK TABLE tickets IN SHARE MODE")
     op.execute(BACKFILL_SQL)
-    for statement in TRIGGER_SQL:
+    for statement in TRIGGER_SQL + REPAIR_SQL:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for name in ("insert", "update", "delete"):
+    op.execute("DROP FUNCTION IF EXISTS tk_ticket_counts_rebuild()")
+    for name in ("insert", "update", "delete", "truncate"):
         op.execute(f"DROP TRIGGER IF EXISTS tickets_counts_{name} ON tickets")
         op.execute(f"DROP FUNCTION IF EXISTS tk_ticket_counts_{name}()")
     op.drop_table("ticket_counts")
