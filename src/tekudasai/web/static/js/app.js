@@ -1,5 +1,6 @@
 // Page enhancements shared by every page; feature modules load only where their markup is.
 const TOAST_MS = 6000;
+document.documentElement.classList.add("js");
 
 function initToasts() {
   const region = document.querySelector("[data-toasts]");
