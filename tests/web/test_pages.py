@@ -238,3 +238,55 @@ async def test_form_builder_refuses_bad_definitions_without_saving(
     )
     assert no_name.status_code == 400
     assert await count(database, Form) == 0
+
+
+async def test_my_tickets_search_status_filter_and_pages(
+    client: httpx.AsyncClient, database: Any, cipher: Any
+) -> None:
+    person = await make_person(database, cipher)
+    admin = await make_person(database, cipher, role="admin")
+    async with database.sessionmaker() as db, db.begin():
+        form = await forms_service.create_form(
+            db, creator_id=admin.user.id, name="F", description="", disabled=False, elements=[]
+        )
+        for n in range(25):
+            await tickets_service.create_ticket(
+                db,
+                reporter_id=person.user.id,
+                form_id=form["id"],
+                summary=f"{'Printer' if n % 5 == 0 else 'Laptop'} issue {n}",
+                form_response={},
+            )
+    as_browser(client, person)
+    first = await client.get("/", headers=HTML)
+    assert first.text.count('class="row-link"') == 20
+    assert "Page 1 of 2 · 25 total" in first.text
+    assert "Laptop issue 24" in first.text  # newest first
+    second = await client.get("/?page=2", headers=HTML)
+    assert second.text.count('class="row-link"') == 5
+    assert "Laptop issue 1<" in second.text
+    found = await client.get("/?search=printer", headers=HTML)
+    assert found.text.count('class="row-link"') == 5
+    none = await client.get("/?search=printer&status=closed", headers=HTML)
+    assert "No tickets match" in none.text
+    # Odd input is handled, not a 500.
+    odd = await client.get("/?page=abc&status=bogus&search=%25_%5C", headers=HTML)
+    assert odd.status_code == 200
+
+
+async def test_login_page_offers_configured_oauth_providers(
+    db_url: str, tmp_path: Any, database: Any
+) -> None:
+    from tekudasai.app import create_app
+    from tests.conftest import BASE_URL, make_settings
+
+    settings = make_settings(
+        db_url, tmp_path / "data", GITHUB_CLIENT_ID="gh-id", GITHUB_CLIENT_SECRET="gh-secret"
+    )
+    app = create_app(settings, database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        page = await http.get("/auth/login?next=/tickets/5", headers=HTML)
+    assert 'href="/api/auth/github?callbackURL=/tickets/5"' in page.text
+    assert "Continue with GitHub" in page.text
+    assert "GitLab" not in page.text
