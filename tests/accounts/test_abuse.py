@@ -204,3 +204,21 @@ async def test_cors_only_for_trusted_origins(settings_with, database: Database) 
             "/api/auth/signin", headers={"Origin": "https://evil.test", **preflight}
         )
         assert "access-control-allow-origin" not in bad.headers
+
+
+async def test_two_workers_share_the_counters(settings_with, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_with(TK_RATE_LIMITS="auth_ip=3/minute")
+    # Two app instances with their own pools stand for two worker processes.
+    first, second = Database.connect(db_url, settings), Database.connect(db_url, settings)
+    try:
+        async with client_for(first, settings) as a, client_for(second, settings) as b:
+            codes = []
+            for client in (a, b, a, b):
+                response = await client.post(
+                    "/api/auth/signin", json={"email": "x@y.test", "password": "whatever-pw"}
+                )
+                codes.append(response.status_code)
+        assert codes == [401, 401, 401, 429]
+    finally:
+        await first.dispose()
+        await second.dispose()
