@@ -11,6 +11,7 @@ from tekudasai.accounts.commands import users_app
 from tekudasai.config import get_settings
 from tekudasai.core.cli_support import friendly_errors
 from tekudasai.db.commands import db_app
+from tekudasai.uploads.commands import uploads_app
 
 app = typer.Typer(
     help="Te Kudasai: an open-source service desk.",
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(uploads_app, name="uploads")
 
 
 @app.command("serve")

@@ -10,7 +10,7 @@ from tekudasai.accounts.dependencies import Admin, CurrentUser
 from tekudasai.core.schemas import ok, page
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service
-from tekudasai.forms.schemas import FormCreate, FormPatch
+from tekudasai.forms.schemas import FormCreate, FormPatch, ResponseCheck
 
 router = APIRouter(prefix="/forms", tags=["forms"])
 
@@ -30,6 +30,19 @@ async def list_enabled_forms(
 @router.get("/enabled/{form_id}")
 async def get_enabled_form(form_id: str, db: DbSession, user: CurrentUser) -> dict[str, Any]:
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=True))
+
+
+@router.post("/enabled/{form_id}/validate")
+async def validate_response(
+    form_id: str, body: ResponseCheck, db: DbSession, user: CurrentUser
+) -> dict[str, Any]:
+    """Check answers as ticket creation would (live feedback for clients); stores nothing."""
+    form = await service.get_enabled_form(db, form_id=form_id)
+    version = await service.current_version(db, form=form)
+    values, _ = await service.validate_for_ticket(
+        db, version=version, response=body.form_response, reporter_id=user.user.id
+    )
+    return ok({"formResponse": values})
 
 
 @router.get("")
