@@ -199,3 +199,23 @@ async def test_counts_survive_truncate_and_can_be_rebuilt(
     async with database.engine.begin() as conn:
         await conn.execute(text("TRUNCATE tickets CASCADE"))
     assert await _rows(database, COUNTS_SQL) == set()
+
+
+async def test_counts_follow_bulk_loads_that_skip_ordinary_triggers(
+    reporter: Person, agent: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    """The bulk seed sets session_replication_role = replica to skip foreign-key checks."""
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(
+            text(BULK_SQL.replace("generate_series(1, 30000)", "generate_series(1, 500)")),
+            {
+                "reporter": reporter.user.id,
+                "other": reporter.user.id,
+                "agent": agent.user.id,
+                "form": "it-support",
+            },
+        )
+        await conn.execute(text("DELETE FROM tickets WHERE id % 7 = 0"))
+    assert await _rows(database, COUNTS_SQL) == await _rows(database, TRUTH_SQL)

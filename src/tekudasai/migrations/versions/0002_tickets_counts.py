@@ -85,6 +85,13 @@ TRIGGER_SQL = [
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_delete()
     """,
+    # Bulk loaders skip foreign-key checks with session_replication_role = replica, which
+    # silences ordinary triggers too; the totals must follow every row, so these always fire.
+    # (pg_restore --disable-triggers still turns them off: it restores ticket_counts itself.)
+    *(
+        f"ALTER TABLE tickets ENABLE ALWAYS TRIGGER tickets_counts_{name}"
+        for name in ("insert", "update", "delete")
+    ),
 ]
 
 BACKFILL_SQL = f"""
@@ -117,6 +124,7 @@ REPAIR_SQL = [
     CREATE TRIGGER tickets_counts_truncate AFTER TRUNCATE ON tickets
     FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_truncate()
     """,
+    "ALTER TABLE tickets ENABLE ALWAYS TRIGGER tickets_counts_truncate",
 ]
 
 
