@@ -45,10 +45,17 @@ def _rows(table: str, sign: int) -> str:
     )
 
 
+# A bulk loader may say `SET LOCAL tekudasai.skip_ticket_counts = on` and call
+# tk_ticket_counts_rebuild() once at the end: one recount is cheaper than an upsert per batch.
+SKIP_CHECK = (
+    "IF current_setting('tekudasai.skip_ticket_counts', true) = 'on' THEN RETURN NULL; END IF;"
+)
+
 TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("new_rows", 1))}
         RETURN NULL;
     END
@@ -57,6 +64,7 @@ TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("new_rows", 1) + " UNION ALL " + _rows("old_rows", -1))}
         RETURN NULL;
     END
@@ -65,6 +73,7 @@ TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("old_rows", -1))}
         RETURN NULL;
     END
