@@ -45,10 +45,17 @@ def _rows(table: str, sign: int) -> str:
     )
 
 
+# A bulk loader may say `SET LOCAL tekudasai.skip_ticket_counts = on` and call
+# tk_ticket_counts_rebuild() once at the end: one recount is cheaper than an upsert per batch.
+SKIP_CHECK = (
+    "IF current_setting('tekudasai.skip_ticket_counts', true) = 'on' THEN RETURN NULL; END IF;"
+)
+
 TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("new_rows", 1))}
         RETURN NULL;
     END
@@ -57,6 +64,7 @@ TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("new_rows", 1) + " UNION ALL " + _rows("old_rows", -1))}
         RETURN NULL;
     END
@@ -65,6 +73,7 @@ TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("old_rows", -1))}
         RETURN NULL;
     END
@@ -85,6 +94,13 @@ TRIGGER_SQL = [
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_delete()
     """,
+    # Bulk loaders skip foreign-key checks with session_replication_role = replica, which
+    # silences ordinary triggers too; the totals must follow every row, so these always fire.
+    # (pg_restore --disable-triggers still turns them off: it restores ticket_counts itself.)
+    *(
+        f"ALTER TABLE tickets ENABLE ALWAYS TRIGGER tickets_counts_{name}"
+        for name in ("insert", "update", "delete")
+    ),
 ]
 
 BACKFILL_SQL = f"""
@@ -117,6 +133,7 @@ REPAIR_SQL = [
     CREATE TRIGGER tickets_counts_truncate AFTER TRUNCATE ON tickets
     FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_truncate()
     """,
+    "ALTER TABLE tickets ENABLE ALWAYS TRIGGER tickets_counts_truncate",
 ]
 
 
