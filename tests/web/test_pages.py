@@ -290,3 +290,29 @@ async def test_login_page_offers_configured_oauth_providers(
     assert 'href="/api/auth/github?callbackURL=/tickets/5"' in page.text
     assert "Continue with GitHub" in page.text
     assert "GitLab" not in page.text
+
+
+async def test_pages_apply_the_tickets_rate_limit(
+    db_url: str, tmp_path: Any, database: Any, cipher: Any
+) -> None:
+    from tekudasai.app import create_app
+    from tests.conftest import BASE_URL, make_settings
+
+    person = await make_person(database, cipher)
+    ticket_id = await a_ticket(database, cipher, person)
+    settings = make_settings(db_url, tmp_path / "data", TK_RATE_LIMITS="tickets=1/minute")
+    app = create_app(settings, database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers={"Origin": BASE_URL}
+    ) as http:
+        http.cookies.set("tk.session_token", person.token)
+        token = await csrf(http, f"/tickets/{ticket_id}")
+        for body in ("first", "second"):
+            response = await http.post(
+                f"/tickets/{ticket_id}/reply", data={"body": body, "csrf_token": token}
+            )
+            assert response.status_code == 303
+        page = await http.get(response.headers["location"], headers=HTML)
+    assert "Too many requests" in page.text
+    assert await count(database, TicketComment) == 1
