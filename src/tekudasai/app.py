@@ -24,6 +24,7 @@ from tekudasai.forms.router import router as forms_router
 from tekudasai.ops.health import router as health_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
+from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_router)
 
     install_error_handlers(app)
+    install_web(app)
     app.add_middleware(CsrfMiddleware, trusted_origins=settings.trusted_origins)
     app.add_middleware(
         CORSMiddleware,

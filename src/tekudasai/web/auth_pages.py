@@ -1,0 +1,176 @@
+"""Sign-in, sign-up and sign-out pages: plain forms that post and redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from tekudasai.accounts import oauth
+from tekudasai.accounts import service as accounts_service
+from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
+from tekudasai.config import Settings
+from tekudasai.core.errors import AppError
+from tekudasai.core.ratelimit import client_ip, enforce
+from tekudasai.core.state import AppSettings, Cipher
+from tekudasai.db.session import DbSession
+from tekudasai.web.deps import PageUser, PostedForm, safe_next
+from tekudasai.web.flash import flash
+from tekudasai.web.rendering import render
+
+router = APIRouter(prefix="/auth")
+
+
+def oauth_providers(settings: Settings, next_path: str) -> list[dict[str, str]]:
+    """Buttons for the configured providers; each link starts the API's OAuth redirect."""
+    return [
+        {"id": p.id, "name": p.name, "href": f"/api/auth/{p.id}?callbackURL={quote(next_path)}"}
+        for p in oauth.configured_providers(settings)
+    ]
+
+
+async def _start_session(
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: Settings,
+    *,
+    user_id: str,
+    remember: bool,
+) -> None:
+    token, session = await accounts_service.create_session(
+        db,
+        user_id=user_id,
+        remember_me=remember,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    set_session_cookie(response, settings, token, session=session)
+
+
+def _auth_page(
+    request: Request,
+    template: str,
+    settings: Settings,
+    *,
+    status: int = 200,
+    next_path: str | None = None,
+    **context: Any,
+) -> Response:
+    next_path = safe_next(next_path or request.query_params.get("next"))
+    return render(
+        request,
+        template,
+        {
+            "next_path": next_path,
+            "providers": oauth_providers(settings, next_path),
+            "values": {},
+            "errors": {},
+            **context,
+        },
+        status=status,
+    )
+
+
+@router.get("/login")
+async def login_page(request: Request, principal: MaybeUser, settings: AppSettings) -> Response:
+    if principal is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    return _auth_page(request, "auth/login.html", settings)
+
+
+@router.post("/login")
+async def login_submit(
+    request: Request, form: PostedForm, db: DbSession, cipher: Cipher, settings: AppSettings
+) -> Response:
+    email = str(form.get("email", "")).strip()
+    password = str(form.get("password", ""))
+    remember = form.get("remember") == "on"
+    next_path = safe_next(str(form.get("next", "")))
+    try:
+        await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
+        await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
+        user = await accounts_service.authenticate(db, cipher, email=email, password=password)
+    except AppError as exc:
+        message = exc.message
+        if exc.code == "INVALID_EMAIL_OR_PASSWORD":
+            message = "Wrong e-mail or password."
+        elif exc.code == "RATE_LIMITED":
+            message = "Too many attempts. Please wait a minute and try again."
+        return _login_error(request, settings, email, next_path, message)
+    response = RedirectResponse(next_path, status_code=303)
+    await _start_session(request, response, db, settings, user_id=user.id, remember=remember)
+    flash(request, response, "Welcome back!")
+    return response
+
+
+def _login_error(
+    request: Request, settings: Settings, email: str, next_path: str, message: str
+) -> Response:
+    return _auth_page(
+        request,
+        "auth/login.html",
+        settings,
+        next_path=next_path,
+        values={"email": email},
+        form_error=message,
+        status=400,
+    )
+
+
+@router.get("/signup")
+async def signup_page(request: Request, principal: MaybeUser, settings: AppSettings) -> Response:
+    if principal is not None:
+        return RedirectResponse("/", status_code=303)
+    return _auth_page(request, "auth/signup.html", settings)
+
+
+@router.post("/signup")
+async def signup_submit(
+    request: Request, form: PostedForm, db: DbSession, cipher: Cipher, settings: AppSettings
+) -> Response:
+    values = {k: str(form.get(k, "")) for k in ("name", "email")}
+    password = str(form.get("password", ""))
+    next_path = safe_next(str(form.get("next", "")))
+    errors: dict[str, str] = {}
+    if not values["name"].strip():
+        errors["name"] = "Please enter your name."
+    if password != str(form.get("password_confirm", password)):
+        errors["password_confirm"] = "The passwords do not match."  # noqa: S105
+    if not errors:
+        try:
+            await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
+            user = await accounts_service.create_user(
+                db, cipher, email=values["email"], name=values["name"], password=password
+            )
+        except AppError as exc:
+            for item in exc.errors or [{"field": "email", "message": exc.message}]:
+                errors[str(item["field"])] = str(item["message"])
+        else:
+            response = RedirectResponse(next_path, status_code=303)
+            await _start_session(request, response, db, settings, user_id=user.id, remember=True)
+            flash(request, response, "Your account is ready.")
+            return response
+    return _auth_page(
+        request,
+        "auth/signup.html",
+        settings,
+        next_path=next_path,
+        values=values,
+        errors=errors,
+        form_error="Please correct the marked fields.",
+        status=400,
+    )
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, form: PostedForm, principal: PageUser, db: DbSession, settings: AppSettings
+) -> Response:
+    await accounts_service.revoke_session(db, session_id=principal.session.id)
+    response = RedirectResponse("/auth/login", status_code=303)
+    clear_session_cookie(response, settings)
+    flash(request, response, "You are signed out.", "info")
+    return response
