@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Text,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.errors import ValidationFailed
@@ -65,80 +76,149 @@ def decode_cursor(cursor: str) -> int:
     return int(number)
 
 
-def _conditions(spec: TicketFilter) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class _Shape:
+    """What a list statement looks like; the values travel as bind parameters, so one built
+    (and compiled) statement per shape serves every request of that shape."""
+
+    reporter: bool
+    status: bool
+    assignee: str | None  # None, "id" or UNASSIGNED
+    search: bool
+    q: bool
+    keyset: bool
+    counter: str | None  # the ticket_counts scope that gives the total, or None: count rows
+
+
+def _shape(spec: TicketFilter, cursor: str | None) -> _Shape:
+    counter = None
+    if not (spec.search or spec.q or (spec.reporter_id and spec.assignee_id)):
+        counter = "reporter" if spec.reporter_id else "assignee" if spec.assignee_id else "all"
+    return _Shape(
+        reporter=spec.reporter_id is not None,
+        status=bool(spec.status and spec.status != "all"),
+        assignee=None
+        if spec.assignee_id is None
+        else UNASSIGNED
+        if spec.assignee_id == UNASSIGNED
+        else "id",
+        search=bool(spec.search),
+        q=bool(spec.q),
+        keyset=cursor is not None,
+        counter=counter,
+    )
+
+
+def _params(
+    spec: TicketFilter, shape: _Shape, *, page: int, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit + 1, "cap": SEARCH_COUNT_CAP + 1}
+    if shape.reporter:
+        params["reporter_id"] = spec.reporter_id
+    if shape.status:
+        params["status"] = spec.status
+    if shape.assignee == "id":
+        params["assignee_id"] = spec.assignee_id
+    if shape.search and spec.search:
+        params["pattern"] = f"%{escape_like(spec.search)}%"
+    if shape.q:
+        params["q"] = spec.q
+    if cursor:
+        params["before"] = decode_cursor(cursor)
+    elif cursor is not None:
+        params["before"] = 2**31  # '' = the first keyset page
+    else:
+        params["offset"] = (page - 1) * limit
+    if shape.counter == "reporter":
+        params["count_key"] = spec.reporter_id
+    elif shape.counter == "assignee":
+        params["count_key"] = "" if spec.assignee_id == UNASSIGNED else spec.assignee_id
+    elif shape.counter == "all":
+        params["count_key"] = ""
+    return params
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
-    if spec.reporter_id is not None:
-        conditions.append(Ticket.reporter_id == spec.reporter_id)
-    if spec.status and spec.status != "all":
-        conditions.append(Ticket.status == spec.status)
-    if spec.assignee_id == UNASSIGNED:
+    if shape.reporter:
+        conditions.append(Ticket.reporter_id == bindparam("reporter_id"))
+    if shape.status:
+        conditions.append(Ticket.status == bindparam("status"))
+    if shape.assignee == UNASSIGNED:
         conditions.append(Ticket.assignee_id.is_(None))
-    elif spec.assignee_id is not None:
-        conditions.append(Ticket.assignee_id == spec.assignee_id)
-    if spec.search:
+    elif shape.assignee:
+        conditions.append(Ticket.assignee_id == bindparam("assignee_id"))
+    if shape.search:
         # ILIKE with a literal pattern: served by the trigram index ix_tickets_summary_trgm.
-        conditions.append(Ticket.summary.ilike(f"%{escape_like(spec.search)}%", escape="\\"))
-    if spec.q:
-        conditions.append(Ticket.search_vector.op("@@")(_tsquery(spec.q)))
+        conditions.append(Ticket.summary.ilike(bindparam("pattern", type_=Text), escape="\\"))
+    if shape.q:
+        conditions.append(Ticket.search_vector.op("@@")(_tsquery()))
     return conditions
 
 
-def _tsquery(q: str) -> Any:
+def _tsquery() -> Any:
     # The 'simple' configuration, as the triggers that build search_vector use.
-    return func.websearch_to_tsquery(literal_column("'simple'::regconfig"), q)
+    return func.websearch_to_tsquery(
+        literal_column("'simple'::regconfig"), bindparam("q", type_=Text)
+    )
 
 
-def count_query(spec: TicketFilter) -> Any:
-    """The cheapest statement that gives the total for this filter."""
-    counter = _counter_for(spec)
-    if counter is None:
+@functools.lru_cache(maxsize=256)
+def _count_statement(shape: _Shape) -> Any:
+    if shape.counter is None:
         matches = (
             select(literal(1))
             .select_from(Ticket)
-            .where(*_conditions(spec))
-            .limit(SEARCH_COUNT_CAP + 1)
+            .where(*_conditions(shape))
+            .limit(bindparam("cap", type_=Integer))
             .subquery()
         )
         return select(func.count()).select_from(matches)
-    scope, key = counter
     query = select(func.coalesce(func.sum(TicketCount.n), 0)).where(
-        TicketCount.scope == scope, TicketCount.key == key
+        TicketCount.scope == shape.counter, TicketCount.key == bindparam("count_key")
     )
-    if spec.status and spec.status != "all":
-        query = query.where(TicketCount.status == spec.status)
+    if shape.status:
+        query = query.where(TicketCount.status == bindparam("status"))
     return query
 
 
-def _counter_for(spec: TicketFilter) -> tuple[str, str] | None:
-    if spec.search or spec.q or (spec.reporter_id and spec.assignee_id):
-        return None
-    if spec.reporter_id is not None:
-        return ("reporter", spec.reporter_id)
-    if spec.assignee_id is not None:
-        return ("assignee", "" if spec.assignee_id == UNASSIGNED else spec.assignee_id)
-    return ("all", "")
+@functools.lru_cache(maxsize=256)
+def _list_statement(shape: _Shape) -> Any:
+    total = _count_statement(shape).scalar_subquery().label("total")
+    query = with_form().add_columns(total).where(*_conditions(shape))
+    if shape.keyset:
+        query = query.where(Ticket.id < bindparam("before", type_=BigInteger))
+    if shape.q:
+        rank = func.ts_rank(Ticket.search_vector, _tsquery())
+        query = query.order_by(rank.desc(), Ticket.id.desc())
+    else:
+        query = query.order_by(Ticket.id.desc())
+    if not shape.keyset:
+        query = query.offset(bindparam("offset", type_=Integer))
+    # One row more than asked tells whether there is a next page.
+    return query.limit(bindparam("limit", type_=Integer))
 
 
-def list_query(spec: TicketFilter, *, page: int, limit: int, cursor: str | None = None) -> Any:
-    """The page statement (limit + 1 rows) with the total as an uncorrelated subquery."""
+def _check(spec: TicketFilter, cursor: str | None) -> None:
     if cursor is not None and spec.q:
         raise ValidationFailed(
             "cursor: keyset pages follow ticket ids; use page with q (ranked results).",
             errors=[{"field": "cursor", "message": "Not available with q"}],
         )
-    query = with_form().add_columns(count_query(spec).scalar_subquery().label("total"))
-    query = query.where(*_conditions(spec))
-    if cursor:
-        query = query.where(Ticket.id < decode_cursor(cursor))
-    if spec.q:
-        rank = func.ts_rank(Ticket.search_vector, _tsquery(spec.q))
-        query = query.order_by(rank.desc(), Ticket.id.desc())
-    else:
-        query = query.order_by(Ticket.id.desc())
-    if cursor is None:
-        query = query.offset((page - 1) * limit)
-    # One row more than asked tells whether there is a next page.
-    return query.limit(limit + 1)
+
+
+def count_query(spec: TicketFilter) -> Any:
+    """The cheapest statement that gives the total for this filter (values bound)."""
+    shape = _shape(spec, None)
+    return _count_statement(shape).params(**_params(spec, shape, page=1, limit=1, cursor=None))
+
+
+def list_query(spec: TicketFilter, *, page: int, limit: int, cursor: str | None = None) -> Any:
+    """The page statement (limit + 1 rows, total as an uncorrelated subquery), values bound."""
+    _check(spec, cursor)
+    shape = _shape(spec, cursor)
+    params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
+    return _list_statement(shape).params(**params)
 
 
 async def list_tickets(
@@ -151,14 +231,18 @@ async def list_tickets(
 ) -> TicketPage:
     """One page, newest first (or best match first for `q`), with the total: one round trip
     unless the page is empty."""
-    result = (await db.execute(list_query(spec, page=page, limit=limit, cursor=cursor))).all()
+    _check(spec, cursor)
+    shape = _shape(spec, cursor)
+    params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
+    result = (await db.execute(_list_statement(shape), params)).all()
     rows = [TicketRow(ticket=r[0], form=r[1], version=r[2]) for r in result[:limit]]
     if result:
         total = int(result[0].total)
     elif page == 1 and cursor is None:
         total = 0
     else:
-        total = int(await db.scalar(count_query(spec)) or 0)
+        count_shape = _shape(spec, None)
+        total = int(await db.scalar(_count_statement(count_shape), params) or 0)
     next_cursor = None
     if len(result) > limit and not spec.q:
         next_cursor = encode_cursor(rows[-1].ticket.id)

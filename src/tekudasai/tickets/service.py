@@ -7,10 +7,11 @@ concurrent changes to one ticket are applied one after another, none lost.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, literal, select
+from sqlalchemy import bindparam, delete, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -187,12 +188,28 @@ def with_form() -> Any:
     )
 
 
+@functools.cache
+def _my_ticket_statement() -> Any:
+    return with_form().where(
+        Ticket.id == bindparam("ticket_id"), Ticket.reporter_id == bindparam("reporter_id")
+    )
+
+
+@functools.cache
+def _ticket_statement() -> Any:
+    reporter, assignee = aliased(User), aliased(User)
+    return (
+        with_form()
+        .add_columns(reporter, assignee)
+        .outerjoin(reporter, reporter.id == Ticket.reporter_id)
+        .outerjoin(assignee, assignee.id == Ticket.assignee_id)
+        .where(Ticket.id == bindparam("ticket_id"))
+    )
+
+
 async def get_my_ticket(db: AsyncSession, *, ticket_id: int, reporter_id: str) -> TicketRow:
-    row = (
-        await db.execute(
-            with_form().where(Ticket.id == ticket_id, Ticket.reporter_id == reporter_id)
-        )
-    ).first()
+    params = {"ticket_id": ticket_id, "reporter_id": reporter_id}
+    row = (await db.execute(_my_ticket_statement(), params)).first()
     if row is None:
         raise TicketNotFound()
     return TicketRow(ticket=row[0], form=row[1], version=row[2])
@@ -200,16 +217,7 @@ async def get_my_ticket(db: AsyncSession, *, ticket_id: int, reporter_id: str) -
 
 async def get_ticket(db: AsyncSession, *, ticket_id: int) -> TicketRow:
     """One ticket with its form, reporter and assignee: one query."""
-    reporter, assignee = aliased(User), aliased(User)
-    row = (
-        await db.execute(
-            with_form()
-            .add_columns(reporter, assignee)
-            .outerjoin(reporter, reporter.id == Ticket.reporter_id)
-            .outerjoin(assignee, assignee.id == Ticket.assignee_id)
-            .where(Ticket.id == ticket_id)
-        )
-    ).first()
+    row = (await db.execute(_ticket_statement(), {"ticket_id": ticket_id})).first()
     if row is None:
         raise TicketNotFound()
     return TicketRow(ticket=row[0], form=row[1], version=row[2], reporter=row[3], assignee=row[4])
