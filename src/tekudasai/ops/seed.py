@@ -645,6 +645,8 @@ async def _bulk_tickets(
     # the per-row foreign-key triggers (5 checks a ticket dominate the load time otherwise).
     if await pg.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         await pg.execute("SET LOCAL session_replication_role = replica")
+    # The per-status counts are rebuilt once at the end instead of per batch.
+    await pg.execute("SET LOCAL tekudasai.skip_ticket_counts = on")
     await pg.execute("ALTER TABLE tickets DISABLE TRIGGER tickets_search_vector")
     await pg.execute(
         "CREATE TEMP TABLE seed_tickets (LIKE tickets INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -713,6 +715,8 @@ async def _bulk_tickets(
         report("tickets", done, count)
     await pg.execute("ALTER TABLE tickets ENABLE TRIGGER tickets_search_vector")
     await pg.execute("SET LOCAL session_replication_role = origin")
+    await pg.execute("SET LOCAL tekudasai.skip_ticket_counts = off")
+    await pg.execute("SELECT tk_ticket_counts_rebuild()")
     for number, statement in enumerate(index_sql, start=1):
         await pg.execute(statement)
         report("indexes", number, len(index_sql))
