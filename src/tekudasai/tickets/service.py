@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, literal, select
+from sqlalchemy import Table, bindparam, delete, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -100,7 +100,7 @@ async def create_ticket(
         form_open=False,
     )
     # The ticket and its audit row in one statement (one round trip, one transaction).
-    table = Ticket.__table__
+    table = cast(Table, Ticket.__table__)
     created = (
         insert(table)
         .values({name: getattr(ticket, name) for name in FILED_COLUMNS})
@@ -108,7 +108,7 @@ async def create_ticket(
         .cte("created")
     )
     log = (
-        insert(TicketLog.__table__)
+        insert(cast(Table, TicketLog.__table__))
         .from_select(
             ["ticket_id", "user_id", "action_type", "action", "details", "internal"],
             select(
