@@ -1,0 +1,105 @@
+"""`/metrics` (Prometheus) and the `/admin/system` page."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from tekudasai.accounts.dependencies import Principal, optional_principal
+from tekudasai.config import Settings
+from tekudasai.core.errors import NotFound, Unauthorized
+from tekudasai.core.schemas import iso
+from tekudasai.db.session import Database
+from tekudasai.ops import metrics, system
+
+router = APIRouter(include_in_schema=False)
+
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+templates.filters["bytes"] = system.human_bytes
+templates.filters["iso"] = iso
+
+
+def is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def current_principal(request: Request) -> Principal | None:
+    """The signed-in user, looked up only when a route needs it (no transaction otherwise)."""
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as db, db.begin():
+        return await optional_principal(request, db)
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format. TK_METRICS_TOKEN set: Bearer token (or an admin's session);
+    unset: loopback clients (or an admin's session)."""
+    settings: Settings = request.app.state.settings
+    token = _bearer(request)
+    if settings.metrics_token:
+        allowed = token is not None and hmac.compare_digest(
+            token.encode(), settings.metrics_token.encode()
+        )
+    else:
+        allowed = is_loopback(request)
+    if not allowed:
+        principal = await current_principal(request)
+        if principal is None or not principal.is_admin:
+            if settings.metrics_token:
+                raise Unauthorized("Send Authorization: Bearer <TK_METRICS_TOKEN>.")
+            raise NotFound()
+    body = metrics.exposition()
+    try:
+        body += await system.database_exposition(request.app.state.database, settings)
+    except Exception:
+        metrics.ERRORS.labels("METRICS_DATABASE_UNAVAILABLE").inc()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/admin/system", response_class=HTMLResponse)
+async def system_page(request: Request) -> Response:
+    principal = await current_principal(request)
+    if principal is None:
+        return RedirectResponse("/auth/login?next=/admin/system", status_code=303)
+    if not principal.is_admin:
+        raise NotFound()
+    settings: Settings = request.app.state.settings
+    snap = await system.snapshot(request.app.state.database, settings)
+    charts = {
+        "size": Markup(  # noqa: S704 - SVG built by our own code with escaped labels
+            system.line_chart(
+                {"database": snap.size_points},
+                title="Database size",
+                fmt=system.human_bytes,
+            )
+        ),
+        "latency": Markup(  # noqa: S704
+            system.line_chart(snap.latency_points, title="Request latency (ms)", unit=" ms")
+        ),
+        "requests": Markup(  # noqa: S704
+            system.line_chart({"requests/min": snap.request_points}, title="Requests per sample")
+        ),
+    }
+    html = templates.get_template("system.html").render(
+        snap=snap, charts=charts, user=principal.user, settings=settings
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
