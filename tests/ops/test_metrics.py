@@ -150,9 +150,7 @@ async def test_metrics_only_for_loopback_when_no_token(app, database, cipher) ->
         assert "tk_http_requests_total" in response.text
 
 
-async def test_metrics_token_is_required_when_set(
-    db_url: str, tmp_path: Path, cipher
-) -> None:
+async def test_metrics_token_is_required_when_set(db_url: str, tmp_path: Path, cipher) -> None:
     settings = make_settings(db_url, tmp_path, TK_METRICS_TOKEN="scrape-me-0123456789")
     database = Database.connect(db_url, settings, pool_size=2)
     app = create_app(settings, database)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text
@@ -103,6 +103,10 @@ async def history(db: AsyncSession, *, since: timedelta = timedelta(days=30)) ->
 async def _job(app: FastAPI) -> None:
     database: Database = app.state.database
     async with database.sessionmaker() as db, db.begin():
+        newest = await db.scalar(select(func.max(SizeSample.sampled_at)))
+        # Another worker may have sampled a moment ago (the lock only prevents overlap).
+        if newest and newest > datetime.now(UTC) - timedelta(seconds=SAMPLE_INTERVAL_S / 2):
+            return
         await sample_sizes(db)
 
 

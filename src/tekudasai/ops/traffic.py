@@ -4,7 +4,7 @@ previous sample, taken from the merged Prometheus counters of all workers."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -72,7 +72,9 @@ async def sample_traffic(db: AsyncSession, totals: dict[str, Any] | None = None)
     """Store the traffic since the previous sample."""
     totals = totals if totals is not None else current_totals()
     previous = await db.scalar(
-        select(TrafficSample).order_by(TrafficSample.sampled_at.desc()).limit(1)
+        select(TrafficSample)
+        .order_by(TrafficSample.sampled_at.desc(), TrafficSample.id.desc())
+        .limit(1)
     )
     delta = difference(totals, previous.totals if previous else None)
 
@@ -110,12 +112,23 @@ async def history(
 
 
 async def latest(db: AsyncSession) -> TrafficSample | None:
-    return await db.scalar(select(TrafficSample).order_by(TrafficSample.sampled_at.desc()).limit(1))
+    return await db.scalar(
+        select(TrafficSample)
+        .order_by(TrafficSample.sampled_at.desc(), TrafficSample.id.desc())
+        .limit(1)
+    )
 
 
 async def _job(app: FastAPI) -> None:
     database: Database = app.state.database
     async with database.sessionmaker() as db, db.begin():
+        previous = await latest(db)
+        # Workers take turns on the lock; one that comes right after another must not add a
+        # near-empty sample.
+        if previous and previous.sampled_at > datetime.now(UTC) - timedelta(
+            seconds=SAMPLE_INTERVAL_S / 2
+        ):
+            return
         await sample_traffic(db)
 
 
