@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from tekudasai import __version__
 from tekudasai.accounts.router import router as accounts_router
 from tekudasai.config import Settings, get_settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.csrf import CsrfMiddleware
 from tekudasai.core.handlers import install_error_handlers
 from tekudasai.core.logging import configure_logging
 from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -24,6 +26,7 @@ from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine
 from tekudasai.ops.router import router as ops_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
+from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(ops_router)
 
     install_error_handlers(app)
+    install_web(app)
+    app.add_middleware(CsrfMiddleware, trusted_origins=settings.trusted_origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.trusted_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After", "X-Request-ID"],
+    )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)

@@ -5,22 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy import func, select
 
+from tekudasai.accounts import service
 from tekudasai.accounts.models import Role, Session, User
+from tekudasai.config import Settings
 from tekudasai.core.crypto import hash_token
 from tekudasai.core.errors import NotFound, Unauthorized
 from tekudasai.db.session import DbSession
 
 SESSION_COOKIE = "tk.session_token"
 STAFF_ROLES = frozenset({Role.AGENT.value, Role.ADMIN.value})
+MAX_TOKEN_LENGTH = 200
 
 
 @dataclass(frozen=True)
 class Principal:
     user: User
     session: Session
+    token: str | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -43,9 +47,37 @@ def session_token_from(request: Request) -> str | None:
     return None
 
 
-async def optional_principal(request: Request, db: DbSession) -> Principal | None:
+def set_session_cookie(
+    response: Response, settings: Settings, token: str, *, session: Session
+) -> None:
+    """HttpOnly, SameSite=Lax, Secure on https; without remember-me it ends with the browser."""
+    max_age = (
+        int(service.session_lifetime(session.remember_me).total_seconds())
+        if session.remember_me
+        else None
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies
+    )
+
+
+async def optional_principal(
+    request: Request, response: Response, db: DbSession
+) -> Principal | None:
     token = session_token_from(request)
-    if not token:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     row = (
         await db.execute(
@@ -54,9 +86,15 @@ async def optional_principal(request: Request, db: DbSession) -> Principal | Non
             .where(Session.token_hash == hash_token(token), Session.expires_at > func.now())
         )
     ).first()
-    if row is None or row[0].banned:
+    if row is None or service.is_banned(row[0]):
         return None
-    principal = Principal(user=row[0], session=row[1])
+    user, session = row[0], row[1]
+    if service.needs_renewal(session):
+        # Rare write (once per half lifetime): the common path stays one read.
+        await service.renew_session(db, session)
+        if not request.headers.get("authorization") and session.remember_me:
+            set_session_cookie(response, request.app.state.settings, token, session=session)
+    principal = Principal(user=user, session=session, token=token)
     request.state.principal = principal
     return principal
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tekudasai.core.ids import new_id
@@ -25,6 +34,8 @@ class Role(StrEnum):
 class User(Timestamped, Base):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('user', 'agent', 'admin')", name="role"),)
+    # updated_at comes back with RETURNING: showing a user after a change needs no reload.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
     name_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
@@ -44,7 +55,7 @@ class User(Timestamped, Base):
 
 
 class Account(Timestamped, Base):
-    """A way to sign in: provider 'credential' holds the password hash; OAuth providers their tokens."""
+    """A way to sign in: 'credential' holds the password hash; OAuth providers, their tokens."""
 
     __tablename__ = "accounts"
     __table_args__ = (
@@ -66,6 +77,7 @@ class Account(Timestamped, Base):
 
 class Session(Timestamped, Base):
     __tablename__ = "sessions"
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -96,7 +108,7 @@ class Verification(Timestamped, Base):
 
 
 class RateLimitCounter(Base):
-    """Fixed-window counters shared by every worker process (UNLOGGED: losing them on crash is fine)."""
+    """Rate-limit windows shared by every worker (UNLOGGED: losing them on a crash is fine)."""
 
     __tablename__ = "rate_limit_counters"
     __table_args__ = ({"prefixes": ["UNLOGGED"]},)
@@ -105,3 +117,12 @@ class RateLimitCounter(Base):
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     hits: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PiiKey(Base):
+    """Key ids for personal data; the highest one is current. Keys derive from the master secret."""
+
+    __tablename__ = "pii_keys"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

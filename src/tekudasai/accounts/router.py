@@ -1,3 +1,380 @@
-from fastapi import APIRouter
+"""Auth (better-auth-compatible paths and shapes) and user administration.
 
-router = APIRouter()
+`/api/auth/*` answers in better-auth's own shapes (the original web client reads them as is);
+errors use the contract's error envelope. `/api/users` uses the success envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from tekudasai.accounts import oauth, service
+from tekudasai.accounts.dependencies import (
+    Admin,
+    CurrentUser,
+    MaybeUser,
+    clear_session_cookie,
+    set_session_cookie,
+)
+from tekudasai.accounts.schemas import (
+    BanUserIn,
+    ResetPasswordIn,
+    ResetRequestIn,
+    SetRoleIn,
+    SignInIn,
+    SignUpIn,
+    SocialSignInIn,
+    UnbanUserIn,
+    VerifyRequestIn,
+)
+from tekudasai.config import Settings
+from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.mail import send_mail
+from tekudasai.core.ratelimit import AuthIpLimit, client_ip, enforce
+from tekudasai.core.schemas import PageParams, page, page_params
+from tekudasai.core.state import AppSettings, Cipher
+from tekudasai.db.session import DbSession
+
+router = APIRouter(tags=["auth"])
+
+
+async def _account_limit(request: Request, cipher: PiiCipher, email: str) -> None:
+    # Keyed by the blind index: the counter table never holds an address.
+    await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
+
+
+async def _start_session(
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: Settings,
+    *,
+    user_id: str,
+    remember_me: bool,
+) -> str:
+    token, session = await service.create_session(
+        db,
+        user_id=user_id,
+        remember_me=remember_me,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    set_session_cookie(response, settings, token, session=session)
+    return token
+
+
+def _verification_mail(settings: Settings, token: str, callback: str | None) -> tuple[str, str]:
+    query = {"token": token, **({"callbackURL": callback} if callback else {})}
+    link = f"{settings.base_url}/api/auth/verify?{urlencode(query)}"
+    return (
+        "Confirm your e-mail address",
+        f"Please confirm your e-mail address for Te Kudasai by opening this link:\n\n{link}\n\n"
+        "The link works once and expires in 24 hours. If you did not sign up, ignore this mail.",
+    )
+
+
+@router.post("/auth/signup")
+@router.post("/auth/sign-up/email", include_in_schema=False)
+async def sign_up(
+    body: SignUpIn,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    db: DbSession,
+    settings: AppSettings,
+    cipher: Cipher,
+    _: AuthIpLimit,
+) -> dict[str, Any]:
+    """Create an account with e-mail and password; signs the new user in."""
+    await _account_limit(request, cipher, body.email)
+    user = await service.create_user(
+        db, cipher, email=body.email, name=body.name, password=body.password, image=body.image
+    )
+    token = await _start_session(
+        request, response, db, settings, user_id=user.id, remember_me=body.remember_me
+    )
+    verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
+    subject, text = _verification_mail(settings, verify_token, None)
+    background.add_task(send_mail, settings, to=body.email.strip(), subject=subject, body=text)
+    return {"token": token, "user": service.public_user(user, cipher)}
+
+
+@router.post("/auth/signin")
+@router.post("/auth/sign-in/email", include_in_schema=False)
+async def sign_in(
+    body: SignInIn,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: AppSettings,
+    cipher: Cipher,
+    _: AuthIpLimit,
+) -> dict[str, Any]:
+    """Sign in with e-mail and password."""
+    await _account_limit(request, cipher, body.email)
+    user = await service.authenticate(db, cipher, email=body.email, password=body.password)
+    token = await _start_session(
+        request, response, db, settings, user_id=user.id, remember_me=body.remember_me
+    )
+    return {"redirect": False, "token": token, "user": service.public_user(user, cipher)}
+
+
+@router.get("/auth/session")
+@router.get("/auth/get-session", include_in_schema=False)
+async def get_session(principal: MaybeUser, cipher: Cipher) -> dict[str, Any] | None:
+    """The current session and user, or null when signed out."""
+    if principal is None:
+        return None
+    return {
+        "session": service.public_session(principal.session, principal.token),
+        "user": service.public_user(principal.user, cipher),
+    }
+
+
+@router.post("/auth/signout")
+@router.post("/auth/sign-out", include_in_schema=False)
+async def sign_out(
+    principal: MaybeUser, response: Response, db: DbSession, settings: AppSettings
+) -> dict[str, bool]:
+    """Revoke this session (only this one) and clear the cookie."""
+    if principal is not None:
+        await service.revoke_session(db, session_id=principal.session.id)
+    clear_session_cookie(response, settings)
+    return {"success": True}
+
+
+@router.post("/auth/signout-all")
+@router.post("/auth/revoke-sessions", include_in_schema=False)
+async def sign_out_everywhere(
+    principal: CurrentUser, response: Response, db: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    """Revoke every session of the current user, on every device."""
+    revoked = await service.revoke_all_sessions(db, user_id=principal.user.id)
+    clear_session_cookie(response, settings)
+    return {"success": True, "status": True, "revoked": revoked}
+
+
+@router.post("/auth/verify-request")
+@router.post("/auth/send-verification-email", include_in_schema=False)
+async def verify_request(
+    body: VerifyRequestIn,
+    request: Request,
+    principal: MaybeUser,
+    background: BackgroundTasks,
+    db: DbSession,
+    settings: AppSettings,
+    cipher: Cipher,
+    _: AuthIpLimit,
+) -> dict[str, bool]:
+    """Send (again) the e-mail verification link. Always answers the same."""
+    callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
+    if principal is not None:
+        user = principal.user
+    elif body.email:
+        service.check_email(body.email)
+        await _account_limit(request, cipher, body.email)
+        user = await service.find_by_email(db, cipher, body.email)
+    else:
+        service.check_email("")  # raises: an e-mail is needed when signed out
+        return {"status": True}
+    if user is not None and not user.email_verified:
+        token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
+        subject, text = _verification_mail(settings, token, callback)
+        address = cipher.decrypt(user.email_ciphertext, context="user.email")
+        background.add_task(send_mail, settings, to=address, subject=subject, body=text)
+    return {"status": True}
+
+
+@router.get("/auth/verify")
+@router.get("/auth/verify-email", include_in_schema=False)
+async def verify(
+    db: DbSession,
+    settings: AppSettings,
+    token: Annotated[str, Query(min_length=1, max_length=200)],
+    callback_url: Annotated[str | None, Query(alias="callbackURL", max_length=2000)] = None,
+) -> Any:
+    """Confirm an e-mail address with the link's single-use token."""
+    callback = oauth.safe_callback_url(settings, callback_url) if callback_url else None
+    await service.verify_email(db, token=token)
+    if callback:
+        return RedirectResponse(callback, status_code=302)
+    return {"status": True}
+
+
+@router.post("/auth/reset-password-request")
+@router.post("/auth/request-password-reset", include_in_schema=False)
+@router.post("/auth/forget-password", include_in_schema=False)
+async def reset_password_request(
+    body: ResetRequestIn,
+    request: Request,
+    background: BackgroundTasks,
+    db: DbSession,
+    settings: AppSettings,
+    cipher: Cipher,
+    _: AuthIpLimit,
+) -> dict[str, Any]:
+    """Mail a reset link when the account exists; the answer never says whether it does."""
+    email = service.check_email(body.email)
+    target = (
+        oauth.safe_callback_url(settings, body.redirect_to)
+        if body.redirect_to
+        else "/auth/reset-password"
+    )
+    await _account_limit(request, cipher, email)
+    user = await service.find_by_email(db, cipher, email)
+    if user is not None:
+        token = await service.issue_token(db, user_id=user.id, purpose=service.RESET_PASSWORD)
+        base = target if target.startswith("http") else f"{settings.base_url}{target}"
+        link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
+        background.add_task(
+            send_mail,
+            settings,
+            to=email,
+            subject="Reset your password",
+            body=(
+                f"Someone asked to reset the password of your Te Kudasai account.\n\n{link}\n\n"
+                "The link works once and expires in one hour. If it was not you, ignore this mail."
+            ),
+        )
+    return {"status": True, "message": "If this e-mail is registered, a reset link is on its way."}
+
+
+@router.post("/auth/reset-password")
+async def reset_password(body: ResetPasswordIn, db: DbSession, _: AuthIpLimit) -> dict[str, bool]:
+    """Set a new password with a reset token; every session of the account ends."""
+    await service.reset_password(db, token=body.token, new_password=body.new_password)
+    return {"status": True}
+
+
+@router.post("/auth/admin/set-role")
+async def admin_set_role(body: SetRoleIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
+    """Change a user's role (never leaves zero admins)."""
+    user = await service.admin_set_role(db, user_id=body.user_id, role=body.role)
+    return {"user": service.public_user(user, cipher)}
+
+
+@router.post("/auth/admin/ban-user")
+async def admin_ban_user(body: BanUserIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
+    """Ban a user (optionally for `banExpiresIn` seconds); their sessions end now."""
+    user = await service.ban_user(
+        db,
+        actor_id=admin.user.id,
+        user_id=body.user_id,
+        reason=body.ban_reason,
+        expires_in_seconds=body.ban_expires_in,
+    )
+    return {"user": service.public_user(user, cipher)}
+
+
+@router.post("/auth/admin/unban-user")
+async def admin_unban_user(body: UnbanUserIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
+    user = await service.unban_user(db, user_id=body.user_id)
+    return {"user": service.public_user(user, cipher)}
+
+
+@router.get("/users", tags=["users"])
+async def list_users(
+    admin: Admin,
+    db: DbSession,
+    cipher: Cipher,
+    params: Annotated[PageParams, Depends(page_params)],
+    search: Annotated[str | None, Query(max_length=320)] = None,
+    role: Literal["all", "user", "agent", "admin"] = "all",
+) -> dict[str, Any]:
+    """Users with decrypted name and e-mail; `search` is an exact e-mail or name."""
+    users, total = await service.list_users(
+        db, cipher, offset=params.offset, limit=params.limit, search=search, role=role
+    )
+    return page(
+        [service.public_user(u, cipher) for u in users],
+        page=params.page,
+        limit=params.limit,
+        total=total,
+    )
+
+
+@router.get("/auth/providers")
+async def providers(settings: AppSettings) -> list[dict[str, str]]:
+    """Configured OAuth providers only."""
+    return [{"id": p.id, "name": p.name} for p in oauth.configured_providers(settings)]
+
+
+def _set_state_cookie(response: Response, settings: Settings, value: str) -> None:
+    response.set_cookie(
+        oauth.STATE_COOKIE,
+        value,
+        max_age=oauth.STATE_TTL_SECONDS,
+        path="/api",
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back to us
+        secure=settings.secure_cookies,
+    )
+
+
+@router.post("/auth/sign-in/social")
+async def sign_in_social(
+    body: SocialSignInIn, response: Response, settings: AppSettings, cipher: Cipher
+) -> dict[str, Any]:
+    """Start an OAuth sign-in: the URL to send the browser to."""
+    url, state = await oauth.start(
+        settings, cipher, provider_id=body.provider, callback_url=body.callback_url
+    )
+    _set_state_cookie(response, settings, state)
+    return {"url": url, "redirect": not body.disable_redirect}
+
+
+async def _callback(
+    provider: str, request: Request, db: DbSession, settings: Settings, cipher: PiiCipher
+) -> Response:
+    user, callback = await oauth.finish(
+        db,
+        settings,
+        cipher,
+        provider_id=provider,
+        code=request.query_params.get("code"),
+        state=request.query_params.get("state"),
+        error=request.query_params.get("error"),
+        state_cookie=request.cookies.get(oauth.STATE_COOKIE),
+    )
+    if not callback.startswith("http"):
+        callback = f"{settings.base_url}{callback}"
+    response = RedirectResponse(callback, status_code=302)
+    await _start_session(request, response, db, settings, user_id=user.id, remember_me=True)
+    response.delete_cookie(oauth.STATE_COOKIE, path="/api", secure=settings.secure_cookies)
+    return response
+
+
+@router.get("/auth/callback/{provider}")
+async def oauth_callback(
+    provider: str, request: Request, db: DbSession, settings: AppSettings, cipher: Cipher
+) -> Response:
+    """The provider sends the browser back here: state and PKCE checked, user signed in."""
+    return await _callback(provider, request, db, settings, cipher)
+
+
+@router.get("/auth/{provider}/callback", include_in_schema=False)
+async def oauth_callback_alias(
+    provider: str, request: Request, db: DbSession, settings: AppSettings, cipher: Cipher
+) -> Response:
+    return await _callback(provider, request, db, settings, cipher)
+
+
+# Last: its path parameter would shadow the fixed /auth/... GET routes above.
+@router.get("/auth/{provider}")
+async def oauth_redirect(
+    provider: str,
+    settings: AppSettings,
+    cipher: Cipher,
+    callback_url: Annotated[str | None, Query(alias="callbackURL", max_length=2000)] = None,
+) -> Response:
+    """Start an OAuth sign-in by redirecting to the provider."""
+    url, state = await oauth.start(
+        settings, cipher, provider_id=provider, callback_url=callback_url
+    )
+    response = RedirectResponse(url, status_code=302)
+    _set_state_cookie(response, settings, state)
+    return response

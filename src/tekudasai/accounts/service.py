@@ -6,14 +6,23 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.accounts.models import Account, Role, Session, User
-from tekudasai.accounts.passwords import hash_password
+from tekudasai.accounts.errors import (
+    BannedUser,
+    CannotBanYourself,
+    InvalidCredentials,
+    InvalidToken,
+    LastAdmin,
+    UserAlreadyExists,
+)
+from tekudasai.accounts.keys import refresh_current_key
+from tekudasai.accounts.models import Account, Role, Session, User, Verification
+from tekudasai.accounts.passwords import hash_password, needs_rehash, verify_password
 from tekudasai.core.crypto import PiiCipher, hash_token, new_token, normalise_email
-from tekudasai.core.errors import AppError, NotFound, ValidationFailed
+from tekudasai.core.errors import NotFound, ValidationFailed
 from tekudasai.core.ids import new_id
 from tekudasai.core.schemas import iso
 
@@ -25,12 +34,6 @@ EMAIL_PATTERN = re.compile(
     r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
-
-
-class UserAlreadyExists(AppError):
-    status_code = 422
-    code = "USER_ALREADY_EXISTS"
-    message = "A user with this e-mail already exists."
 
 
 def check_email(email: str) -> str:
@@ -67,6 +70,7 @@ async def create_user(
     password: str | None,
     role: Role | str = Role.USER,
     email_verified: bool = False,
+    image: str | None = None,
 ) -> User:
     """Create a user (and a password account when a password is given); flushes, never commits."""
     email = check_email(email)
@@ -81,6 +85,7 @@ async def create_user(
     if password is not None:
         check_password(password)
     index = cipher.email_index(email)
+    await refresh_current_key(db, cipher)
     if await db.scalar(select(User.id).where(User.email_index == index)):
         raise UserAlreadyExists()
     user_id = new_id()
@@ -93,6 +98,7 @@ async def create_user(
         pii_key_id=cipher.current_key_id,
         role=str(role),
         email_verified=email_verified,
+        image=image,
     )
     db.add(user)
     try:
@@ -122,6 +128,8 @@ async def set_role(db: AsyncSession, cipher: PiiCipher, *, email: str, role: str
     user = await find_by_email(db, cipher, email)
     if user is None:
         raise NotFound(f"No user with e-mail {email}.")
+    if role != Role.ADMIN.value:
+        await _ensure_another_admin(db, losing=user)
     user.role = role
     await db.flush()
     return user
@@ -148,6 +156,10 @@ SESSION_DAYS = 7
 SHORT_SESSION_HOURS = 24
 
 
+def session_lifetime(remember_me: bool) -> timedelta:
+    return timedelta(days=SESSION_DAYS) if remember_me else timedelta(hours=SHORT_SESSION_HOURS)
+
+
 async def create_session(
     db: AsyncSession,
     *,
@@ -158,7 +170,7 @@ async def create_session(
 ) -> tuple[str, Session]:
     """A new session; returns the token (shown once, stored only as a hash) and the row."""
     token = new_token()
-    lifetime = timedelta(days=SESSION_DAYS) if remember_me else timedelta(hours=SHORT_SESSION_HOURS)
+    lifetime = session_lifetime(remember_me)
     session = Session(
         user_id=user_id,
         token_hash=hash_token(token),
@@ -170,3 +182,265 @@ async def create_session(
     db.add(session)
     await db.flush()
     return token, session
+
+
+__all__ = ["UserAlreadyExists"]  # re-exported: callers import it from here
+
+VERIFY_EMAIL = "verify_email"
+RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name
+TOKEN_LIFETIMES = {VERIFY_EMAIL: timedelta(hours=24), RESET_PASSWORD: timedelta(hours=1)}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_banned(user: User, *, at: datetime | None = None) -> bool:
+    """Banned, and the ban (if it has an expiry) has not run out yet."""
+    return user.banned and (user.ban_expires is None or user.ban_expires > (at or now_utc()))
+
+
+def public_session(session: Session, token: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": session.id,
+        "userId": session.user_id,
+        "expiresAt": iso(session.expires_at),
+        "createdAt": iso(session.created_at),
+        "updatedAt": iso(session.updated_at),
+        "ipAddress": session.ip_address,
+        "userAgent": session.user_agent,
+        "impersonatedBy": session.impersonated_by,
+    }
+    if token is not None:
+        body["token"] = token
+    return body
+
+
+async def authenticate(db: AsyncSession, cipher: PiiCipher, *, email: str, password: str) -> User:
+    """Check e-mail and password at the same cost whether or not the account exists."""
+    row = (
+        await db.execute(
+            select(User, Account)
+            .outerjoin(
+                Account,
+                and_(Account.user_id == User.id, Account.provider_id == CREDENTIAL_PROVIDER),
+            )
+            .where(User.email_index == cipher.email_index(email))
+        )
+    ).first()
+    user, account = (row[0], row[1]) if row else (None, None)
+    stored = account.password if account is not None else None
+    if not await verify_password(stored, password) or user is None or account is None:
+        raise InvalidCredentials()
+    if is_banned(user):
+        raise BannedUser(
+            f"You have been banned from this application. {user.ban_reason or ''}".strip()
+        )
+    if user.banned:  # the ban has expired: lift it
+        user.banned, user.ban_reason, user.ban_expires = False, None, None
+    if stored and needs_rehash(stored):
+        account.password = await hash_password(password)
+    await db.flush()
+    return user
+
+
+def needs_renewal(session: Session, *, at: datetime | None = None) -> bool:
+    """More than half of the session's lifetime is used: extend it (sliding expiry)."""
+    lifetime = session_lifetime(session.remember_me)
+    return session.expires_at - (at or now_utc()) < lifetime / 2
+
+
+async def renew_session(db: AsyncSession, session: Session) -> None:
+    now = now_utc()
+    session.expires_at = now + session_lifetime(session.remember_me)
+    session.updated_at = now  # set here, so the row needs no reload after the flush
+    await db.flush()
+
+
+async def revoke_session(db: AsyncSession, *, session_id: str) -> None:
+    await db.execute(delete(Session).where(Session.id == session_id))
+
+
+async def revoke_all_sessions(db: AsyncSession, *, user_id: str) -> int:
+    result = await db.execute(delete(Session).where(Session.user_id == user_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def issue_token(db: AsyncSession, *, user_id: str, purpose: str) -> str:
+    """A single-use token (returned once, stored only as a hash); older unused ones are void."""
+    await db.execute(
+        delete(Verification).where(
+            Verification.user_id == user_id,
+            Verification.purpose == purpose,
+            Verification.used_at.is_(None),
+        )
+    )
+    token = new_token()
+    db.add(
+        Verification(
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=hash_token(token),
+            expires_at=now_utc() + TOKEN_LIFETIMES[purpose],
+        )
+    )
+    await db.flush()
+    return token
+
+
+async def consume_token(db: AsyncSession, *, token: str, purpose: str) -> str:
+    """Mark a token used and return its user id; expired, reused or unknown → InvalidToken."""
+    if not token or len(token) > 200:
+        raise InvalidToken()
+    user_id = await db.scalar(
+        update(Verification)
+        .where(
+            Verification.token_hash == hash_token(token),
+            Verification.purpose == purpose,
+            Verification.used_at.is_(None),
+            Verification.expires_at > func.now(),
+        )
+        .values(used_at=func.now())
+        .returning(Verification.user_id)
+    )
+    if user_id is None:
+        raise InvalidToken()
+    return user_id
+
+
+async def verify_email(db: AsyncSession, *, token: str) -> User:
+    user_id = await consume_token(db, token=token, purpose=VERIFY_EMAIL)
+    user = await db.get(User, user_id)
+    if user is None:
+        raise InvalidToken()
+    user.email_verified = True
+    await db.flush()
+    return user
+
+
+async def reset_password(db: AsyncSession, *, token: str, new_password: str) -> User:
+    """Set a new password from a reset token; every session of the user is revoked."""
+    check_password(new_password)
+    user_id = await consume_token(db, token=token, purpose=RESET_PASSWORD)
+    user = await db.get(User, user_id)
+    if user is None:
+        raise InvalidToken()
+    account = await db.scalar(
+        select(Account).where(
+            Account.user_id == user_id, Account.provider_id == CREDENTIAL_PROVIDER
+        )
+    )
+    hashed = await hash_password(new_password)
+    if account is None:  # an OAuth-only user may add a password this way
+        db.add(
+            Account(
+                user_id=user_id,
+                provider_id=CREDENTIAL_PROVIDER,
+                account_id=user_id,
+                password=hashed,
+            )
+        )
+    else:
+        account.password = hashed
+    # Whoever received the reset mail controls the address.
+    user.email_verified = True
+    await revoke_all_sessions(db, user_id=user_id)
+    await db.flush()
+    return user
+
+
+async def list_users(
+    db: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    offset: int,
+    limit: int,
+    search: str | None = None,
+    role: str = "all",
+) -> tuple[list[User], int]:
+    """Newest first; `search` is an exact e-mail or exact name (through the blind indexes)."""
+    conditions = []
+    if role != "all":
+        conditions.append(User.role == role)
+    if search and search.strip():
+        conditions.append(
+            or_(
+                User.email_index == cipher.email_index(search),
+                User.name_index == cipher.name_index(search),
+            )
+        )
+    total = await db.scalar(select(func.count()).select_from(User).where(*conditions))
+    users = (
+        await db.scalars(
+            select(User)
+            .where(*conditions)
+            .order_by(User.created_at.desc(), User.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    return list(users), int(total or 0)
+
+
+async def _get_user(db: AsyncSession, user_id: str) -> User:
+    user = await db.get(User, user_id) if user_id else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def _ensure_another_admin(db: AsyncSession, *, losing: User) -> None:
+    """Refuse when `losing` is the last active admin (admin rows locked: no race)."""
+    if losing.role != Role.ADMIN.value or is_banned(losing):
+        return
+    admins = (
+        await db.scalars(
+            select(User).where(User.role == Role.ADMIN.value).order_by(User.id).with_for_update()
+        )
+    ).all()
+    if not any(a.id != losing.id and not is_banned(a) for a in admins):
+        raise LastAdmin()
+
+
+async def admin_set_role(db: AsyncSession, *, user_id: str, role: str) -> User:
+    if role not in {r.value for r in Role}:
+        raise ValidationFailed(
+            f"Unknown role {role!r}; use user, agent or admin.",
+            errors=[{"field": "role", "message": "Unknown role"}],
+        )
+    user = await _get_user(db, user_id)
+    if role != Role.ADMIN.value:
+        await _ensure_another_admin(db, losing=user)
+    user.role = role
+    await db.flush()
+    return user
+
+
+async def ban_user(
+    db: AsyncSession,
+    *,
+    actor_id: str,
+    user_id: str,
+    reason: str | None = None,
+    expires_in_seconds: int | None = None,
+) -> User:
+    """Ban (optionally until a moment); every session of the user ends now."""
+    user = await _get_user(db, user_id)
+    if user.id == actor_id:
+        raise CannotBanYourself()
+    await _ensure_another_admin(db, losing=user)
+    user.banned = True
+    user.ban_reason = reason
+    user.ban_expires = (
+        now_utc() + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
+    )
+    await revoke_all_sessions(db, user_id=user.id)
+    await db.flush()
+    return user
+
+
+async def unban_user(db: AsyncSession, *, user_id: str) -> User:
+    user = await _get_user(db, user_id)
+    user.banned, user.ban_reason, user.ban_expires = False, None, None
+    await db.flush()
+    return user

@@ -55,7 +55,10 @@ class PiiCipher:
 
     master: bytes
     current_key_id: int = 1
+    # When the current key id was last read from the database (time.monotonic()); see keys.py.
+    key_checked_at: float = 0.0
     _keys: dict[int, AESGCM] = field(default_factory=dict, repr=False)
+    _sealers: dict[str, AESGCM] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._index_key = derive_key(self.master, "tekudasai/blind-index/v1")
@@ -81,6 +84,31 @@ class PiiCipher:
         except InvalidTag as exc:
             raise DecryptionError(f"cannot decrypt {context} (key id {key_id})") from exc
         return plain.decode()
+
+    def encrypt_optional(self, plaintext: str | None, *, context: str) -> bytes | None:
+        return None if plaintext is None else self.encrypt(plaintext, context=context)
+
+    def decrypt_optional(self, blob: bytes | None, *, context: str) -> str | None:
+        return None if blob is None else self.decrypt(blob, context=context)
+
+    def seal(self, data: bytes, *, purpose: str) -> bytes:
+        """Encrypt and authenticate short-lived state (e.g. OAuth state) under a purpose key."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._sealer(purpose).encrypt(nonce, data, purpose.encode())
+
+    def unseal(self, blob: bytes, *, purpose: str) -> bytes:
+        try:
+            return self._sealer(purpose).decrypt(
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], purpose.encode()
+            )
+        except (InvalidTag, ValueError) as exc:
+            raise DecryptionError(f"cannot unseal {purpose}") from exc
+
+    def _sealer(self, purpose: str) -> AESGCM:
+        name = f"seal:{purpose}"
+        if name not in self._sealers:
+            self._sealers[name] = AESGCM(derive_key(self.master, f"tekudasai/seal/{purpose}"))
+        return self._sealers[name]
 
     @staticmethod
     def key_id_of(blob: bytes) -> int:

@@ -1,3 +1,85 @@
-from fastapi import APIRouter
+"""Forms API: admins manage forms; every signed-in user reads the enabled ones."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from tekudasai.accounts.dependencies import Admin, CurrentUser
+from tekudasai.core.schemas import ok, page
+from tekudasai.db.session import DbSession
+from tekudasai.forms import service
+from tekudasai.forms.schemas import FormCreate, FormPatch, ResponseCheck
+
+router = APIRouter(prefix="/forms", tags=["forms"])
+
+# Form lists are short and the original clients do not page them: a generous default limit.
+PageQuery = Annotated[int, Query(alias="page", ge=1, le=1_000_000)]
+LimitQuery = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.get("/enabled")
+async def list_enabled_forms(
+    db: DbSession, user: CurrentUser, page_: PageQuery = 1, limit: LimitQuery = 100
+) -> dict[str, Any]:
+    items, total = await service.list_forms(db, enabled_only=True, page=page_, limit=limit)
+    return page(items, page=page_, limit=limit, total=total)
+
+
+@router.get("/enabled/{form_id}")
+async def get_enabled_form(form_id: str, db: DbSession, user: CurrentUser) -> dict[str, Any]:
+    return ok(await service.get_form_view(db, form_id=form_id, enabled_only=True))
+
+
+@router.post("/enabled/{form_id}/validate")
+async def validate_response(
+    form_id: str, body: ResponseCheck, db: DbSession, user: CurrentUser
+) -> dict[str, Any]:
+    """Check answers as ticket creation would (live feedback for clients); stores nothing."""
+    form = await service.get_enabled_form(db, form_id=form_id)
+    version = await service.current_version(db, form=form)
+    values, _ = await service.validate_for_ticket(
+        db, version=version, response=body.form_response, reporter_id=user.user.id
+    )
+    return ok({"formResponse": values})
+
+
+@router.get("")
+async def list_forms(
+    db: DbSession, admin: Admin, page_: PageQuery = 1, limit: LimitQuery = 100
+) -> dict[str, Any]:
+    items, total = await service.list_forms(db, enabled_only=False, page=page_, limit=limit)
+    return page(items, page=page_, limit=limit, total=total)
+
+
+@router.post("")
+async def create_form(body: FormCreate, db: DbSession, admin: Admin) -> dict[str, Any]:
+    return ok(
+        await service.create_form(
+            db,
+            creator_id=admin.user.id,
+            name=body.name,
+            description=body.description,
+            disabled=body.disabled,
+            elements=body.elements,
+        )
+    )
+
+
+@router.get("/{form_id}")
+async def get_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
+    return ok(await service.get_form_view(db, form_id=form_id, enabled_only=False))
+
+
+@router.patch("/{form_id}")
+async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin) -> dict[str, Any]:
+    changes = body.model_dump(include=body.model_fields_set)
+    return ok(
+        await service.update_form(db, form_id=form_id, user_id=admin.user.id, changes=changes)
+    )
+
+
+@router.delete("/{form_id}")
+async def delete_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
+    return ok(await service.delete_form(db, form_id=form_id))

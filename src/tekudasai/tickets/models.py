@@ -15,6 +15,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     Text,
     func,
 )
@@ -69,6 +70,8 @@ class Ticket(Timestamped, Base):
         ),
         Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
     )
+    # Fetch updated_at (set by the database clock) with RETURNING instead of a second query.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     # RESTRICT: people who filed tickets are banned, never deleted, so history stays whole.
@@ -128,3 +131,17 @@ class TicketLog(Base):
     # A comment's log row is hidden from the reporter when the comment is an internal note.
     internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TicketCount(Base):
+    """Ticket totals per scope ('all', 'reporter', 'assignee'), key and status, kept by statement
+    triggers on tickets (migration 0002_tickets). Rows are spread over shards (the backend pid
+    modulo 16) so concurrent writers rarely wait on the same row; readers sum the shards."""
+
+    __tablename__ = "ticket_counts"
+
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(Text, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -1,3 +1,237 @@
-from fastapi import APIRouter
+"""HTTP routes for tickets: thin, the rules live in the services."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from tekudasai.accounts.dependencies import Agent, CurrentUser
+from tekudasai.core.schemas import PageParams, ok, page, page_params
+from tekudasai.core.state import Cipher
+from tekudasai.db.session import DbSession
+from tekudasai.tickets import audit, conversation, listing, service
+from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
+from tekudasai.tickets.errors import TicketNotFound
+from tekudasai.tickets.schemas import (
+    AgentComment,
+    AssignTicket,
+    CreateTicket,
+    Reply,
+    StatusFilter,
+    UpdateMyTicket,
+    UpdateTicket,
+    agent_ticket_view,
+    comment_view,
+    log_view,
+    ticket_view,
+    ticket_with_form,
+)
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+Pages = Annotated[PageParams, Depends(page_params)]
+Search = Annotated[str | None, Query(max_length=200, description="summary contains (literal)")]
+FullText = Annotated[str | None, Query(max_length=200, description="full-text, ranked")]
+Cursor = Annotated[
+    str | None, Query(max_length=64, description="keyset pages: '' for the first, then nextCursor")
+]
+
+
+def _json(data: Any) -> JSONResponse:
+    # A ready Response skips FastAPI's generic encoder: the views are plain JSON already.
+    return JSONResponse(ok(data))
+
+
+def _page(result: listing.TicketPage, pages: PageParams, *, cursor_mode: bool) -> JSONResponse:
+    body = page(
+        [ticket_with_form(row) for row in result.rows],
+        page=1 if cursor_mode else pages.page,
+        limit=pages.limit,
+        total=result.total,
+    )
+    body["meta"]["nextCursor"] = result.next_cursor
+    return JSONResponse(body)
+
+
+# -- the reporter's side (declared before /{id} so "my" is never read as an id) --------------
+
+
+@router.get("/my")
+async def list_my_tickets(
+    db: DbSession,
+    me: CurrentUser,
+    pages: Pages,
+    search: Search = None,
+    status: StatusFilter | None = None,
+    q: FullText = None,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    spec = listing.TicketFilter(reporter_id=me.user.id, status=status, search=search, q=q)
+    result = await listing.list_tickets(
+        db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
+    )
+    return _page(result, pages, cursor_mode=cursor is not None)
+
+
+@router.post("/my")
+async def create_ticket(
+    body: CreateTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
+) -> JSONResponse:
+    ticket = await service.create_ticket(
+        db,
+        reporter_id=me.user.id,
+        form_id=body.form_id,
+        summary=body.summary,
+        form_response=body.form_response,
+    )
+    return _json(ticket_view(ticket))
+
+
+@router.get("/my/{id}")
+async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
+    row = await service.get_my_ticket(db, ticket_id=id, reporter_id=me.user.id)
+    return _json(ticket_with_form(row))
+
+
+@router.patch("/my/{id}")
+async def update_my_ticket(
+    id: TicketId, body: UpdateMyTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
+) -> JSONResponse:
+    ticket = await service.reporter_update_response(
+        db, ticket_id=id, reporter_id=me.user.id, form_response=body.form_response
+    )
+    return _json(ticket_view(ticket))
+
+
+@router.get("/my/{id}/logs")
+async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
+    await service.ensure_ticket(db, ticket_id=id, reporter_id=me.user.id)
+    rows = await audit.list_logs(db, ticket_id=id, include_internal=False)
+    return _json([log_view(row) for row in rows])
+
+
+@router.get("/my/{id}/comments")
+async def my_ticket_comments(
+    id: TicketId, db: DbSession, me: CurrentUser, cipher: Cipher
+) -> JSONResponse:
+    await service.ensure_ticket(db, ticket_id=id, reporter_id=me.user.id)
+    rows = await conversation.list_comments(db, ticket_id=id, include_internal=False)
+    return _json([comment_view(row, cipher) for row in rows])
+
+
+@router.post("/my/{id}/comments")
+async def reply_to_my_ticket(
+    id: TicketId,
+    body: Reply,
+    db: DbSession,
+    me: CurrentUser,
+    cipher: Cipher,
+    _: TicketsRateLimit,
+) -> JSONResponse:
+    row = await conversation.add_comment(
+        db, ticket_id=id, author=me.user, body=body.body, as_reporter=True
+    )
+    return _json(comment_view(row, cipher))
+
+
+# -- agents and admins ------------------------------------------------------------------------
+
+
+@router.get("")
+async def list_tickets(
+    db: DbSession,
+    agent: Agent,
+    pages: Pages,
+    search: Search = None,
+    status: StatusFilter | None = None,
+    q: FullText = None,
+    assignee_id: Annotated[
+        str | None,
+        Query(alias="assigneeId", max_length=200, description="a user id, 'me' or 'none'"),
+    ] = None,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    if assignee_id == "me":
+        assignee_id = agent.user.id
+    spec = listing.TicketFilter(status=status, search=search, q=q, assignee_id=assignee_id)
+    result = await listing.list_tickets(
+        db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
+    )
+    return _page(result, pages, cursor_mode=cursor is not None)
+
+
+@router.get("/{id}")
+async def get_ticket(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
+    row = await service.get_ticket(db, ticket_id=id)
+    return _json(agent_ticket_view(row, cipher))
+
+
+@router.patch("/{id}")
+async def update_ticket(
+    id: TicketId, body: UpdateTicket, db: DbSession, agent: Agent
+) -> JSONResponse:
+    ticket = await service.update_ticket(
+        db,
+        ticket_id=id,
+        actor_id=agent.user.id,
+        summary=body.summary,
+        status=body.status.value if body.status else None,
+        form_response=body.form_response,
+    )
+    return _json(ticket_view(ticket))
+
+
+@router.delete("/{id}")
+async def delete_ticket(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
+    ticket = await service.delete_ticket(db, ticket_id=id, actor_id=agent.user.id)
+    return _json(ticket_view(ticket))
+
+
+@router.post("/{id}/assign-toggle")
+async def toggle_assignment(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
+    ticket = await service.toggle_assignment(db, ticket_id=id, actor_id=agent.user.id)
+    return _json(ticket_view(ticket))
+
+
+@router.post("/{id}/assign")
+async def assign_ticket(
+    id: TicketId, body: AssignTicket, db: DbSession, agent: Agent
+) -> JSONResponse:
+    ticket = await service.assign(
+        db, ticket_id=id, actor_id=agent.user.id, assignee_id=body.assignee_id
+    )
+    return _json(ticket_view(ticket))
+
+
+@router.post("/{id}/open-form")
+async def open_form(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
+    ticket = await service.open_form(db, ticket_id=id, actor_id=agent.user.id)
+    return _json(ticket_view(ticket))
+
+
+@router.get("/{id}/logs")
+async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
+    rows = await audit.list_logs(db, ticket_id=id, include_internal=True)
+    if not rows:
+        # No trail at all: the ticket never existed. A deleted ticket keeps its trail.
+        raise TicketNotFound()
+    return _json([log_view(row) for row in rows])
+
+
+@router.get("/{id}/comments")
+async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
+    await service.ensure_ticket(db, ticket_id=id)
+    rows = await conversation.list_comments(db, ticket_id=id, include_internal=True)
+    return _json([comment_view(row, cipher) for row in rows])
+
+
+@router.post("/{id}/comments")
+async def comment_on_ticket(
+    id: TicketId, body: AgentComment, db: DbSession, agent: Agent, cipher: Cipher
+) -> JSONResponse:
+    row = await conversation.add_comment(
+        db, ticket_id=id, author=agent.user, body=body.body, internal=body.internal
+    )
+    return _json(comment_view(row, cipher))

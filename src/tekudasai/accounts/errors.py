@@ -1,0 +1,74 @@
+"""Errors of the accounts domain (codes follow better-auth where it has one)."""
+
+from __future__ import annotations
+
+from tekudasai.core.errors import AppError
+
+
+class UserAlreadyExists(AppError):
+    status_code = 422
+    code = "USER_ALREADY_EXISTS"
+    message = "A user with this e-mail already exists."
+
+
+class InvalidCredentials(AppError):
+    status_code = 401
+    code = "INVALID_EMAIL_OR_PASSWORD"
+    message = "Invalid e-mail or password."
+
+
+class BannedUser(AppError):
+    status_code = 403
+    code = "BANNED_USER"
+    message = "You have been banned from this application."
+
+
+class InvalidToken(AppError):
+    status_code = 400
+    code = "INVALID_TOKEN"
+    message = "The link is invalid, expired or already used."
+
+
+class LastAdmin(AppError):
+    status_code = 400
+    code = "LAST_ADMIN"
+    message = "This would leave no administrator; make someone else admin first."
+
+
+class CannotBanYourself(AppError):
+    status_code = 400
+    code = "YOU_CANNOT_BAN_YOURSELF"
+    message = "You cannot ban yourself."
+
+
+class ProviderNotFound(AppError):
+    status_code = 404
+    code = "PROVIDER_NOT_FOUND"
+    message = "This sign-in provider is not configured."
+
+
+class InvalidOAuthState(AppError):
+    status_code = 400
+    code = "INVALID_OAUTH_STATE"
+    message = "The sign-in attempt expired or did not start here; please try again."
+
+
+class OAuthFailed(AppError):
+    status_code = 400
+    code = "OAUTH_FAILED"
+    message = "Signing in with the provider failed."
+
+
+class AccountNotLinked(AppError):
+    status_code = 403
+    code = "ACCOUNT_NOT_LINKED"
+    message = (
+        "An account with this e-mail exists, but the provider did not confirm the address; "
+        "sign in with your password instead."
+    )
+
+
+class UntrustedCallback(AppError):
+    status_code = 400
+    code = "INVALID_CALLBACK_URL"
+    message = "The callback URL is not on a trusted origin."

@@ -1,0 +1,74 @@
+"""Outgoing mail: SMTP when TK_SMTP_URL is set, else `.eml` files in TK_DATA_DIR/outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from tekudasai.config import ConfigError, Settings
+
+log = logging.getLogger("tekudasai.mail")
+
+DEFAULT_SENDER = "Te Kudasai <no-reply@tekudasai.invalid>"
+
+
+def build_message(*, sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain="tekudasai")
+    message.set_content(body)
+    return message
+
+
+def sender_for(settings: Settings) -> str:
+    return os.environ.get("TK_MAIL_FROM") or DEFAULT_SENDER
+
+
+async def send_mail(settings: Settings, *, to: str, subject: str, body: str) -> None:
+    """Send one plain-text mail; failures are logged, never shown to the requester."""
+    message = build_message(sender=sender_for(settings), to=to, subject=subject, body=body)
+    if settings.smtp_url:
+        await _send_smtp(settings.smtp_url, message)
+        log.info("mail sent by SMTP", extra={"subject": subject})
+    else:
+        path = await asyncio.to_thread(_write_outbox, settings.outbox_dir, message)
+        log.info("mail written to the outbox", extra={"path": str(path), "subject": subject})
+
+
+async def _send_smtp(url: str, message: EmailMessage) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("TK_SMTP_URL must look like smtp://user:pass@host:port (or smtps://)")
+    tls = parts.scheme == "smtps"
+    await aiosmtplib.send(
+        message,
+        hostname=parts.hostname,
+        port=parts.port or (465 if tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=tls,
+        # Plain smtp:// upgrades with STARTTLS when the server offers it.
+        start_tls=None if not tls else False,
+        timeout=15,
+    )
+
+
+def _write_outbox(outbox: Path, message: EmailMessage) -> Path:
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.eml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(message.as_bytes())
+    return path

@@ -1,0 +1,47 @@
+"""Request bodies of the forms API (elements are checked by the engine, not here)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+
+from tekudasai.core.schemas import StrictInput
+
+FormName = Annotated[str, Field(min_length=1, max_length=200)]
+FormDescription = Annotated[str, Field(max_length=5000)]
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip() if value is not None else None
+
+
+class FormCreate(StrictInput):
+    name: FormName
+    description: FormDescription = ""
+    disabled: bool = False
+    elements: list[Any]
+
+    _name = field_validator("name")(_not_blank)
+
+
+class FormPatch(StrictInput):
+    name: FormName | None = None
+    description: FormDescription | None = None
+    disabled: bool | None = None
+    elements: list[Any] | None = None
+
+    @field_validator("name", "description", "disabled", "elements", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    _name = field_validator("name")(_not_blank)
+
+
+class ResponseCheck(StrictInput):
+    form_response: dict[str, Any]

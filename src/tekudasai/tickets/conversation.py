@@ -1,0 +1,95 @@
+"""The conversation on a ticket: public replies and internal notes, each audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tekudasai.accounts.models import User
+from tekudasai.core.errors import ValidationFailed
+from tekudasai.tickets import audit, workflow
+from tekudasai.tickets.models import LogAction, TicketComment
+from tekudasai.tickets.service import lock_ticket
+
+MAX_BODY = 20_000
+
+
+@dataclass(frozen=True)
+class CommentRow:
+    comment: TicketComment
+    author: User | None
+
+
+def clean_body(body: str) -> str:
+    if not body.strip():
+        raise ValidationFailed(
+            "body: A comment needs some text.",
+            errors=[{"field": "body", "message": "Comment is empty"}],
+        )
+    if len(body) > MAX_BODY:
+        raise ValidationFailed(
+            f"body: At most {MAX_BODY} characters.",
+            errors=[{"field": "body", "message": f"At most {MAX_BODY} characters"}],
+        )
+    return body.strip()
+
+
+async def list_comments(
+    db: AsyncSession, *, ticket_id: int, include_internal: bool
+) -> list[CommentRow]:
+    """Oldest first, with each author; the reporter's view has no internal notes."""
+    query = (
+        select(TicketComment, User)
+        .outerjoin(User, User.id == TicketComment.author_id)
+        .where(TicketComment.ticket_id == ticket_id)
+        .order_by(TicketComment.id)
+    )
+    if not include_internal:
+        query = query.where(TicketComment.internal.is_(False))
+    return [CommentRow(comment=c, author=u) for c, u in (await db.execute(query)).all()]
+
+
+async def add_comment(
+    db: AsyncSession,
+    *,
+    ticket_id: int,
+    author: User,
+    body: str,
+    internal: bool = False,
+    as_reporter: bool = False,
+) -> CommentRow:
+    """Add a reply (or, for agents, an internal note); a reporter's reply reopens a resolved
+    ticket. The ticket is locked so the status it reads is the one it changes."""
+    body = clean_body(body)
+    ticket = await lock_ticket(
+        db, ticket_id=ticket_id, reporter_id=author.id if as_reporter else None
+    )
+    comment = TicketComment(ticket_id=ticket.id, author_id=author.id, body=body, internal=internal)
+    db.add(comment)
+    await db.flush()
+    audit.record(
+        db,
+        ticket_id=ticket.id,
+        user_id=author.id,
+        action_type=LogAction.COMMENT,
+        action="Internal note added" if internal else "Comment added",
+        details={"commentId": comment.id},
+        internal=internal,
+    )
+    if as_reporter:
+        reopened = workflow.after_customer_reply(ticket.status)
+        if reopened:
+            old = ticket.status
+            ticket.status = reopened
+            audit.record(
+                db,
+                ticket_id=ticket.id,
+                user_id=author.id,
+                action_type=LogAction.UPDATE,
+                action=workflow.status_change_text(old, reopened),
+                details={"status": {"from": old, "to": reopened}, "reason": "customer reply"},
+            )
+    await db.flush()
+    return CommentRow(comment=comment, author=author)

@@ -1,0 +1,363 @@
+"""Tickets: filing, reading, the agent's changes and assignment.
+
+Every change locks the ticket row (SELECT … FOR UPDATE) before reading what it changes, and
+stages its audit row in the same session, so the change and its record commit together and
+concurrent changes to one ticket are applied one after another, none lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tekudasai.accounts.dependencies import STAFF_ROLES
+from tekudasai.accounts.models import User
+from tekudasai.core.errors import ValidationFailed
+from tekudasai.forms import service as forms_service
+from tekudasai.forms.models import Form, FormVersion
+from tekudasai.tickets import audit, workflow
+from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
+from tekudasai.tickets.models import LogAction, Ticket, TicketStatus
+from tekudasai.uploads.models import TicketUpload
+
+MAX_SUMMARY = 500
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    """A ticket with the form version it was filed with (and, for agents, the people)."""
+
+    ticket: Ticket
+    form: Form
+    version: FormVersion
+    reporter: User | None = None
+    assignee: User | None = None
+
+
+def clean_summary(summary: str) -> str:
+    summary = summary.strip()
+    if not 1 <= len(summary) <= MAX_SUMMARY:
+        message = "Summary is required" if not summary else f"At most {MAX_SUMMARY} characters"
+        raise ValidationFailed(
+            f"summary: {message}.", errors=[{"field": "summary", "message": message}]
+        )
+    return summary
+
+
+def snapshot(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "summary": ticket.summary,
+        "status": ticket.status,
+        "reporterId": ticket.reporter_id,
+        "assigneeId": ticket.assignee_id,
+        "formId": ticket.form_id,
+        "formVersion": ticket.form_version,
+    }
+
+
+# -- filing -----------------------------------------------------------------------------------
+
+
+async def create_ticket(
+    db: AsyncSession,
+    *,
+    reporter_id: str,
+    form_id: str,
+    summary: str,
+    form_response: dict[str, Any],
+) -> Ticket:
+    """File a ticket against the form's current version with the validated response."""
+    summary = clean_summary(summary)
+    form = await forms_service.get_enabled_form(db, form_id=form_id)
+    version = await forms_service.get_form_version(db, form_id=form.id, version=form.version)
+    cleaned, upload_ids = await forms_service.validate_for_ticket(
+        db, version=version, response=form_response, reporter_id=reporter_id
+    )
+    ticket = Ticket(
+        reporter_id=reporter_id,
+        summary=summary,
+        status=TicketStatus.OPEN.value,
+        form_id=form.id,
+        form_version=version.version,
+        form_response=cleaned,
+        form_open=False,
+    )
+    db.add(ticket)
+    await db.flush()
+    audit.record(
+        db,
+        ticket_id=ticket.id,
+        user_id=reporter_id,
+        action_type=LogAction.CREATE,
+        action="Ticket created",
+        details={"ticket": snapshot(ticket)},
+    )
+    if upload_ids:
+        await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
+    await db.flush()
+    return ticket
+
+
+async def _link_uploads(db: AsyncSession, *, ticket_id: int, upload_ids: list[str]) -> None:
+    """Make ticket_uploads say exactly which uploads the ticket's response references."""
+    await db.execute(
+        delete(TicketUpload).where(
+            TicketUpload.ticket_id == ticket_id, TicketUpload.upload_id.not_in(upload_ids)
+        )
+    )
+    if upload_ids:
+        await db.execute(
+            insert(TicketUpload)
+            .values([{"ticket_id": ticket_id, "upload_id": u} for u in dict.fromkeys(upload_ids)])
+            .on_conflict_do_nothing()
+        )
+
+
+async def _validated_response(
+    db: AsyncSession, ticket: Ticket, response: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Check a new response against the version the ticket was filed with."""
+    version = await forms_service.get_form_version(
+        db, form_id=ticket.form_id, version=ticket.form_version
+    )
+    cleaned, upload_ids = await forms_service.validate_for_ticket(
+        db, version=version, response=response, reporter_id=ticket.reporter_id
+    )
+    return cleaned, list(upload_ids)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def with_form() -> Any:
+    return (
+        select(Ticket, Form, FormVersion)
+        .join(Form, Form.id == Ticket.form_id)
+        .join(
+            FormVersion,
+            (FormVersion.form_id == Ticket.form_id) & (FormVersion.version == Ticket.form_version),
+        )
+    )
+
+
+async def get_my_ticket(db: AsyncSession, *, ticket_id: int, reporter_id: str) -> TicketRow:
+    row = (
+        await db.execute(
+            with_form().where(Ticket.id == ticket_id, Ticket.reporter_id == reporter_id)
+        )
+    ).first()
+    if row is None:
+        raise TicketNotFound()
+    return TicketRow(ticket=row[0], form=row[1], version=row[2])
+
+
+async def get_ticket(db: AsyncSession, *, ticket_id: int) -> TicketRow:
+    """One ticket with its form, reporter and assignee: one query."""
+    reporter, assignee = aliased(User), aliased(User)
+    row = (
+        await db.execute(
+            with_form()
+            .add_columns(reporter, assignee)
+            .outerjoin(reporter, reporter.id == Ticket.reporter_id)
+            .outerjoin(assignee, assignee.id == Ticket.assignee_id)
+            .where(Ticket.id == ticket_id)
+        )
+    ).first()
+    if row is None:
+        raise TicketNotFound()
+    return TicketRow(ticket=row[0], form=row[1], version=row[2], reporter=row[3], assignee=row[4])
+
+
+async def ensure_ticket(
+    db: AsyncSession, *, ticket_id: int, reporter_id: str | None = None
+) -> None:
+    """404 unless the ticket exists (and, given a reporter, was filed by them)."""
+    query = select(Ticket.id).where(Ticket.id == ticket_id)
+    if reporter_id is not None:
+        query = query.where(Ticket.reporter_id == reporter_id)
+    if await db.scalar(query) is None:
+        raise TicketNotFound()
+
+
+async def lock_ticket(
+    db: AsyncSession, *, ticket_id: int, reporter_id: str | None = None
+) -> Ticket:
+    """The ticket row, locked until the transaction ends; 404 when absent (or not theirs)."""
+    query = (
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if reporter_id is not None:
+        query = query.where(Ticket.reporter_id == reporter_id)
+    ticket = await db.scalar(query)
+    if ticket is None:
+        raise TicketNotFound()
+    return ticket
+
+
+# -- changing ---------------------------------------------------------------------------------
+
+
+async def update_ticket(
+    db: AsyncSession,
+    *,
+    ticket_id: int,
+    actor_id: str,
+    summary: str | None = None,
+    status: str | None = None,
+    form_response: dict[str, Any] | None = None,
+) -> Ticket:
+    """An agent's edit: status through the workflow, summary, response; closes the form."""
+    new_summary = clean_summary(summary) if summary is not None else None
+    ticket = await lock_ticket(db, ticket_id=ticket_id)
+    status_changes = status is not None and workflow.check_transition(ticket.status, status)
+    response = None
+    if form_response is not None:
+        response = await _validated_response(db, ticket, form_response)
+
+    if status_changes and status is not None:
+        old = ticket.status
+        ticket.status = status
+        audit.record(
+            db,
+            ticket_id=ticket.id,
+            user_id=actor_id,
+            action_type=LogAction.UPDATE,
+            action=workflow.status_change_text(old, status),
+            details={"status": {"from": old, "to": status}},
+        )
+    fields: dict[str, Any] = {}
+    if new_summary is not None and new_summary != ticket.summary:
+        fields["summary"] = {"from": ticket.summary, "to": new_summary}
+        ticket.summary = new_summary
+    if response is not None:
+        cleaned, upload_ids = response
+        diff = audit.changes(ticket.form_response, cleaned)
+        if diff:
+            fields["formResponse"] = diff
+            ticket.form_response = cleaned
+            await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
+    if ticket.form_open:
+        fields["formOpen"] = {"from": True, "to": False}
+        ticket.form_open = False
+    if fields:
+        audit.record(
+            db,
+            ticket_id=ticket.id,
+            user_id=actor_id,
+            action_type=LogAction.UPDATE,
+            action="Ticket updated: " + ", ".join(fields),
+            details=fields,
+        )
+    await db.flush()
+    return ticket
+
+
+async def reporter_update_response(
+    db: AsyncSession, *, ticket_id: int, reporter_id: str, form_response: dict[str, Any]
+) -> Ticket:
+    """The reporter's one edit of the answers after an agent re-opened the form."""
+    ticket = await lock_ticket(db, ticket_id=ticket_id, reporter_id=reporter_id)
+    if not ticket.form_open:
+        raise FormClosed()
+    cleaned, upload_ids = await _validated_response(db, ticket, form_response)
+    fields: dict[str, Any] = {"formOpen": {"from": True, "to": False}}
+    diff = audit.changes(ticket.form_response, cleaned)
+    if diff:
+        fields["formResponse"] = diff
+    ticket.form_response = cleaned
+    ticket.form_open = False
+    await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
+    audit.record(
+        db,
+        ticket_id=ticket.id,
+        user_id=reporter_id,
+        action_type=LogAction.UPDATE,
+        action="Form response updated by the reporter",
+        details=fields,
+    )
+    await db.flush()
+    return ticket
+
+
+async def delete_ticket(db: AsyncSession, *, ticket_id: int, actor_id: str) -> Ticket:
+    """Delete the ticket (comments and upload links go with it); the audit trail stays."""
+    ticket = await lock_ticket(db, ticket_id=ticket_id)
+    audit.record(
+        db,
+        ticket_id=ticket.id,
+        user_id=actor_id,
+        action_type=LogAction.DELETE,
+        action="Ticket deleted",
+        details={"ticket": snapshot(ticket)},
+    )
+    await db.delete(ticket)
+    await db.flush()
+    return ticket
+
+
+async def _set_assignee(
+    db: AsyncSession, ticket: Ticket, *, actor_id: str, assignee_id: str | None
+) -> Ticket:
+    old = ticket.assignee_id
+    if old == assignee_id:
+        return ticket
+    ticket.assignee_id = assignee_id
+    audit.record(
+        db,
+        ticket_id=ticket.id,
+        user_id=actor_id,
+        action_type=LogAction.ASSIGN if assignee_id else LogAction.UNASSIGN,
+        # Names are personal data (encrypted at rest): the text names no one, details hold ids.
+        action="Ticket assigned" if assignee_id else "Ticket unassigned",
+        details={"assigneeId": {"from": old, "to": assignee_id}},
+    )
+    await db.flush()
+    return ticket
+
+
+async def toggle_assignment(db: AsyncSession, *, ticket_id: int, actor_id: str) -> Ticket:
+    """Unassign when anyone is assigned (as the original did), else assign the caller."""
+    ticket = await lock_ticket(db, ticket_id=ticket_id)
+    target = None if ticket.assignee_id else actor_id
+    return await _set_assignee(db, ticket, actor_id=actor_id, assignee_id=target)
+
+
+async def assign(
+    db: AsyncSession, *, ticket_id: int, actor_id: str, assignee_id: str | None
+) -> Ticket:
+    """Assign to a given agent or admin (None unassigns)."""
+    if assignee_id is not None:
+        role = await db.scalar(
+            select(User.role).where(User.id == assignee_id, User.banned.is_(False))
+        )
+        if role not in STAFF_ROLES:
+            raise InvalidAssignee(
+                errors=[{"field": "assigneeId", "message": "Not an agent or admin"}]
+            )
+    ticket = await lock_ticket(db, ticket_id=ticket_id)
+    return await _set_assignee(db, ticket, actor_id=actor_id, assignee_id=assignee_id)
+
+
+async def open_form(db: AsyncSession, *, ticket_id: int, actor_id: str) -> Ticket:
+    """Let the reporter edit the answers once more."""
+    ticket = await lock_ticket(db, ticket_id=ticket_id)
+    if not ticket.form_open:
+        ticket.form_open = True
+        audit.record(
+            db,
+            ticket_id=ticket.id,
+            user_id=actor_id,
+            action_type=LogAction.OPEN_FORM,
+            action="Form re-opened for the reporter",
+            details={"formOpen": {"from": False, "to": True}},
+        )
+        await db.flush()
+    return ticket

@@ -1,0 +1,75 @@
+"""Page dependencies: who is signed in (redirecting to the login page when nobody is)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+
+from tekudasai.accounts.dependencies import MaybeUser, Principal
+from tekudasai.core.errors import NotFound
+from tekudasai.web.csrf import CSRF_FIELD, csrf_valid, origin_trusted
+
+
+class PageRedirect(Exception):
+    """Send the browser elsewhere (303), optionally with a flash message."""
+
+    def __init__(self, url: str, message: str | None = None, kind: str = "info") -> None:
+        super().__init__(url)
+        self.url = url
+        self.message = message
+        self.kind = kind
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """Only same-site relative paths: never an open redirect."""
+    if not value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+        return default
+    if "\\" in value:
+        return default
+    return value
+
+
+def login_url(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/auth/login?next=" + quote(target, safe="")
+
+
+async def page_user(request: Request, principal: MaybeUser) -> Principal:
+    if principal is None:
+        raise PageRedirect(login_url(request))
+    return principal
+
+
+async def page_agent(principal: Annotated[Principal, Depends(page_user)]) -> Principal:
+    if not principal.is_staff:
+        raise NotFound()
+    return principal
+
+
+async def page_admin(principal: Annotated[Principal, Depends(page_user)]) -> Principal:
+    if not principal.is_admin:
+        raise NotFound()
+    return principal
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, after the CSRF token and origin checks."""
+    form = await request.form()
+    if not origin_trusted(request) or not csrf_valid(request, form.get(CSRF_FIELD)):
+        back = safe_next(request.headers.get("referer", "").split(request.url.netloc, 1)[-1])
+        raise PageRedirect(
+            back, "Your form expired or came from another site. Please try again.", "error"
+        )
+    return form
+
+
+PageUser = Annotated[Principal, Depends(page_user)]
+PageAgent = Annotated[Principal, Depends(page_agent)]
+PageAdmin = Annotated[Principal, Depends(page_admin)]
+PostedForm = Annotated[FormData, Depends(checked_form)]

@@ -1,0 +1,63 @@
+"""Sign-up, sign-in, sign-out and the page chrome in a real browser."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.factories import make_person
+from tests.ui.conftest import LiveServer, screenshot, sign_in
+
+
+async def test_signed_out_visitor_goes_to_login_and_back(
+    page: Page, live_server: LiveServer
+) -> None:
+    await page.goto("/tickets/123?tab=x")
+    await expect(page).to_have_url(re.compile(r"/auth/login\?next=%2Ftickets%2F123%3Ftab%3Dx$"))
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await screenshot(page, "login")
+
+
+async def test_signup_signin_signout(page: Page, live_server: LiveServer) -> None:
+    await page.goto("/auth/signup")
+    await page.get_by_label("Full name").fill("Ada <b>Lovelace</b>")
+    await page.get_by_label("E-mail").fill("ada@example.test")
+    await page.get_by_label("Password", exact=True).fill("short")
+    await page.get_by_label("Repeat password").fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    # The server judges: too short a password comes back next to its field, the input kept.
+    await expect(page.locator("#f-password-error")).to_contain_text("Password too short")
+    await expect(page.get_by_label("Full name")).to_have_value("Ada <b>Lovelace</b>")
+    await screenshot(page, "signup-errors")
+
+    await page.get_by_label("Password", exact=True).fill("a-good-password")
+    await page.get_by_label("Repeat password").fill("a-good-password")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page).to_have_url(re.compile(r"/$"))
+    # The name is escaped, never markup.
+    await expect(page.locator(".user-name")).to_have_text("Ada <b>Lovelace</b>")
+    await expect(page.locator(".toast")).to_contain_text("Your account is ready")
+    csp = (await page.request.get("/auth/login")).headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/auth/login$"))
+    await expect(page.locator(".toast")).to_contain_text("signed out")
+
+    await sign_in(page, "ada@example.test", "wrong-password")
+    await expect(page.get_by_role("alert")).to_contain_text("Wrong e-mail or password")
+    await sign_in(page, "ADA@example.test", "a-good-password")
+    await expect(page.locator(".user-name")).to_have_text("Ada <b>Lovelace</b>")
+    assert page.js_errors == []  # type: ignore[attr-defined]
+
+
+async def test_customer_gets_404_on_agent_pages(
+    page: Page, live_server: LiveServer, database, cipher
+) -> None:  # type: ignore[no-untyped-def]
+    person = await make_person(database, cipher)
+    await sign_in(page, person.email, person.password)
+    response = await page.goto("/agent")
+    assert response is not None and response.status == 404
+    await expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    await screenshot(page, "error-404")
