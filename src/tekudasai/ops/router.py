@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tekudasai.accounts.dependencies import Principal, optional_principal
 from tekudasai.config import Settings
 from tekudasai.core.errors import NotFound, Unauthorized
-from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
 from tekudasai.ops import metrics, system
+from tekudasai.web.deps import PageAdmin
+from tekudasai.web.rendering import render, templates
 
 router = APIRouter(include_in_schema=False)
 
-templates = Environment(
-    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
-templates.filters["bytes"] = system.human_bytes
-templates.filters["iso"] = iso
+templates.env.filters["bytes"] = system.human_bytes
 
 
 def is_loopback(request: Request) -> bool:
@@ -76,30 +70,22 @@ async def prometheus_metrics(request: Request) -> Response:
 
 
 @router.get("/admin/system", response_class=HTMLResponse)
-async def system_page(request: Request) -> Response:
-    principal = await current_principal(request)
-    if principal is None:
-        return RedirectResponse("/auth/login?next=/admin/system", status_code=303)
-    if not principal.is_admin:
-        raise NotFound()
+async def system_page(request: Request, principal: PageAdmin) -> Response:
+    """Health, pool, heaviest statements, backups and charts (admins; others get 404)."""
     settings: Settings = request.app.state.settings
     snap = await system.snapshot(request.app.state.database, settings)
     charts = {
-        "size": Markup(  # noqa: S704 - SVG built by our own code with escaped labels
+        # Markup: the SVG is built by our own code, every label in it escaped.
+        "size": Markup(  # noqa: S704
             system.line_chart(
-                {"database": snap.size_points},
-                title="Database size",
-                fmt=system.human_bytes,
+                {"database": snap.size_points}, title="Database size", fmt=system.human_bytes
             )
         ),
         "latency": Markup(  # noqa: S704
             system.line_chart(snap.latency_points, title="Request latency (ms)", unit=" ms")
         ),
         "requests": Markup(  # noqa: S704
-            system.line_chart({"requests/min": snap.request_points}, title="Requests per sample")
+            system.line_chart({"requests": snap.request_points}, title="Requests per minute")
         ),
     }
-    html = templates.get_template("system.html").render(
-        snap=snap, charts=charts, user=principal.user, settings=settings
-    )
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return render(request, "admin/system.html", {"snap": snap, "charts": charts})

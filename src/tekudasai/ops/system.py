@@ -212,7 +212,8 @@ def line_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(title)}" class="tk-chart">',
         f"<title>{escape(title)}</title>",
-        f'<text x="{pad_l}" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
+        f'<text x="{pad_l}" y="16" font-size="13" font-weight="600" fill="currentColor">'
+        f"{escape(title)}</text>",
     ]
     if not points:
         parts.append(
@@ -261,7 +262,8 @@ def line_chart(
         legend_x = pad_l + plot_w - 70 * (len(series) - index)
         parts.append(
             f'<rect x="{legend_x}" y="6" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="15" font-size="11">{escape(name)}</text>'
+            f'<text x="{legend_x + 14}" y="15" font-size="11" fill="currentColor">'
+            f"{escape(name)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
