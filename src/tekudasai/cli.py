@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tekudasai.accounts.commands import users_app
+from tekudasai.accounts.commands import keys_app, users_app
 from tekudasai.config import get_settings
 from tekudasai.core.cli_support import friendly_errors
 from tekudasai.db.commands import db_app
+from tekudasai.uploads.commands import uploads_app
 
 app = typer.Typer(
     help="Te Kudasai: an open-source service desk.",
@@ -20,6 +21,8 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(uploads_app, name="uploads")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command("serve")

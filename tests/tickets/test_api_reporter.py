@@ -57,7 +57,7 @@ async def test_create_returns_the_ticket_and_logs_it(
         " JOIN tickets ON tickets.id = ticket_logs.ticket_id WHERE ticket_id = :id",
         id=ticket["id"],
     )
-    assert row == f"(create,\"Ticket created\",{reporter.user.id},1)"
+    assert row == f'(create,"Ticket created",{reporter.user.id},1)'
 
 
 async def test_create_with_unknown_or_disabled_form_is_404(
@@ -94,7 +94,13 @@ async def test_invalid_response_is_400_with_field_errors_and_nothing_stored(
 async def test_bad_summaries_are_refused_and_nothing_stored(
     client: httpx.AsyncClient, reporter: Person, form: Form, database: Database
 ) -> None:
-    cases = [("", 400), ("   ", 400), ("x" * 501, 400), ("x" * 600_000, 400), ("x" * 1_100_000, 413)]
+    cases = [
+        ("", 400),
+        ("   ", 400),
+        ("x" * 501, 400),
+        ("x" * 600_000, 400),
+        ("x" * 1_100_000, 413),
+    ]
     for summary, status in cases:
         response = await client.post(
             "/api/tickets/my",
@@ -257,8 +263,15 @@ async def test_form_edit_only_while_an_agent_has_reopened_it(
 
     logs = (await client.get(f"{path}/logs", headers=reporter.auth)).json()["data"]
     assert [log["actionType"] for log in logs] == ["create", "open_form", "update"]
-    assert set(logs[-1]) == {"id", "ticketId", "userId", "actionType", "action", "details",
-                             "createdAt"}
+    assert set(logs[-1]) == {
+        "id",
+        "ticketId",
+        "userId",
+        "actionType",
+        "action",
+        "details",
+        "createdAt",
+    }
     assert logs[-1]["details"]["formResponse"]["category"] == {"from": "hardware", "to": "software"}
 
 
@@ -287,8 +300,7 @@ async def test_conversation_hides_internal_notes_and_a_reply_reopens_resolved(
     )
     assert reply.status_code == 200, reply.text
     comment = reply.json()["data"]
-    assert set(comment) == {"id", "ticketId", "authorId", "author", "body", "internal",
-                            "createdAt"}
+    assert set(comment) == {"id", "ticketId", "authorId", "author", "body", "internal", "createdAt"}
     assert comment["author"]["name"] == reporter.name and comment["author"]["role"] == "user"
     mine = (await client.get(f"/api/tickets/my/{tid}", headers=reporter.auth)).json()["data"]
     assert mine["status"] == "open"
@@ -312,24 +324,35 @@ async def test_conversation_hides_internal_notes_and_a_reply_reopens_resolved(
 
 
 async def test_bad_comments_are_refused(
-    client: httpx.AsyncClient, reporter: Person, agent: Person, file_ticket: FileTicket,
+    client: httpx.AsyncClient,
+    reporter: Person,
+    agent: Person,
+    file_ticket: FileTicket,
     database: Database,
 ) -> None:
     ticket = await file_ticket(reporter)
     tid = ticket["id"]
-    for body in ({"body": ""}, {"body": "   "}, {"body": "x" * 20_001}, {}, {"body": "x",
-                                                                        "internal": True}):
+    for body in (
+        {"body": ""},
+        {"body": "   "},
+        {"body": "x" * 20_001},
+        {},
+        {"body": "x", "internal": True},
+    ):
         response = await client.post(
             f"/api/tickets/my/{tid}/comments", json=body, headers=reporter.auth
         )
         assert response.status_code == 400, body
     deleted = await client.delete(f"/api/tickets/{tid}", headers=agent.auth)
     assert deleted.status_code == 200
-    for path, who in ((f"/api/tickets/my/{tid}/comments", reporter),
-                      (f"/api/tickets/{tid}/comments", agent)):
+    for path, who in (
+        (f"/api/tickets/my/{tid}/comments", reporter),
+        (f"/api/tickets/{tid}/comments", agent),
+    ):
         response = await client.post(path, json={"body": "hello?"}, headers=who.auth)
         assert response.status_code == 404
     assert await scalar(database, "SELECT count(*) FROM ticket_comments") == 0
-    assert await scalar(
-        database, "SELECT count(*) FROM ticket_logs WHERE action_type = 'comment'"
-    ) == 0
+    assert (
+        await scalar(database, "SELECT count(*) FROM ticket_logs WHERE action_type = 'comment'")
+        == 0
+    )

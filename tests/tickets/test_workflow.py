@@ -13,12 +13,12 @@ from tekudasai.tickets.models import TicketStatus
 STATUSES = [s.value for s in TicketStatus]
 # From the contract: open/in_progress/pending → any other; resolved → closed, open,
 # in_progress; closed → open only.
-ALLOWED = {
-    (a, b)
-    for a in ("open", "in_progress", "pending")
-    for b in STATUSES
-    if a != b
-} | {("resolved", "closed"), ("resolved", "open"), ("resolved", "in_progress"), ("closed", "open")}
+ALLOWED = {(a, b) for a in ("open", "in_progress", "pending") for b in STATUSES if a != b} | {
+    ("resolved", "closed"),
+    ("resolved", "open"),
+    ("resolved", "in_progress"),
+    ("closed", "open"),
+}
 
 
 @pytest.mark.parametrize(("source", "target"), list(itertools.permutations(STATUSES, 2)))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tekudasai.accounts import service
+from tekudasai.accounts import keys, service
 from tekudasai.config import get_settings
 from tekudasai.core.cli_support import (
     cipher_for,
@@ -20,6 +20,7 @@ from tekudasai.core.cli_support import (
 )
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys for personal data.", no_args_is_help=True)
 
 ROLES = ("user", "agent", "admin")
 
@@ -74,5 +75,47 @@ def set_role_command(
         async with command_database(settings) as database, command_session(database) as session:
             await service.set_role(session, cipher_for(settings), email=email, role=role)
         console.print(f"{email} is now {role}")
+
+    run(go())
+
+
+@keys_app.command("rotate")
+@friendly_errors
+def rotate_command(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="rows per transaction")] = 500,
+    settle_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="wait for running workers to pick up the new key, then recheck"),
+    ] = keys.KEY_REFRESH_SECONDS + 5,
+) -> None:
+    """Re-encrypt personal data under a new key id, in small batches, while the service runs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    settings = get_settings()
+
+    async def go() -> None:
+        async with command_database(settings) as database:
+            cipher = cipher_for(settings)
+            async with database.sessionmaker() as db:
+                await keys.refresh_current_key(db, cipher, max_age=0)
+            total = await keys.count_stale(database, -1)
+            with Progress(
+                TextColumn("re-encrypting"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as progress:
+                task = progress.add_task("rows", total=total)
+                result = await keys.rotate(
+                    database,
+                    cipher,
+                    batch_size=batch_size,
+                    settle_seconds=settle_seconds,
+                    progress=lambda n: progress.advance(task, n),
+                )
+            left = await keys.count_stale(database, result.new_key_id)
+        console.print(
+            f"key id {result.new_key_id} is current; re-encrypted {result.users} users and "
+            f"{result.accounts} sign-in accounts; {left} rows left under older keys"
+        )
+        if left:
+            fail(f"{left} rows still use an older key; run the command again", code=1)
 
     run(go())

@@ -139,9 +139,10 @@ def client_ip(request: Request) -> str:
 
 def rate_limit(name: str) -> Callable[..., Awaitable[None]]:
     """A dependency counting per signed-in user, or per client IP when signed out."""
-    from tekudasai.accounts.dependencies import MaybeUser
+    from tekudasai.accounts.dependencies import optional_principal
 
-    async def dependency(request: Request, principal: MaybeUser) -> None:
+    # Annotations are strings here (future import): the dependency goes in the default.
+    async def dependency(request: Request, principal: Any = Depends(optional_principal)) -> None:
         key = f"user:{principal.user.id}" if principal else f"ip:{client_ip(request)}"
         await enforce(request, name=name, key=key)
 

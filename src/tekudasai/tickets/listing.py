@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.errors import ValidationFailed
@@ -22,6 +22,10 @@ from tekudasai.tickets.service import TicketRow, with_form
 
 CURSOR_PREFIX = "t1:"
 UNASSIGNED = "none"
+# A search counts its matches up to this many: an exact count of a common word over a million
+# summaries costs hundreds of milliseconds, the first thousand a few. Above it the page says
+# total = SEARCH_COUNT_CAP with meta.pagination.totalCapped = true (keyset pages go further).
+SEARCH_COUNT_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class TicketPage:
     rows: list[TicketRow]
     total: int
     next_cursor: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    total_capped: bool = False
 
 
 def escape_like(term: str) -> str:
@@ -80,14 +84,22 @@ def _conditions(spec: TicketFilter) -> list[ColumnElement[bool]]:
 
 
 def _tsquery(q: str) -> Any:
-    return func.websearch_to_tsquery("simple", q)
+    # The 'simple' configuration, as the triggers that build search_vector use.
+    return func.websearch_to_tsquery(literal_column("'simple'::regconfig"), q)
 
 
 def count_query(spec: TicketFilter) -> Any:
     """The cheapest statement that gives the total for this filter."""
     counter = _counter_for(spec)
     if counter is None:
-        return select(func.count()).select_from(Ticket).where(*_conditions(spec))
+        matches = (
+            select(literal(1))
+            .select_from(Ticket)
+            .where(*_conditions(spec))
+            .limit(SEARCH_COUNT_CAP + 1)
+            .subquery()
+        )
+        return select(func.count()).select_from(matches)
     scope, key = counter
     query = select(func.coalesce(func.sum(TicketCount.n), 0)).where(
         TicketCount.scope == scope, TicketCount.key == key
@@ -107,23 +119,14 @@ def _counter_for(spec: TicketFilter) -> tuple[str, str] | None:
     return ("all", "")
 
 
-async def list_tickets(
-    db: AsyncSession,
-    *,
-    spec: TicketFilter,
-    page: int,
-    limit: int,
-    cursor: str | None = None,
-) -> TicketPage:
-    """One page, newest first (or best match first for `q`), with the total; one round trip
-    when the page is not empty (the total rides along as an uncorrelated subquery)."""
+def list_query(spec: TicketFilter, *, page: int, limit: int, cursor: str | None = None) -> Any:
+    """The page statement (limit + 1 rows) with the total as an uncorrelated subquery."""
     if cursor is not None and spec.q:
         raise ValidationFailed(
             "cursor: keyset pages follow ticket ids; use page with q (ranked results).",
             errors=[{"field": "cursor", "message": "Not available with q"}],
         )
-    total_query = count_query(spec)
-    query = with_form().add_columns(total_query.scalar_subquery().label("total"))
+    query = with_form().add_columns(count_query(spec).scalar_subquery().label("total"))
     query = query.where(*_conditions(spec))
     if cursor:
         query = query.where(Ticket.id < decode_cursor(cursor))
@@ -135,15 +138,34 @@ async def list_tickets(
     if cursor is None:
         query = query.offset((page - 1) * limit)
     # One row more than asked tells whether there is a next page.
-    result = (await db.execute(query.limit(limit + 1))).all()
+    return query.limit(limit + 1)
+
+
+async def list_tickets(
+    db: AsyncSession,
+    *,
+    spec: TicketFilter,
+    page: int,
+    limit: int,
+    cursor: str | None = None,
+) -> TicketPage:
+    """One page, newest first (or best match first for `q`), with the total: one round trip
+    unless the page is empty."""
+    result = (await db.execute(list_query(spec, page=page, limit=limit, cursor=cursor))).all()
     rows = [TicketRow(ticket=r[0], form=r[1], version=r[2]) for r in result[:limit]]
     if result:
         total = int(result[0].total)
     elif page == 1 and cursor is None:
         total = 0
     else:
-        total = int(await db.scalar(total_query) or 0)
+        total = int(await db.scalar(count_query(spec)) or 0)
     next_cursor = None
     if len(result) > limit and not spec.q:
         next_cursor = encode_cursor(rows[-1].ticket.id)
-    return TicketPage(rows=rows, total=total, next_cursor=next_cursor)
+    capped = total > SEARCH_COUNT_CAP
+    return TicketPage(
+        rows=rows,
+        total=SEARCH_COUNT_CAP if capped else total,
+        next_cursor=next_cursor,
+        total_capped=capped,
+    )

@@ -52,6 +52,8 @@ def _page(result: listing.TicketPage, pages: PageParams, *, cursor_mode: bool) -
         total=result.total,
     )
     body["meta"]["nextCursor"] = result.next_cursor
+    if result.total_capped:
+        body["meta"]["pagination"]["totalCapped"] = True
     return JSONResponse(body)
 
 

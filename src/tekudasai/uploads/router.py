@@ -1,3 +1,69 @@
-from fastapi import APIRouter
+"""Uploads API: stream a file in; serve it back, as an attachment, only to those allowed."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from tekudasai.accounts.dependencies import CurrentUser
+from tekudasai.core.schemas import ok
+from tekudasai.core.state import AppSettings
+from tekudasai.db.session import DbSession
+from tekudasai.uploads import service
+from tekudasai.uploads.dependencies import UploadStorage
+from tekudasai.uploads.errors import UploadNotFound
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+
+@router.post("")
+async def upload_file(
+    request: Request,
+    db: DbSession,
+    user: CurrentUser,
+    storage: UploadStorage,
+    settings: AppSettings,
+) -> dict[str, Any]:
+    """Multipart field `file`; answers the upload object a `file-upload` answer refers to."""
+    view = await service.save_upload(
+        db,
+        storage=storage,
+        chunks=request.stream(),
+        content_type=request.headers.get("content-type", ""),
+        uploader_id=user.user.id,
+        max_bytes=settings.max_upload_mb * 1024 * 1024,
+    )
+    return ok(view)
+
+
+def _disposition(name: str) -> str:
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get("/{upload_id}")
+async def download_file(
+    upload_id: str, db: DbSession, user: CurrentUser, storage: UploadStorage
+) -> StreamingResponse:
+    upload = await service.downloadable(
+        db, upload_id=upload_id, user_id=user.user.id, is_staff=user.is_staff
+    )
+    try:
+        chunks = await storage.open(upload.storage_key)
+    except FileNotFoundError:
+        raise UploadNotFound() from None
+    media_type = "text/plain; charset=utf-8" if upload.mime_type == "text/plain" else None
+    return StreamingResponse(
+        chunks,
+        media_type=media_type or upload.mime_type,
+        headers={
+            "Content-Disposition": _disposition(upload.original_name),
+            "Content-Length": str(upload.size),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )

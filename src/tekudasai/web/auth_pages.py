@@ -7,14 +7,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import delete, select
 
+from tekudasai.accounts import oauth
 from tekudasai.accounts import service as accounts_service
-from tekudasai.accounts.dependencies import SESSION_COOKIE, MaybeUser
-from tekudasai.accounts.models import Account, Session
-from tekudasai.accounts.passwords import verify_password
+from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
 from tekudasai.core.errors import AppError
+from tekudasai.core.ratelimit import client_ip, enforce
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
 from tekudasai.web.deps import PageUser, PostedForm, safe_next
@@ -26,29 +25,29 @@ router = APIRouter(prefix="/auth")
 
 def oauth_providers(settings: Settings, next_path: str) -> list[dict[str, str]]:
     """Buttons for the configured providers; each link starts the API's OAuth redirect."""
-    found = []
-    if settings.github_client_id and settings.github_client_secret:
-        found.append(("github", "GitHub"))
-    if settings.gitlab_client_id and settings.gitlab_client_secret:
-        found.append(("gitlab", "GitLab"))
-    if settings.oidc_issuer and settings.oidc_client_id:
-        found.append(("oidc", settings.oidc_name))
     return [
-        {"id": pid, "name": name, "href": f"/api/auth/{pid}?callbackURL={quote(next_path)}"}
-        for pid, name in found
+        {"id": p.id, "name": p.name, "href": f"/api/auth/{p.id}?callbackURL={quote(next_path)}"}
+        for p in oauth.configured_providers(settings)
     ]
 
 
-def _set_session_cookie(response: Response, settings: Settings, token: str, remember: bool) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=accounts_service.SESSION_DAYS * 86400 if remember else None,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        path="/",
+async def _start_session(
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: Settings,
+    *,
+    user_id: str,
+    remember: bool,
+) -> None:
+    token, session = await accounts_service.create_session(
+        db,
+        user_id=user_id,
+        remember_me=remember,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
     )
+    set_session_cookie(response, settings, token, session=session)
 
 
 def _auth_page(
@@ -90,31 +89,19 @@ async def login_submit(
     password = str(form.get("password", ""))
     remember = form.get("remember") == "on"
     next_path = safe_next(str(form.get("next", "")))
-    user = await accounts_service.find_by_email(db, cipher, email) if email else None
-    stored = None
-    if user is not None:
-        stored = await db.scalar(
-            select(Account.password).where(
-                Account.user_id == user.id,
-                Account.provider_id == accounts_service.CREDENTIAL_PROVIDER,
-            )
-        )
-    valid = await verify_password(stored, password)
-    if not valid or user is None:
-        return _login_error(request, settings, email, next_path, "Wrong e-mail or password.")
-    if user.banned:
-        return _login_error(
-            request, settings, email, next_path, "This account is banned. Contact your admin."
-        )
-    token, _ = await accounts_service.create_session(
-        db,
-        user_id=user.id,
-        remember_me=remember,
-        ip_address=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
+    try:
+        await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
+        await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
+        user = await accounts_service.authenticate(db, cipher, email=email, password=password)
+    except AppError as exc:
+        message = exc.message
+        if exc.code == "INVALID_EMAIL_OR_PASSWORD":
+            message = "Wrong e-mail or password."
+        elif exc.code == "RATE_LIMITED":
+            message = "Too many attempts. Please wait a minute and try again."
+        return _login_error(request, settings, email, next_path, message)
     response = RedirectResponse(next_path, status_code=303)
-    _set_session_cookie(response, settings, token, remember)
+    await _start_session(request, response, db, settings, user_id=user.id, remember=remember)
     flash(request, response, "Welcome back!")
     return response
 
@@ -154,6 +141,7 @@ async def signup_submit(
         errors["password_confirm"] = "The passwords do not match."  # noqa: S105
     if not errors:
         try:
+            await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
             user = await accounts_service.create_user(
                 db, cipher, email=values["email"], name=values["name"], password=password
             )
@@ -161,14 +149,8 @@ async def signup_submit(
             for item in exc.errors or [{"field": "email", "message": exc.message}]:
                 errors[str(item["field"])] = str(item["message"])
         else:
-            token, _ = await accounts_service.create_session(
-                db,
-                user_id=user.id,
-                ip_address=request.client.host if request.client else None,
-                user_agent=request.headers.get("user-agent"),
-            )
             response = RedirectResponse(next_path, status_code=303)
-            _set_session_cookie(response, settings, token, True)
+            await _start_session(request, response, db, settings, user_id=user.id, remember=True)
             flash(request, response, "Your account is ready.")
             return response
     return _auth_page(
@@ -187,8 +169,8 @@ async def signup_submit(
 async def logout(
     request: Request, form: PostedForm, principal: PageUser, db: DbSession, settings: AppSettings
 ) -> Response:
-    await db.execute(delete(Session).where(Session.id == principal.session.id))
+    await accounts_service.revoke_session(db, session_id=principal.session.id)
     response = RedirectResponse("/auth/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(response, settings)
     flash(request, response, "You are signed out.", "info")
     return response

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from tekudasai.accounts.dependencies import MaybeUser, Principal
 from tekudasai.core.errors import NotFound
 from tekudasai.web.csrf import CSRF_FIELD, csrf_valid, origin_trusted
+from tekudasai.web.rendering import current_user
 
 
 class PageRedirect(Exception):
@@ -43,6 +44,7 @@ def login_url(request: Request) -> str:
 async def page_user(request: Request, principal: MaybeUser) -> Principal:
     if principal is None:
         raise PageRedirect(login_url(request))
+    current_user(request)  # decrypt now: an error page after a rollback still knows the user
     return principal
 
 

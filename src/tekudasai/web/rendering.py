@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 
 from tekudasai.core.schemas import iso
 from tekudasai.web.csrf import attach_csrf_cookie, csrf_token
 from tekudasai.web.flash import FLASH_COOKIE, read_flashes
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -90,12 +93,15 @@ def current_user(request: Request) -> dict[str, Any] | None:
         return None
     cipher = request.app.state.cipher
     user = principal.user
-    info = {
-        "id": user.id,
-        "name": cipher.decrypt(user.name_ciphertext, context="user.name"),
-        "email": cipher.decrypt(user.email_ciphertext, context="user.email"),
-        "role": user.role,
-    }
+    try:
+        info = {
+            "id": user.id,
+            "name": cipher.decrypt(user.name_ciphertext, context="user.name"),
+            "email": cipher.decrypt(user.email_ciphertext, context="user.email"),
+            "role": user.role,
+        }
+    except SQLAlchemyError:  # expired by a rolled-back transaction (error pages)
+        return None
     request.state.page_user = info
     return info
 
@@ -168,6 +174,8 @@ def render_error_page(request: Request, status: int, message: str) -> Response:
     """HTML error page for browsers (core/handlers.py calls this for non-API requests)."""
     if status >= 500:
         message = "An unexpected error occurred. Please try again in a moment."
+    elif status == 404 and message == "Not found.":
+        message = "This page does not exist, or you may not see it."
     try:
         return render(
             request,
@@ -176,6 +184,7 @@ def render_error_page(request: Request, status: int, message: str) -> Response:
             status=status,
         )
     except Exception:  # the error page itself must never fail
+        log.exception("cannot render the %s error page", status)
         response = HTMLResponse(
             f"<!doctype html><title>{status}</title><h1>{status}</h1>", status_code=status
         )

@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
-from tekudasai.web import auth_pages
+from tekudasai.web import admin_pages, agent_pages, auth_pages, customer_pages
 
 router = APIRouter(include_in_schema=False)
-router.include_router(auth_pages.router)
+for module in (auth_pages, customer_pages, agent_pages, admin_pages):
+    router.include_router(module.router)

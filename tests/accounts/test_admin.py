@@ -1,0 +1,164 @@
+"""User administration: list/search, roles, bans; never zero admins; 404 for non-admins."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tekudasai.core.crypto import PiiCipher
+from tekudasai.db.session import Database
+from tests.factories import make_person
+
+
+async def test_non_admins_get_404(client: httpx.AsyncClient, database: Database, cipher: PiiCipher) -> None:
+    for role in ("user", "agent"):
+        person = await make_person(database, cipher, role=role)
+        assert (await client.get("/api/users", headers=person.auth)).status_code == 404
+        for path in ("set-role", "ban-user", "unban-user"):
+            response = await client.post(
+                f"/api/auth/admin/{path}", json={"userId": person.user.id, "role": "admin"},
+                headers=person.auth,
+            )
+            assert response.status_code == 404, path
+            assert response.json()["code"] == "NOT_FOUND"
+    assert (await client.get("/api/users")).status_code == 401
+
+
+async def test_list_search_and_role_filter(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    agent = await make_person(database, cipher, role="agent", name="Kiri Te Kanawa")
+    for _ in range(3):
+        await make_person(database, cipher)
+    everyone = await client.get("/api/users", params={"limit": 2}, headers=admin.auth)
+    assert everyone.status_code == 200
+    body = everyone.json()
+    assert body["meta"]["pagination"] == {"page": 1, "limit": 2, "total": 5, "totalPages": 3}
+    assert len(body["data"]) == 2 and "@" in body["data"][0]["email"]
+
+    agents = (await client.get("/api/users", params={"role": "agent"}, headers=admin.auth)).json()
+    assert [u["id"] for u in agents["data"]] == [agent.user.id]
+    by_mail = await client.get("/api/users", params={"search": agent.email.upper()}, headers=admin.auth)
+    assert [u["email"] for u in by_mail.json()["data"]] == [agent.email]
+    by_name = await client.get("/api/users", params={"search": "kiri te  KANAWA"}, headers=admin.auth)
+    assert [u["name"] for u in by_name.json()["data"]] == ["Kiri Te Kanawa"]
+    partial = await client.get("/api/users", params={"search": "Kiri"}, headers=admin.auth)
+    assert partial.json()["data"] == []
+    for params in ({"role": "boss"}, {"limit": 0}, {"limit": 101}, {"page": 0}):
+        bad = await client.get("/api/users", params=params, headers=admin.auth)
+        assert bad.status_code == 400 and bad.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_set_role(client: httpx.AsyncClient, database: Database, cipher: PiiCipher) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    user = await make_person(database, cipher)
+    response = await client.post(
+        "/api/auth/admin/set-role", json={"userId": user.user.id, "role": "agent"}, headers=admin.auth
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["role"] == "agent"
+    me = (await client.get("/api/auth/session", headers=user.auth)).json()
+    assert me["user"]["role"] == "agent"
+    bad = await client.post(
+        "/api/auth/admin/set-role", json={"userId": user.user.id, "role": "root"}, headers=admin.auth
+    )
+    assert bad.status_code == 400
+    missing = await client.post(
+        "/api/auth/admin/set-role", json={"userId": "nope", "role": "user"}, headers=admin.auth
+    )
+    assert missing.status_code == 404
+
+
+async def test_the_last_admin_cannot_be_demoted_or_banned(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    demote_self = await client.post(
+        "/api/auth/admin/set-role", json={"userId": admin.user.id, "role": "user"}, headers=admin.auth
+    )
+    assert demote_self.status_code == 400 and demote_self.json()["code"] == "LAST_ADMIN"
+    ban_self = await client.post(
+        "/api/auth/admin/ban-user", json={"userId": admin.user.id}, headers=admin.auth
+    )
+    assert ban_self.status_code == 400
+
+    second = await make_person(database, cipher, role="admin")
+    # With a second admin, demoting oneself is allowed; then the second one is the last.
+    ok = await client.post(
+        "/api/auth/admin/set-role", json={"userId": admin.user.id, "role": "agent"}, headers=admin.auth
+    )
+    assert ok.status_code == 200
+    last = await client.post(
+        "/api/auth/admin/set-role", json={"userId": second.user.id, "role": "user"}, headers=second.auth
+    )
+    assert last.json()["code"] == "LAST_ADMIN"
+
+
+async def test_ban_kills_sessions_blocks_sign_in_and_unban_restores(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    user = await make_person(database, cipher)
+    banned = await client.post(
+        "/api/auth/admin/ban-user",
+        json={"userId": user.user.id, "banReason": "spam"},
+        headers=admin.auth,
+    )
+    assert banned.status_code == 200, banned.text
+    assert banned.json()["user"]["banned"] is True
+    assert (await client.get("/api/auth/session", headers=user.auth)).text == "null"
+    refused = await client.post(
+        "/api/auth/signin", json={"email": user.email, "password": user.password}
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "BANNED_USER"
+    wrong = await client.post("/api/auth/signin", json={"email": user.email, "password": "wrong-pass"})
+    assert wrong.status_code == 401  # a ban is not revealed without the password
+
+    assert (
+        await client.post("/api/auth/admin/unban-user", json={"userId": user.user.id}, headers=admin.auth)
+    ).json()["user"]["banned"] is False
+    again = await client.post("/api/auth/signin", json={"email": user.email, "password": user.password})
+    assert again.status_code == 200
+
+
+async def test_expired_ban_lets_the_user_back(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from tekudasai.accounts.models import User
+
+    admin = await make_person(database, cipher, role="admin")
+    user = await make_person(database, cipher)
+    response = await client.post(
+        "/api/auth/admin/ban-user",
+        json={"userId": user.user.id, "banExpiresIn": 3600},
+        headers=admin.auth,
+    )
+    assert response.status_code == 200
+    assert response.json()["user"]["banExpires"] is not None
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(User)
+            .where(User.id == user.user.id)
+            .values(ban_expires=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    back = await client.post("/api/auth/signin", json={"email": user.email, "password": user.password})
+    assert back.status_code == 200, back.text
+    assert back.json()["user"]["banned"] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"userId": 5}, {"userId": "x", "banExpiresIn": -1}, {"userId": "x", "banExpiresIn": "soon"}],
+)
+async def test_bad_ban_bodies(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher, body: dict[str, object]
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    response = await client.post("/api/auth/admin/ban-user", json=body, headers=admin.auth)
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
