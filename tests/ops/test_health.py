@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -26,8 +28,9 @@ from tests.conftest import BASE_URL, TEST_SECRET, make_settings
 @pytest.fixture(scope="module")
 async def lone_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedPostgres]:
     """A server of our own, without pg_stat_statements preloaded."""
+    # Not under pytest's tmp dirs: concurrent pytest runs prune those.
     server = EmbeddedPostgres(
-        tmp_path_factory.mktemp("lone") / "pgdata",
+        Path(tempfile.mkdtemp(prefix="tk-mon-lone-")) / "pgdata",
         extra_settings={"fsync": "off", "shared_preload_libraries": "''"},
     )
     server.ensure_running()
@@ -39,6 +42,7 @@ async def lone_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     await database.dispose()
     yield server
     server.stop(mode="immediate")
+    shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
 async def test_liveness_needs_no_database(client: httpx.AsyncClient) -> None:

@@ -40,7 +40,8 @@ async def current_principal(request: Request) -> Principal | None:
     """The signed-in user, looked up only when a route needs it (no transaction otherwise)."""
     database: Database = request.app.state.database
     async with database.sessionmaker() as db, db.begin():
-        return await optional_principal(request, db)
+        # A renewed session cookie is not worth sending on a scrape: a throw-away response.
+        return await optional_principal(request, Response(), db)
 
 
 @router.get("/metrics")
