@@ -199,8 +199,8 @@ def line_chart(
     *,
     title: str,
     unit: str = "",
-    width: int = 640,
-    height: int = 200,
+    width: int = 1000,
+    height: int = 240,
     fmt: Any = None,
 ) -> str:
     """An inline SVG line chart of one or more time series; says so when there is no data."""
@@ -259,7 +259,7 @@ def line_chart(
                     f'<circle cx="{x(pts[0][0]):.1f}" cy="{y(pts[0][1]):.1f}" r="3" '
                     f'fill="{colour}"/>'
                 )
-        legend_x = pad_l + plot_w - 70 * (len(series) - index)
+        legend_x = pad_l + plot_w - 110 * (len(series) - index)
         parts.append(
             f'<rect x="{legend_x}" y="6" width="10" height="10" fill="{colour}"/>'
             f'<text x="{legend_x + 14}" y="15" font-size="11" fill="currentColor">'
