@@ -22,6 +22,7 @@ from tekudasai.db import migrate
 from tekudasai.db.embedded import EmbeddedPostgres
 from tekudasai.db.lifecycle import ensure_database
 from tekudasai.db.session import Database
+from tekudasai.ops import system
 from tests.conftest import BASE_URL, TEST_SECRET, make_settings
 
 
@@ -66,6 +67,7 @@ async def test_readiness_turns_503_when_the_database_stops_and_200_when_back(
     settings = make_settings(url, tmp_path)
     database = Database.connect(url, settings, pool_size=2)
     app = create_app(settings, database)
+    system.clear_cache()
     try:
         async with (
             app.router.lifespan_context(app),
@@ -81,6 +83,9 @@ async def test_readiness_turns_503_when_the_database_stops_and_200_when_back(
                 "code": "NOT_READY",
             }
             assert (await http.get("/api/health")).status_code == 200  # liveness unaffected
+            scraped = await http.get("/metrics")  # still answers, with what the process knows
+            assert scraped.status_code == 200
+            assert 'route="/api/health/ready",status="503"' in scraped.text
             lone_server.ensure_running()
             assert (await http.get("/api/health/ready")).status_code == 200
     finally:

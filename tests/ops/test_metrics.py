@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -29,13 +32,18 @@ async def test_requests_are_counted_by_route_template_and_status(app, client) ->
     async def thing(thing_id: int) -> dict[str, int]:
         return {"id": thing_id}
 
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
     app.add_api_route("/api/things/{thing_id}", thing)
+    app.add_api_route("/api/broken", broken)
     before = await scrape(client)
     for n in range(3):
         assert (await client.get(f"/api/things/{n}")).status_code == 200
     assert (await client.get("/api/things/not-a-number")).status_code == 400
     assert (await client.get("/api/health")).status_code == 200
     assert (await client.get("/no/such/page")).status_code == 404
+    assert (await client.get("/api/broken")).status_code == 500
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -53,6 +61,20 @@ async def test_requests_are_counted_by_route_template_and_status(app, client) ->
     assert value(after, "tk_http_request_duration_seconds_sum", route=route) > 0
     assert delta("tk_errors_total", code="VALIDATION_ERROR") == 1
     assert delta("tk_errors_total", code="NOT_FOUND") == 1
+    assert delta("tk_http_requests_total", method="GET", route="/api/broken", status="500") == 1
+    assert delta("tk_errors_total", code="UNEXPECTED_ERROR") == 1
+
+
+def test_dead_workers_stop_counting_in_live_gauges(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid in (dead.pid, os.getpid()):
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+    (tmp_path / f"counter_{dead.pid}.db").write_bytes(b"")
+    metrics.forget_dead_workers(str(tmp_path))
+    remaining = sorted(p.name for p in tmp_path.iterdir())
+    # The dead worker's pool gauges go; its counters stay (they are history, not state).
+    assert remaining == sorted([f"counter_{dead.pid}.db", f"gauge_livesum_{os.getpid()}.db"])
 
 
 async def test_database_queries_are_timed_by_statement_kind(app, client, database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,10 +11,19 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from tests.conftest import TEST_SECRET
 from tests.ops.conftest import parse_metrics, value
+
+
+async def _has_extension(url: str, name: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = $1", name))
+    finally:
+        await conn.close()
 
 
 def free_port() -> int:
@@ -69,6 +79,8 @@ def test_metrics_are_merged_across_workers(db_url: str, tmp_path: Path) -> None:
         pids = {p.name.rsplit("_", 1)[-1] for p in stale.glob("counter_*.db")}
         assert len(pids) == 2, pids  # two live workers wrote samples; the stale file is gone
         assert not (stale / "counter_999999.db").exists()
+        # `serve` created pg_stat_statements in the database it serves (the library is preloaded).
+        assert asyncio.run(_has_extension(db_url, "pg_stat_statements"))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
