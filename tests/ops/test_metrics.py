@@ -44,6 +44,8 @@ async def test_requests_are_counted_by_route_template_and_status(app, client) ->
     assert (await client.get("/api/health")).status_code == 200
     assert (await client.get("/no/such/page")).status_code == 404
     assert (await client.get("/api/broken")).status_code == 500
+    for n in range(3):  # made-up methods must not create new series
+        await client.request(f"BREW{n}", "/api/health")
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -63,6 +65,7 @@ async def test_requests_are_counted_by_route_template_and_status(app, client) ->
     assert delta("tk_errors_total", code="NOT_FOUND") == 1
     assert delta("tk_http_requests_total", method="GET", route="/api/broken", status="500") == 1
     assert delta("tk_errors_total", code="UNEXPECTED_ERROR") == 1
+    assert delta("tk_http_requests_total", method="other", route="/api/health", status="405") == 3
 
 
 def test_dead_workers_stop_counting_in_live_gauges(tmp_path: Path) -> None:

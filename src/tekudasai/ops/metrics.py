@@ -77,6 +77,8 @@ POOL_WAITERS = Gauge(
 )
 
 STATEMENT_KINDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# Clients may send any method token; unknown ones share one label value.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def multiprocess_dir() -> str | None:
@@ -149,11 +151,12 @@ class MetricsMiddleware:
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         template = route_template(scope)
-        key = (scope["method"], template, status)
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+        key = (method, template, status)
         children = self._children.get(key)
         if children is None:
             children = (
-                REQUESTS.labels(scope["method"], template, str(status)),
+                REQUESTS.labels(method, template, str(status)),
                 REQUEST_SECONDS.labels(template),
             )
             self._children[key] = children

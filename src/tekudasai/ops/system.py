@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -195,7 +195,7 @@ def _nice_max(value: float) -> float:
 
 
 def line_chart(
-    series: dict[str, Sequence[tuple[datetime, float]]],
+    series: Mapping[str, Sequence[tuple[datetime, float]]],
     *,
     title: str,
     unit: str = "",
