@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
@@ -134,3 +136,27 @@ def test_db_top_prints_a_table(db_url: str, tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
+
+
+def test_db_top_watch_refreshes_until_interrupted(db_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "TK_DATA_DIR": str(tmp_path),
+        "BETTER_AUTH_SECRET": TEST_SECRET,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "COLUMNS": "160",
+    }
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "tekudasai", "db", "top", "--watch", "--limit", "3"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)  # start-up plus at least one refresh
+    watcher.send_signal(signal.SIGINT)
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert "Heaviest statements" in out
+    assert "Traceback" not in err
