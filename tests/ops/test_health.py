@@ -22,7 +22,7 @@ from tekudasai.db import migrate
 from tekudasai.db.embedded import EmbeddedPostgres
 from tekudasai.db.lifecycle import ensure_database
 from tekudasai.db.session import Database
-from tekudasai.ops import system
+from tekudasai.ops import health, system
 from tests.conftest import BASE_URL, TEST_SECRET, make_settings
 
 
@@ -101,11 +101,17 @@ async def test_not_ready_when_schema_is_behind_head(client, database: Database) 
     assert "run `tekudasai db migrate`" in response.json()["message"]
 
 
-async def test_not_ready_when_the_pool_is_exhausted(client, database: Database) -> None:
+async def test_not_ready_when_the_pool_is_exhausted(
+    client, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "READY_TIMEOUT_S", 0.5)
     capacity = 5 + client._transport.app.state.settings.db_max_overflow  # type: ignore[attr-defined]
     async with AsyncExitStack() as stack:
-        for _ in range(capacity):
+        for _ in range(capacity - 1):
             await stack.enter_async_context(database.engine.connect())
+        # Busy but not exhausted: the check waits its turn for the last connection.
+        assert (await client.get("/api/health/ready")).status_code == 200
+        await stack.enter_async_context(database.engine.connect())
         waiter = asyncio.create_task(stack.enter_async_context(database.engine.connect()))
         await asyncio.sleep(0.05)
         response = await client.get("/api/health/ready")
