@@ -22,7 +22,7 @@ from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.ops import background
 from tekudasai.ops.health import router as health_router
-from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine
+from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
 from tekudasai.ops.router import router as ops_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
@@ -51,11 +51,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await resolve_database_url(settings), settings
         )
         instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
+        pool_sampler = start_pool_sampler(app.state.database.engine)
         jobs = background.start(app) if settings.background_jobs else []
         try:
             yield
         finally:
-            await background.stop(jobs)
+            await background.stop([*jobs, pool_sampler])
             if owned:
                 await app.state.database.dispose()
 

@@ -7,6 +7,7 @@ launcher before the workers start) and `/metrics` merges all of them; without it
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import logging
 import os
@@ -28,7 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import Pool, QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tekudasai.core.handlers import HTTP_CODES
@@ -205,7 +206,7 @@ def statement_kind(sql: str) -> str:
 
 
 def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
-    """Time every statement and follow the pool; idempotent per engine."""
+    """Time every statement (histogram by kind, slow ones logged); idempotent per engine."""
     sync_engine = engine.sync_engine
     if getattr(sync_engine, "_tk_instrumented", False):
         return
@@ -213,16 +214,22 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
     slow_s = slow_query_ms / 1000
     children = {kind: QUERY_SECONDS.labels(kind) for kind in (*STATEMENT_KINDS, "other")}
 
+    # The start time rides on the statement's execution context: one attribute per statement.
     @event.listens_for(sync_engine, "before_cursor_execute")
-    def _before(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
-        conn.info.setdefault("tk_started", []).append(time.perf_counter())
+    def _before(
+        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if context is not None:
+            context._tk_started = time.perf_counter()
 
     @event.listens_for(sync_engine, "after_cursor_execute")
-    def _after(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
-        stack = conn.info.get("tk_started")
-        if not stack:
+    def _after(
+        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        started = getattr(context, "_tk_started", None)
+        if started is None:
             return
-        seconds = time.perf_counter() - stack.pop()
+        seconds = time.perf_counter() - started
         kind = statement_kind(statement)
         children[kind].observe(seconds)
         if seconds >= slow_s:
@@ -234,39 +241,29 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
                 extra={"duration_ms": round(seconds * 1000, 1), "kind": kind},
             )
 
-    @event.listens_for(sync_engine, "handle_error")
-    def _failed(context: Any) -> None:
-        # A failed statement never reaches after_cursor_execute; drop its start time.
-        conn = context.connection
-        if conn is not None and conn.info.get("tk_started"):
-            conn.info["tk_started"].pop()
 
-    # Our own count of connections in use: the pool's counters lag behind its events. The
-    # engine may replace its pool (dispose); the listeners move along, so look it up each time.
-    def on_checkout(*_: Any) -> None:
-        pool = sync_engine.pool
-        pool._tk_in_use = getattr(pool, "_tk_in_use", 0) + 1  # type: ignore[attr-defined]
-        update_pool_gauges(pool)
+POOL_SAMPLE_INTERVAL_S = 2.0
 
-    def on_checkin(*_: Any) -> None:
-        pool = sync_engine.pool
-        pool._tk_in_use = max(0, getattr(pool, "_tk_in_use", 0) - 1)  # type: ignore[attr-defined]
-        update_pool_gauges(pool)
 
-    event.listen(sync_engine.pool, "checkout", on_checkout)
-    event.listen(sync_engine.pool, "checkin", on_checkin)
-    update_pool_gauges(sync_engine.pool)
+def start_pool_sampler(engine: AsyncEngine) -> asyncio.Task[None]:
+    """Keep this process's pool gauges current (sampled, not per checkout: no request pays)."""
+
+    async def sample() -> None:
+        while True:
+            update_pool_gauges(engine.sync_engine.pool)
+            await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
+
+    return asyncio.create_task(sample(), name="tk-pool-gauges")
 
 
 def pool_status(pool: Pool) -> dict[str, int]:
     """Size, in use, overflow, capacity and waiters of a QueuePool (zeros for other pools)."""
-    size = getattr(pool, "size", lambda: 0)()
-    checked_out = getattr(pool, "_tk_in_use", None)
-    if checked_out is None:
-        checked_out = getattr(pool, "checkedout", lambda: 0)()
-    idle = getattr(pool, "checkedin", lambda: 0)()
-    overflow = max(0, idle + checked_out - size)
-    max_overflow = max(0, getattr(pool, "_max_overflow", 0))
+    if not isinstance(pool, QueuePool):
+        return {"size": 0, "checked_out": 0, "overflow": 0, "capacity": 0, "waiters": 0}
+    size = pool.size()
+    checked_out = max(0, pool.checkedout())
+    overflow = max(0, pool.overflow())
+    max_overflow = max(0, pool._max_overflow)
     return {
         "size": size,
         "checked_out": checked_out,

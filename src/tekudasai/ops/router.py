@@ -62,6 +62,7 @@ async def prometheus_metrics(request: Request) -> Response:
             if settings.metrics_token:
                 raise Unauthorized("Send Authorization: Bearer <TK_METRICS_TOKEN>.")
             raise NotFound()
+    metrics.update_pool_gauges(request.app.state.database.engine.sync_engine.pool)
     body = metrics.exposition()
     try:
         body += await system.database_exposition(request.app.state.database, settings)
