@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.config import Settings, parse_duration
+from tekudasai.config import ConfigError, Settings, parse_duration
 from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
 from tekudasai.ops import background, growth, metrics, traffic
@@ -112,7 +112,10 @@ async def _growth_check(db: AsyncSession, t: Thresholds) -> Check:
 async def _backup_check(db: AsyncSession, settings: Settings, t: Thresholds) -> Check | None:
     max_age = t.backup_age
     if max_age is None:
-        interval = parse_duration(settings.backup_interval)
+        try:
+            interval = parse_duration(settings.backup_interval)
+        except ConfigError:
+            interval = 24 * 3600  # the backup scheduler reports the bad value itself
         if interval is None:
             return None  # scheduled backups are off: nothing to expect
         max_age = timedelta(seconds=2 * interval)

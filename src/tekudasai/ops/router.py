@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 
@@ -19,6 +20,8 @@ from tekudasai.web.deps import PageAdmin
 from tekudasai.web.rendering import render, templates
 
 router = APIRouter(include_in_schema=False)
+
+DB_METRICS_TIMEOUT_S = 5.0
 
 templates.env.filters["bytes"] = system.human_bytes
 
@@ -65,8 +68,10 @@ async def prometheus_metrics(request: Request) -> Response:
     metrics.update_pool_gauges(request.app.state.database.engine.sync_engine.pool)
     body = metrics.exposition()
     try:
-        body += await system.database_exposition(request.app.state.database, settings)
+        async with asyncio.timeout(DB_METRICS_TIMEOUT_S):
+            body += await system.database_exposition(request.app.state.database, settings)
     except Exception:
+        # The process metrics still go out: they are what shows the database trouble.
         metrics.ERRORS.labels("METRICS_DATABASE_UNAVAILABLE").inc()
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
