@@ -17,6 +17,7 @@ from tekudasai.core.csrf import CsrfMiddleware
 from tekudasai.core.handlers import install_error_handlers
 from tekudasai.core.logging import configure_logging
 from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from tekudasai.core.ratelimit import parse_limits
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the app. Tests pass their own `database`; otherwise the lifespan connects."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -33,7 +33,9 @@ class ProviderUser:
 class OidcProvider:
     client_id: str = "tk-client"
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    user: ProviderUser = field(default_factory=lambda: ProviderUser("sub-1", "oidc.person@example.test"))
+    user: ProviderUser = field(
+        default_factory=lambda: ProviderUser("sub-1", "oidc.person@example.test")
+    )
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1"}))
     issuer: str = ""
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,14 +52,22 @@ class OidcProvider:
                 Route("/token", self.token, methods=["POST"]),
                 Route("/userinfo", self.userinfo),
                 Route("/jwks", self.jwks),
+                # GitHub's shapes (plain OAuth 2.0, no OpenID Connect).
+                Route("/login/oauth/authorize", self.authorize),
+                Route("/login/oauth/access_token", self.token, methods=["POST"]),
+                Route("/user", self.github_user),
+                Route("/user/emails", self.github_emails),
             ]
         )
 
     async def __aenter__(self) -> OidcProvider:
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
+        # uvicorn offers no event for this; a short poll is fine here.
+        while not self._server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.issuer = f"http://127.0.0.1:{port}"
@@ -89,7 +99,8 @@ class OidcProvider:
             return JSONResponse({"error": "invalid_request"}, 400)
         if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
             return JSONResponse({"error": "invalid_request", "error_description": "PKCE"}, 400)
-        if "openid" not in (q.get("scope") or "").split():
+        github = request.url.path.startswith("/login/")
+        if not github and "openid" not in (q.get("scope") or "").split():
             return JSONResponse({"error": "invalid_scope"}, 400)
         code = secrets.token_urlsafe(16)
         self.codes[code] = {
@@ -165,3 +176,26 @@ class OidcProvider:
 
     async def jwks(self, request: Request) -> Response:
         return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+
+    def _bearer_user(self, request: Request) -> ProviderUser | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return self.access_tokens.get(token)
+
+    async def github_user(self, request: Request) -> Response:
+        user = self._bearer_user(request)
+        if user is None:
+            return JSONResponse({"message": "Bad credentials"}, 401)
+        return JSONResponse(
+            {"id": 4242, "login": "octo", "name": user.name, "email": None, "avatar_url": None}
+        )
+
+    async def github_emails(self, request: Request) -> Response:
+        user = self._bearer_user(request)
+        if user is None:
+            return JSONResponse({"message": "Bad credentials"}, 401)
+        return JSONResponse(
+            [
+                {"email": "old@example.test", "primary": False, "verified": True},
+                {"email": user.email, "primary": True, "verified": user.email_verified},
+            ]
+        )

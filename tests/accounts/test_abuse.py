@@ -29,7 +29,9 @@ def test_parse_limits() -> None:
 
 
 async def test_locked_out_account_gets_429_even_with_the_right_password(
-    settings_with, database: Database, cipher: PiiCipher  # type: ignore[no-untyped-def]
+    settings_with,
+    database: Database,
+    cipher: PiiCipher,  # type: ignore[no-untyped-def]
 ) -> None:
     person = await make_person(database, cipher)
     settings = settings_with(TK_RATE_LIMITS="auth_account=3/minute,auth_ip=100/minute")
@@ -71,7 +73,9 @@ async def test_ip_limit_on_sign_up(settings_with, database: Database) -> None:  
 
 
 async def test_rate_limit_dependency_counts_per_user(
-    settings_with, database: Database, cipher: PiiCipher  # type: ignore[no-untyped-def]
+    settings_with,
+    database: Database,
+    cipher: PiiCipher,  # type: ignore[no-untyped-def]
 ) -> None:
     from tekudasai.app import create_app
 
@@ -88,8 +92,12 @@ async def test_rate_limit_dependency_counts_per_user(
     b = await make_person(database, cipher)
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-        statuses_a = [(await client.post("/api/limited", headers=a.auth)).status_code for _ in range(3)]
-        statuses_b = [(await client.post("/api/limited", headers=b.auth)).status_code for _ in range(2)]
+        statuses_a = [
+            (await client.post("/api/limited", headers=a.auth)).status_code for _ in range(3)
+        ]
+        statuses_b = [
+            (await client.post("/api/limited", headers=b.auth)).status_code for _ in range(2)
+        ]
     assert statuses_a == [200, 200, 429]
     assert statuses_b == [200, 200]
 
@@ -102,7 +110,9 @@ async def test_sliding_window_counts_the_previous_window(database: Database) -> 
         assert await db.scalar(select(func.count()).select_from(RateLimitCounter)) == 1
 
 
-async def test_limits_off_by_default_in_tests(client, database: Database, cipher: PiiCipher) -> None:  # type: ignore[no-untyped-def]
+async def test_limits_off_by_default_in_tests(
+    client, database: Database, cipher: PiiCipher
+) -> None:  # type: ignore[no-untyped-def]
     person = await make_person(database, cipher)
     for _ in range(8):
         response = await client.post(
@@ -112,7 +122,9 @@ async def test_limits_off_by_default_in_tests(client, database: Database, cipher
 
 
 async def test_csrf_untrusted_origin_with_cookie_is_refused(
-    settings_with, database: Database, cipher: PiiCipher  # type: ignore[no-untyped-def]
+    settings_with,
+    database: Database,
+    cipher: PiiCipher,  # type: ignore[no-untyped-def]
 ) -> None:
     person = await make_person(database, cipher)
     settings = settings_with()
@@ -192,3 +204,21 @@ async def test_cors_only_for_trusted_origins(settings_with, database: Database) 
             "/api/auth/signin", headers={"Origin": "https://evil.test", **preflight}
         )
         assert "access-control-allow-origin" not in bad.headers
+
+
+async def test_two_workers_share_the_counters(settings_with, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_with(TK_RATE_LIMITS="auth_ip=3/minute")
+    # Two app instances with their own pools stand for two worker processes.
+    first, second = Database.connect(db_url, settings), Database.connect(db_url, settings)
+    try:
+        async with client_for(first, settings) as a, client_for(second, settings) as b:
+            codes = []
+            for client in (a, b, a, b):
+                response = await client.post(
+                    "/api/auth/signin", json={"email": "x@y.test", "password": "whatever-pw"}
+                )
+                codes.append(response.status_code)
+        assert codes == [401, 401, 401, 429]
+    finally:
+        await first.dispose()
+        await second.dispose()

@@ -10,13 +10,16 @@ from tekudasai.db.session import Database
 from tests.factories import make_person
 
 
-async def test_non_admins_get_404(client: httpx.AsyncClient, database: Database, cipher: PiiCipher) -> None:
+async def test_non_admins_get_404(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
     for role in ("user", "agent"):
         person = await make_person(database, cipher, role=role)
         assert (await client.get("/api/users", headers=person.auth)).status_code == 404
         for path in ("set-role", "ban-user", "unban-user"):
             response = await client.post(
-                f"/api/auth/admin/{path}", json={"userId": person.user.id, "role": "admin"},
+                f"/api/auth/admin/{path}",
+                json={"userId": person.user.id, "role": "admin"},
                 headers=person.auth,
             )
             assert response.status_code == 404, path
@@ -39,9 +42,13 @@ async def test_list_search_and_role_filter(
 
     agents = (await client.get("/api/users", params={"role": "agent"}, headers=admin.auth)).json()
     assert [u["id"] for u in agents["data"]] == [agent.user.id]
-    by_mail = await client.get("/api/users", params={"search": agent.email.upper()}, headers=admin.auth)
+    by_mail = await client.get(
+        "/api/users", params={"search": agent.email.upper()}, headers=admin.auth
+    )
     assert [u["email"] for u in by_mail.json()["data"]] == [agent.email]
-    by_name = await client.get("/api/users", params={"search": "kiri te  KANAWA"}, headers=admin.auth)
+    by_name = await client.get(
+        "/api/users", params={"search": "kiri te  KANAWA"}, headers=admin.auth
+    )
     assert [u["name"] for u in by_name.json()["data"]] == ["Kiri Te Kanawa"]
     partial = await client.get("/api/users", params={"search": "Kiri"}, headers=admin.auth)
     assert partial.json()["data"] == []
@@ -54,14 +61,18 @@ async def test_set_role(client: httpx.AsyncClient, database: Database, cipher: P
     admin = await make_person(database, cipher, role="admin")
     user = await make_person(database, cipher)
     response = await client.post(
-        "/api/auth/admin/set-role", json={"userId": user.user.id, "role": "agent"}, headers=admin.auth
+        "/api/auth/admin/set-role",
+        json={"userId": user.user.id, "role": "agent"},
+        headers=admin.auth,
     )
     assert response.status_code == 200, response.text
     assert response.json()["user"]["role"] == "agent"
     me = (await client.get("/api/auth/session", headers=user.auth)).json()
     assert me["user"]["role"] == "agent"
     bad = await client.post(
-        "/api/auth/admin/set-role", json={"userId": user.user.id, "role": "root"}, headers=admin.auth
+        "/api/auth/admin/set-role",
+        json={"userId": user.user.id, "role": "root"},
+        headers=admin.auth,
     )
     assert bad.status_code == 400
     missing = await client.post(
@@ -75,7 +86,9 @@ async def test_the_last_admin_cannot_be_demoted_or_banned(
 ) -> None:
     admin = await make_person(database, cipher, role="admin")
     demote_self = await client.post(
-        "/api/auth/admin/set-role", json={"userId": admin.user.id, "role": "user"}, headers=admin.auth
+        "/api/auth/admin/set-role",
+        json={"userId": admin.user.id, "role": "user"},
+        headers=admin.auth,
     )
     assert demote_self.status_code == 400 and demote_self.json()["code"] == "LAST_ADMIN"
     ban_self = await client.post(
@@ -86,11 +99,15 @@ async def test_the_last_admin_cannot_be_demoted_or_banned(
     second = await make_person(database, cipher, role="admin")
     # With a second admin, demoting oneself is allowed; then the second one is the last.
     ok = await client.post(
-        "/api/auth/admin/set-role", json={"userId": admin.user.id, "role": "agent"}, headers=admin.auth
+        "/api/auth/admin/set-role",
+        json={"userId": admin.user.id, "role": "agent"},
+        headers=admin.auth,
     )
     assert ok.status_code == 200
     last = await client.post(
-        "/api/auth/admin/set-role", json={"userId": second.user.id, "role": "user"}, headers=second.auth
+        "/api/auth/admin/set-role",
+        json={"userId": second.user.id, "role": "user"},
+        headers=second.auth,
     )
     assert last.json()["code"] == "LAST_ADMIN"
 
@@ -112,13 +129,19 @@ async def test_ban_kills_sessions_blocks_sign_in_and_unban_restores(
         "/api/auth/signin", json={"email": user.email, "password": user.password}
     )
     assert refused.status_code == 403 and refused.json()["code"] == "BANNED_USER"
-    wrong = await client.post("/api/auth/signin", json={"email": user.email, "password": "wrong-pass"})
+    wrong = await client.post(
+        "/api/auth/signin", json={"email": user.email, "password": "wrong-pass"}
+    )
     assert wrong.status_code == 401  # a ban is not revealed without the password
 
     assert (
-        await client.post("/api/auth/admin/unban-user", json={"userId": user.user.id}, headers=admin.auth)
+        await client.post(
+            "/api/auth/admin/unban-user", json={"userId": user.user.id}, headers=admin.auth
+        )
     ).json()["user"]["banned"] is False
-    again = await client.post("/api/auth/signin", json={"email": user.email, "password": user.password})
+    again = await client.post(
+        "/api/auth/signin", json={"email": user.email, "password": user.password}
+    )
     assert again.status_code == 200
 
 
@@ -146,14 +169,21 @@ async def test_expired_ban_lets_the_user_back(
             .where(User.id == user.user.id)
             .values(ban_expires=datetime.now(UTC) - timedelta(seconds=1))
         )
-    back = await client.post("/api/auth/signin", json={"email": user.email, "password": user.password})
+    back = await client.post(
+        "/api/auth/signin", json={"email": user.email, "password": user.password}
+    )
     assert back.status_code == 200, back.text
     assert back.json()["user"]["banned"] is False
 
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"userId": 5}, {"userId": "x", "banExpiresIn": -1}, {"userId": "x", "banExpiresIn": "soon"}],
+    [
+        {},
+        {"userId": 5},
+        {"userId": "x", "banExpiresIn": -1},
+        {"userId": "x", "banExpiresIn": "soon"},
+    ],
 )
 async def test_bad_ban_bodies(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher, body: dict[str, object]
@@ -162,3 +192,56 @@ async def test_bad_ban_bodies(
     response = await client.post("/api/auth/admin/ban-user", json=body, headers=admin.auth)
     assert response.status_code == 400
     assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_better_auth_list_users_alias(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    agent = await make_person(database, cipher, role="agent")
+    response = await client.get(
+        "/api/auth/admin/list-users",
+        params={"filterField": "role", "filterValue": "agent", "limit": 10},
+        headers=admin.auth,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == 1 and body["users"][0]["email"] == agent.email
+    searched = await client.get(
+        "/api/auth/admin/list-users", params={"searchValue": admin.email}, headers=admin.auth
+    )
+    assert [u["id"] for u in searched.json()["users"]] == [admin.user.id]
+    hidden = await client.get("/api/auth/admin/list-users", headers=agent.auth)
+    assert hidden.status_code == 404
+
+
+async def test_bad_rate_limit_setting_stops_start_up(settings_with, database: Database) -> None:  # type: ignore[no-untyped-def]
+    from tekudasai.app import create_app
+    from tekudasai.config import ConfigError
+
+    with pytest.raises(ConfigError, match="TK_RATE_LIMITS"):
+        create_app(settings_with(TK_RATE_LIMITS="auth_ip=lots"), database)
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    import asyncio
+
+    a = await make_person(database, cipher, role="admin")
+    b = await make_person(database, cipher, role="admin")
+    results = await asyncio.gather(
+        client.post(
+            "/api/auth/admin/set-role", json={"userId": b.user.id, "role": "user"}, headers=a.auth
+        ),
+        client.post(
+            "/api/auth/admin/set-role", json={"userId": a.user.id, "role": "user"}, headers=b.auth
+        ),
+    )
+    assert sorted(r.status_code for r in results) == [200, 400]
+    admins = await client.get(
+        "/api/users",
+        params={"role": "admin"},
+        headers=a.auth if results[0].status_code == 200 else b.auth,
+    )
+    assert admins.json()["meta"]["pagination"]["total"] == 1

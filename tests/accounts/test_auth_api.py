@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select, update
 
-from tekudasai.accounts.models import Account, Session, User
+from tekudasai.accounts.models import Account, Session, User, Verification
 from tekudasai.accounts.passwords import hasher
 from tekudasai.core.crypto import PiiCipher, hash_token
 from tekudasai.db.session import Database
@@ -32,6 +32,7 @@ async def test_sign_up_returns_token_user_and_cookie(client: httpx.AsyncClient) 
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"tk.session_token={body['token']};")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert response.headers["cache-control"] == "no-store"
 
     session = await client.get("/api/auth/session")
     assert session.status_code == 200
@@ -78,10 +79,14 @@ async def test_sign_in_with_bearer_and_sign_out_revokes(
     assert (await client.get("/api/auth/session", headers=bearer)).text == "null"
     assert (await client.get("/api/auth/session", headers=person.auth)).json() is not None
     async with database.sessionmaker() as db:
-        assert await db.scalar(select(Session).where(Session.token_hash == hash_token(token))) is None
+        assert (
+            await db.scalar(select(Session).where(Session.token_hash == hash_token(token))) is None
+        )
 
 
-async def test_sign_out_everywhere(client: httpx.AsyncClient, database: Database, cipher: PiiCipher) -> None:
+async def test_sign_out_everywhere(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
     person = await make_person(database, cipher)
     signed_in = await client.post(
         "/api/auth/signin", json={"email": person.email, "password": person.password}
@@ -98,8 +103,12 @@ async def test_wrong_password_and_unknown_email_look_the_same(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
 ) -> None:
     person = await make_person(database, cipher)
-    wrong = await client.post("/api/auth/signin", json={"email": person.email, "password": "nope-nope-nope"})
-    unknown = await client.post("/api/auth/signin", json={"email": "ghost@example.test", "password": "nope-nope-nope"})
+    wrong = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": "nope-nope-nope"}
+    )
+    unknown = await client.post(
+        "/api/auth/signin", json={"email": "ghost@example.test", "password": "nope-nope-nope"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
     assert wrong.json()["code"] == "INVALID_EMAIL_OR_PASSWORD"
@@ -117,7 +126,9 @@ async def test_remember_me_off_gives_short_browser_session(
     assert response.status_code == 200
     assert "Max-Age" not in response.headers["set-cookie"]
     expires = datetime.fromisoformat(
-        (await client.get("/api/auth/session")).json()["session"]["expiresAt"].replace("Z", "+00:00")
+        (await client.get("/api/auth/session"))
+        .json()["session"]["expiresAt"]
+        .replace("Z", "+00:00")
     )
     assert expires - datetime.now(UTC) < timedelta(hours=25)
 
@@ -168,8 +179,12 @@ async def test_rehash_on_sign_in_when_parameters_changed(
     person = await make_person(database, cipher)
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(person.password)
     async with database.sessionmaker() as db, db.begin():
-        await db.execute(update(Account).where(Account.user_id == person.user.id).values(password=weak))
-    response = await client.post("/api/auth/signin", json={"email": person.email, "password": person.password})
+        await db.execute(
+            update(Account).where(Account.user_id == person.user.id).values(password=weak)
+        )
+    response = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
     assert response.status_code == 200
     async with database.sessionmaker() as db:
         stored = await db.scalar(select(Account.password).where(Account.user_id == person.user.id))
@@ -194,7 +209,63 @@ async def test_principal_is_one_query(
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
     assert response.status_code == 200
-    queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT"))]
+    queries = [
+        s for s in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT"))
+    ]
     assert len(queries) == 1, queries
     assert "JOIN sessions" in queries[0]
     assert await count(database, User) == 1
+
+
+async def test_purge_expired_sessions_and_tokens(database: Database, cipher: PiiCipher) -> None:
+    from tekudasai.accounts import service
+    from tekudasai.accounts.jobs import purge_expired
+
+    alive = await make_person(database, cipher)
+    gone = await make_person(database, cipher)
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(Session)
+            .where(Session.user_id == gone.user.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+        await service.issue_token(db, user_id=alive.user.id, purpose=service.RESET_PASSWORD)
+        await service.issue_token(db, user_id=gone.user.id, purpose=service.VERIFY_EMAIL)
+        await db.execute(
+            update(Verification)
+            .where(Verification.user_id == gone.user.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    async with database.sessionmaker() as db, db.begin():
+        purged = await purge_expired(db)
+    assert purged["sessions"] == 1 and purged["tokens"] == 1
+    assert await count(database, Session) == 1
+    assert await count(database, Verification) == 1
+
+
+async def test_openapi_lists_the_auth_routes(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/api/openapi.json")).json()
+    for path in ("/api/auth/signup", "/api/auth/signin", "/api/auth/session", "/api/users"):
+        assert path in schema["paths"], path
+
+
+async def test_sliding_renewal_refreshes_the_cookie(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    signed_in = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
+    token = signed_in.json()["token"]
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(Session)
+            .where(Session.token_hash == hash_token(token))
+            .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+        )
+    renewed = await client.get("/api/auth/session")
+    assert renewed.status_code == 200
+    assert f"tk.session_token={token};" in renewed.headers["set-cookie"]
+    assert "Max-Age=604800" in renewed.headers["set-cookie"]
+    quiet = await client.get("/api/auth/session")
+    assert "set-cookie" not in quiet.headers

@@ -52,13 +52,17 @@ async def test_bad_sign_up_is_refused_and_stores_nothing(
 
 
 async def test_body_over_one_mebibyte_is_413(client: httpx.AsyncClient, database: Database) -> None:
-    response = await client.post("/api/auth/signup", json={**GOOD, "name": "n" * (1024 * 1024 + 10)})
+    response = await client.post(
+        "/api/auth/signup", json={**GOOD, "name": "n" * (1024 * 1024 + 10)}
+    )
     assert response.status_code == 413
     assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
     assert await rows(database) == 0
 
 
-async def test_not_json_is_a_validation_error(client: httpx.AsyncClient, database: Database) -> None:
+async def test_not_json_is_a_validation_error(
+    client: httpx.AsyncClient, database: Database
+) -> None:
     response = await client.post(
         "/api/auth/signin", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -93,8 +97,15 @@ async def test_no_plaintext_personal_data_or_secrets_anywhere(
     token = response.json()["token"]
     # Also a reset token and a verification token exist now.
     await client.post("/api/auth/reset-password-request", json={"email": GOOD["email"]})
-    needles = [GOOD["email"], GOOD["email"].split("@")[0], GOOD["name"], "Grace", "Hopper",
-               GOOD["password"], token]
+    needles = [
+        GOOD["email"],
+        GOOD["email"].split("@")[0],
+        GOOD["name"],
+        "Grace",
+        "Hopper",
+        GOOD["password"],
+        token,
+    ]
     async with database.engine.connect() as conn:
         columns = (
             await conn.execute(
@@ -109,7 +120,7 @@ async def test_no_plaintext_personal_data_or_secrets_anywhere(
         scanned = 0
         for table, column, data_type in columns:
             as_text = (
-                f"encode(\"{column}\", 'escape')" if data_type == "bytea" else f"\"{column}\"::text"
+                f"encode(\"{column}\", 'escape')" if data_type == "bytea" else f'"{column}"::text'
             )
             values = (await conn.execute(text(f'SELECT {as_text} FROM "{table}"'))).scalars().all()
             for value in values:

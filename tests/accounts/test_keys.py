@@ -21,6 +21,8 @@ from tekudasai.db.session import Database
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
 
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
 
 async def add_oauth_user(database: Database, cipher: PiiCipher) -> None:
     async with database.sessionmaker() as db, db.begin():
@@ -34,7 +36,10 @@ async def add_oauth_user(database: Database, cipher: PiiCipher) -> None:
 
 
 async def test_rotation_reencrypts_everything_and_sign_in_still_works(
-    client: httpx.AsyncClient, database: Database, cipher: PiiCipher, app  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient,
+    database: Database,
+    cipher: PiiCipher,
+    app,  # type: ignore[no-untyped-def]
 ) -> None:
     people = [await make_person(database, cipher) for _ in range(5)]
     await add_oauth_user(database, cipher)
@@ -57,10 +62,14 @@ async def test_rotation_reencrypts_everything_and_sign_in_still_works(
 
 
 async def test_running_workers_pick_up_the_new_key_and_lagging_writes_are_caught(
-    client: httpx.AsyncClient, database: Database, cipher: PiiCipher, app  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient,
+    database: Database,
+    cipher: PiiCipher,
+    app,  # type: ignore[no-untyped-def]
 ) -> None:
     first = await client.post(
-        "/api/auth/signup", json={"name": "Before", "email": "before@x.test", "password": "12345678"}
+        "/api/auth/signup",
+        json={"name": "Before", "email": "before@x.test", "password": "12345678"},
     )
     assert first.status_code == 200
     worker_cipher: PiiCipher = app.state.cipher
@@ -72,7 +81,8 @@ async def test_running_workers_pick_up_the_new_key_and_lagging_writes_are_caught
     await asyncio.sleep(0.3)
     # This worker still has key id 1 cached: it writes under the old key, and that is fine.
     lagging = await client.post(
-        "/api/auth/signup", json={"name": "During", "email": "during@x.test", "password": "12345678"}
+        "/api/auth/signup",
+        json={"name": "During", "email": "during@x.test", "password": "12345678"},
     )
     assert lagging.status_code == 200
     result = await rotation
@@ -88,14 +98,16 @@ async def test_running_workers_pick_up_the_new_key_and_lagging_writes_are_caught
         assert set((await db.scalars(select(User.pii_key_id))).all()) == {2}
 
 
-async def test_keys_rotate_command(db_url: str, database: Database, cipher: PiiCipher, tmp_path: Path, settings: Settings) -> None:
+async def test_keys_rotate_command(
+    db_url: str, database: Database, cipher: PiiCipher, tmp_path: Path, settings: Settings
+) -> None:
     person = await make_person(database, cipher)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
         "BETTER_AUTH_SECRET": TEST_SECRET,
         "TK_DATA_DIR": str(tmp_path / "cli"),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "PYTHONPATH": SRC,
     }
     done = await asyncio.to_thread(
         subprocess.run,

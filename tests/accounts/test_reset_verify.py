@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from aiosmtpd.smtp import SMTP, Envelope
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope
 from sqlalchemy import func, select, update
 
 from tekudasai.accounts.models import Session, User, Verification
@@ -22,9 +23,7 @@ from tests.factories import make_person
 
 async def sessions_of(database: Database, user_id: str) -> int:
     async with database.sessionmaker() as db:
-        return int(
-            await db.scalar(select(func.count()).where(Session.user_id == user_id)) or 0
-        )
+        return int(await db.scalar(select(func.count()).where(Session.user_id == user_id)) or 0)
 
 
 async def test_reset_request_is_always_200_and_mails_only_real_accounts(
@@ -62,7 +61,9 @@ async def test_reset_sets_password_revokes_every_session_and_is_single_use(
         "/api/auth/reset-password", json={"token": token, "newPassword": "another-secret"}
     )
     assert reused.status_code == 400 and reused.json()["code"] == "INVALID_TOKEN"
-    old = await client.post("/api/auth/signin", json={"email": person.email, "password": person.password})
+    old = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
     assert old.status_code == 401
     new = await client.post(
         "/api/auth/signin", json={"email": person.email, "password": "brand-new-secret"}
@@ -131,7 +132,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Envelope] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
         self.messages.append(envelope)
         return "250 OK"
 
@@ -139,13 +140,32 @@ class Inbox:
 class SmtpServer:
     """aiosmtpd on a loopback ephemeral port, in the test's own event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
         self.inbox = Inbox()
         self.server: asyncio.Server | None = None
+        self.credentials = credentials
+        self.logins: list[str] = []
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        ok = (auth_data.login.decode(), auth_data.password.decode()) == self.credentials
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
 
     async def __aenter__(self) -> SmtpServer:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: SMTP(self.inbox), "127.0.0.1", 0)
+
+        def protocol() -> SMTP:
+            if self.credentials is None:
+                return SMTP(self.inbox)
+            return SMTP(
+                self.inbox,
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_require_tls=False,  # loopback test server without a certificate
+            )
+
+        self.server = await loop.create_server(protocol, "127.0.0.1", 0)
         return self
 
     @property
@@ -168,7 +188,9 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
 
 
 async def test_reset_mail_goes_through_a_real_smtp_server(
-    settings_with, database: Database, cipher: PiiCipher  # type: ignore[no-untyped-def]
+    settings_with,
+    database: Database,
+    cipher: PiiCipher,  # type: ignore[no-untyped-def]
 ) -> None:
     async with SmtpServer() as smtp:
         inbox = smtp.inbox
@@ -203,3 +225,11 @@ async def test_send_mail_by_smtp(settings_with) -> None:  # type: ignore[no-unty
 async def test_users_table_untouched_by_a_failed_verification(database: Database) -> None:
     async with database.sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(User)) == 0
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+async def test_send_mail_with_smtp_login(settings_with) -> None:  # type: ignore[no-untyped-def]
+    async with SmtpServer(credentials=("mailer", "p@ss word")) as smtp:
+        settings = settings_with(TK_SMTP_URL=f"smtp://mailer:p%40ss%20word@127.0.0.1:{smtp.port}")
+        await send_mail(settings, to="x@y.test", subject="Hello", body="with login")
+        assert smtp.logins == ["mailer"] and len(smtp.inbox.messages) == 1

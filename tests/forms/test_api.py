@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -20,6 +21,15 @@ FORM_KEYS = {
     "id", "name", "description", "disabled", "elements", "hasTickets", "creatorId",
     "createdAt", "updatedAt", "version",
 }  # fmt: skip
+
+
+async def post_ascii_json(
+    client: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]
+) -> httpx.Response:
+    """POST JSON with \\u escapes, so lone surrogates can be sent (httpx encodes UTF-8)."""
+    return await client.post(
+        path, content=json.dumps(body), headers={**headers, "Content-Type": "application/json"}
+    )
 
 
 async def count(database: Database, model: type) -> int:
@@ -170,10 +180,12 @@ async def test_bad_definitions_store_nothing(
             "unique",
         ),
         ([{**TEXT, "showIf": {"field": "title", "op": "filled"}}], "elements[0].showIf", "earlier"),
+        ([{**TEXT, "label": "nul\x00"}], "elements[0].label", "NUL"),
+        ([{**TEXT, "placeholder": "\ud800"}], "elements[0].placeholder", "broken Unicode"),
     ]
     for elements, field, message in cases:
-        response = await client.post(
-            "/api/forms", json={"name": "Bad", "elements": elements}, headers=admin.auth
+        response = await post_ascii_json(
+            client, "/api/forms", {"name": "Bad", "elements": elements}, admin.auth
         )
         assert response.status_code == 400, response.text
         body = response.json()
@@ -186,8 +198,14 @@ async def test_bad_definitions_store_nothing(
         headers=admin.auth,
     )
     assert patched.status_code == 400
-    for body in ({"elements": []}, {"name": "", "elements": []}, {"name": "x", "elements": 5}):
-        bad = await client.post("/api/forms", json=body, headers=admin.auth)
+    for body in (
+        {"elements": []},
+        {"name": "", "elements": []},
+        {"name": "x", "elements": 5},
+        {"name": "x\x00", "elements": []},
+        {"name": "x", "description": "\udfff", "elements": []},
+    ):
+        bad = await post_ascii_json(client, "/api/forms", body, admin.auth)
         assert bad.status_code == 400 and bad.json()["code"] == "VALIDATION_ERROR", body
     assert await count(database, Form) == 1
     assert await count(database, FormVersion) == 1
@@ -260,6 +278,11 @@ async def test_validate_endpoint_reports_each_bad_answer(
         "qty": "Must be at most 10",
         "shot": "Must be an uploaded file",
     }
+    unstorable = await post_ascii_json(
+        client, path, {"formResponse": {"title": "a\x00b", "mail": "\ud800@corp"}}, customer.auth
+    )
+    assert unstorable.status_code == 400
+    assert {e["field"] for e in unstorable.json()["errors"]} == {"title", "mail"}
 
 
 async def test_old_ticket_keeps_its_definition(
@@ -297,3 +320,60 @@ async def test_old_ticket_keeps_its_definition(
             assert {e["field"] for e in exc.errors or []} == {"title", "agree"}
         else:
             raise AssertionError("the new version should reject the old answers")
+
+
+async def test_every_type_rule_and_show_if_operator_over_http(
+    client: httpx.AsyncClient, admin: Person, customer: Person
+) -> None:
+    from tests.forms.test_engine import ALL_LOGIC, ALL_TYPES, LOGIC
+
+    form = await create_form(client, admin, ALL_TYPES + LOGIC)
+    assert {e["type"] for e in form["elements"]} == {
+        "text-panel", "text-field", "textarea", "dropdown", "file-upload", "number", "date",
+        "checkbox", "radio", "multi-select",
+    }  # fmt: skip
+    path = f"/api/forms/enabled/{form['id']}/validate"
+
+    async def check(response: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        answer = await client.post(path, json={"formResponse": response}, headers=customer.auth)
+        body = answer.json()
+        if answer.status_code == 200:
+            return 200, body["data"]["formResponse"], {}
+        assert body["code"] == "INVALID_FORM_DATA"
+        return answer.status_code, {}, {e["field"]: e["message"] for e in body["errors"]}
+
+    base = {"title": "t", "ok": True, "kind": "bug", "eq": "no", "notIn": "x", "filled": "x"}
+    status, values, _ = await check(
+        {**base, "mail": "x@corp", "body": "long enough", "cat": "a", "qty": "4",
+         "when": "2026-12-31", "size": "s", "tags": ["y"], "intro": "dropped", "other": 1}
+    )  # fmt: skip
+    assert status == 200
+    assert values == {
+        "title": "t", "mail": "x@corp", "body": "long enough", "cat": "a", "qty": 4,
+        "when": "2026-12-31", "ok": True, "size": "s", "tags": ["y"], "kind": "bug", "eq": "no",
+        "notIn": "x", "filled": "x",
+    }  # fmt: skip
+    bad = {
+        "title": ("x" * 11, "Must be at most 10 characters"),
+        "mail": ("nope", "Must be a valid e-mail address"),
+        "body": ("ab", "Must be at least 3 characters"),
+        "cat": ("zzz", "Must be one of the options"),
+        "qty": (99, "Must be at most 5"),
+        "when": ("31/12/2026", "Must be a date (YYYY-MM-DD)"),
+        "ok": (False, "Must be checked"),
+        "size": ("xl", "Must be one of the options"),
+        "tags": (["nope"], "Must contain only the options"),
+        "file": ("../etc/passwd", "Must be an uploaded file"),
+    }
+    status, _, errors = await check({**base, **{k: v[0] for k, v in bad.items()}})
+    assert status == 400 and errors == {k: v[1] for k, v in bad.items()}
+    # showIf: each operator decides which questions count (hidden ones are dropped).
+    for answers, visible in (
+        ({"kind": "bug"}, {"eq", "notIn", "filled", "chained"}),
+        ({"kind": "idea"}, {"neq", "in", "filled"}),
+        ({}, {"neq", "notIn", "empty"}),
+        ({"areas": ["api"], "urgent": True}, {"neq", "notIn", "empty", "api", "urgentWhy"}),
+    ):
+        status, values, errors = await check({"title": "t", "ok": True, **answers, **ALL_LOGIC})
+        assert status == 200, errors
+        assert {k for k in values if k in ALL_LOGIC} == visible

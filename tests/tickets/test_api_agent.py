@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tekudasai.db.session import Database
 from tests.factories import Person
@@ -12,8 +13,6 @@ from tests.tickets.conftest import FileTicket, scalar
 
 async def logs_of(database: Database, ticket_id: int) -> list[tuple[str, str]]:
     async with database.engine.connect() as conn:
-        from sqlalchemy import text
-
         rows = await conn.execute(
             text("SELECT action_type, action FROM ticket_logs WHERE ticket_id = :id ORDER BY id"),
             {"id": ticket_id},
@@ -302,3 +301,41 @@ async def test_cursor_pages_walk_every_ticket_once(
             seen += [t["id"] for t in body["data"]]
             cursor = body["meta"]["nextCursor"]
         assert seen == sorted(created, reverse=True)
+
+
+async def test_agent_bad_input_is_a_clear_error_never_a_500(
+    client: httpx.AsyncClient,
+    reporter: Person,
+    agent: Person,
+    file_ticket: FileTicket,
+    database: Database,
+) -> None:
+    ticket = await file_ticket(reporter)
+    calls = [
+        ("PATCH", "/api/tickets/abc", {"status": "closed"}, 400),
+        ("DELETE", "/api/tickets/1.5", None, 400),
+        ("POST", "/api/tickets/99999999999/assign-toggle", None, 400),
+        ("PATCH", "/api/tickets/424242", {"status": "closed"}, 404),
+        ("DELETE", "/api/tickets/424242", None, 404),
+        ("POST", "/api/tickets/424242/assign-toggle", None, 404),
+        ("POST", "/api/tickets/424242/assign", {"assigneeId": agent.user.id}, 404),
+        ("POST", "/api/tickets/424242/open-form", None, 404),
+        ("GET", "/api/tickets/424242/logs", None, 404),
+        ("GET", "/api/tickets/424242/comments", None, 404),
+        ("PATCH", f"/api/tickets/{ticket['id']}", {"status": None, "extra": 1}, 400),
+        ("PATCH", f"/api/tickets/{ticket['id']}", [1, 2], 400),
+        ("GET", "/api/tickets?limit=101", None, 400),
+        ("GET", "/api/tickets?status=ALL", None, 400),
+        ("GET", "/api/tickets?search=" + "x" * 201, None, 400),
+    ]
+    for method, path, body, status in calls:
+        response = await client.request(method, path, json=body, headers=agent.auth)
+        assert response.status_code == status, (method, path, response.text)
+        assert response.json()["status"] == "error"
+    broken = await client.patch(
+        f"/api/tickets/{ticket['id']}",
+        content=b"{not json",
+        headers={**agent.auth, "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400
+    assert await scalar(database, "SELECT count(*) FROM ticket_logs") == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 
 from tekudasai.db.session import Database
-from tekudasai.forms.models import Form
+from tekudasai.forms.models import Form, FormVersion
+from tekudasai.uploads.models import Upload
 from tests.factories import Person
 from tests.tickets.conftest import GOOD_RESPONSE, FileTicket, make_form, scalar
 
@@ -356,3 +357,72 @@ async def test_bad_comments_are_refused(
         await scalar(database, "SELECT count(*) FROM ticket_logs WHERE action_type = 'comment'")
         == 0
     )
+
+
+async def test_file_answers_link_the_reporters_uploads_only(
+    client: httpx.AsyncClient,
+    reporter: Person,
+    other: Person,
+    agent: Person,
+    database: Database,
+) -> None:
+    elements = [
+        {"id": "e1", "type": "textarea", "name": "description", "label": "What?", "required": True},
+        {
+            "id": "e2",
+            "type": "file-upload",
+            "name": "screenshot",
+            "label": "Shot",
+            "required": False,
+        },
+    ]
+    async with database.sessionmaker() as db, db.begin():
+        db.add(Form(id="with-file", name="With file", elements=elements, version=1))
+        await db.flush()
+        db.add(FormVersion(form_id="with-file", version=1, name="With file", elements=elements))
+        for owner, upload_id in ((reporter, "a" * 32), (other, "b" * 32)):
+            db.add(
+                Upload(
+                    id=upload_id,
+                    uploader_id=owner.user.id,
+                    original_name="shot.png",
+                    mime_type="image/png",
+                    size=10,
+                    sha256="0" * 64,
+                    storage_key=upload_id,
+                )
+            )
+
+    async def file(upload_id: str) -> httpx.Response:
+        return await client.post(
+            "/api/tickets/my",
+            json={
+                "formId": "with-file",
+                "summary": "See screenshot",
+                "formResponse": {"description": "look", "screenshot": upload_id},
+            },
+            headers=reporter.auth,
+        )
+
+    foreign = await file("b" * 32)
+    assert foreign.status_code == 400, foreign.text
+    assert foreign.json()["code"] == "INVALID_FORM_DATA"
+    assert await count_tickets(database) == 0
+
+    created = await file("a" * 32)
+    assert created.status_code == 200, created.text
+    ticket = created.json()["data"]
+    assert ticket["formResponse"]["screenshot"]["filename"] == "a" * 32
+    links = await scalar(
+        database,
+        "SELECT string_agg(upload_id, ',') FROM ticket_uploads WHERE ticket_id = :id",
+        id=ticket["id"],
+    )
+    assert links == "a" * 32
+    # An agent's edit that drops the file drops the link too.
+    await client.patch(
+        f"/api/tickets/{ticket['id']}",
+        json={"formResponse": {"description": "no picture"}},
+        headers=agent.auth,
+    )
+    assert await scalar(database, "SELECT count(*) FROM ticket_uploads") == 0

@@ -185,3 +185,58 @@ def _explain_text(plan: str) -> str:
 
     walk(json.loads(plan)[0]["Plan"], 0)
     return "\n".join(lines)
+
+
+async def test_counts_survive_truncate_and_can_be_rebuilt(
+    reporter: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    await file_ticket(reporter)
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("UPDATE ticket_counts SET n = n + 40"))  # a broken state
+        await conn.execute(text("SELECT tk_ticket_counts_rebuild()"))
+    assert await _rows(database, COUNTS_SQL) == await _rows(database, TRUTH_SQL)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE tickets CASCADE"))
+    assert await _rows(database, COUNTS_SQL) == set()
+
+
+async def test_counts_follow_bulk_loads_that_skip_ordinary_triggers(
+    reporter: Person, agent: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    """The bulk seed sets session_replication_role = replica to skip foreign-key checks."""
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(
+            text(BULK_SQL.replace("generate_series(1, 30000)", "generate_series(1, 500)")),
+            {
+                "reporter": reporter.user.id,
+                "other": reporter.user.id,
+                "agent": agent.user.id,
+                "form": "it-support",
+            },
+        )
+        await conn.execute(text("DELETE FROM tickets WHERE id % 7 = 0"))
+    assert await _rows(database, COUNTS_SQL) == await _rows(database, TRUTH_SQL)
+
+
+async def test_a_bulk_loader_may_skip_the_counts_and_rebuild_them_once(
+    reporter: Person, agent: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL tekudasai.skip_ticket_counts = on"))
+        await conn.execute(
+            text(BULK_SQL.replace("generate_series(1, 30000)", "generate_series(1, 300)")),
+            {
+                "reporter": reporter.user.id,
+                "other": reporter.user.id,
+                "agent": agent.user.id,
+                "form": "it-support",
+            },
+        )
+        stale = await conn.execute(text("SELECT sum(n) FROM ticket_counts WHERE scope = 'all'"))
+        assert stale.scalar() == 1
+        await conn.execute(text("SELECT tk_ticket_counts_rebuild()"))
+    assert await _rows(database, COUNTS_SQL) == await _rows(database, TRUTH_SQL)

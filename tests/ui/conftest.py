@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from tekudasai.app import create_app
 from tests.conftest import make_settings
@@ -119,6 +121,8 @@ async def screenshot(page: Page, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/screenshots/ for a human to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
+    with contextlib.suppress(PlaywrightError):  # pages without JavaScript cannot scroll
+        await page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-page
     await page.screenshot(path=str(path), full_page=True)
     return path
 

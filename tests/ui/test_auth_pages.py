@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.factories import make_person
 from tests.ui.conftest import LiveServer, screenshot, sign_in
@@ -61,3 +62,36 @@ async def test_customer_gets_404_on_agent_pages(
     assert response is not None and response.status == 404
     await expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     await screenshot(page, "error-404")
+
+
+async def test_dark_scheme_and_small_screen(
+    browser: Browser, live_server: LiveServer, database: Any, cipher: Any
+) -> None:
+    person = await make_person(database, cipher, name="Dana Dark")
+    context = await browser.new_context(
+        base_url=live_server.url,
+        viewport={"width": 390, "height": 844},
+        color_scheme="dark",
+        is_mobile=True,
+    )
+    page = await context.new_page()
+    await page.goto("/auth/login")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(246, 247, 251)"  # the light background
+    await screenshot(page, "login-dark-mobile")
+    await sign_in(page, person.email, person.password)
+    nav = page.locator("#site-nav")
+    await expect(nav).to_be_hidden()
+    toggle = page.get_by_role("button", name="Menu")
+    await toggle.click()
+    await expect(nav).to_be_visible()
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await expect(nav.get_by_role("link", name="New ticket")).to_be_visible()
+    await screenshot(page, "my-tickets-dark-mobile")
+    # Keyboard: the skip link is the first stop and leads to the main content.
+    await page.goto("/")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#main")).to_be_focused()
+    await context.close()

@@ -13,6 +13,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts import service
@@ -49,8 +50,11 @@ log = logging.getLogger("tekudasai.oauth")
 STATE_COOKIE = "tk.oauth_state"
 STATE_PURPOSE = "oauth-state"
 STATE_TTL_SECONDS = 600
+DEFAULT_ERROR_CALLBACK = "/auth/login"
 DISCOVERY_TTL_SECONDS = 3600
 HTTP_TIMEOUT = 10.0
+GITHUB_WEB = "https://github.com"
+GITHUB_API = "https://api.github.com"
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
 
 
@@ -96,9 +100,9 @@ def configured_providers(settings: Settings) -> list[Provider]:
                 client_id=settings.github_client_id,
                 client_secret=settings.github_client_secret,
                 scope="read:user user:email",
-                authorize_url="https://github.com/login/oauth/authorize",
-                token_url="https://github.com/login/oauth/access_token",  # noqa: S106
-                userinfo_url="https://api.github.com/user",
+                authorize_url=f"{GITHUB_WEB}/login/oauth/authorize",
+                token_url=f"{GITHUB_WEB}/login/oauth/access_token",
+                userinfo_url=f"{GITHUB_API}/user",
             )
         )
     if settings.gitlab_client_id:
@@ -199,11 +203,17 @@ def _client(settings: Settings, provider: Provider) -> AsyncOAuth2Client:
 
 
 async def start(
-    settings: Settings, cipher: PiiCipher, *, provider_id: str, callback_url: str | None
+    settings: Settings,
+    cipher: PiiCipher,
+    *,
+    provider_id: str,
+    callback_url: str | None,
+    error_callback_url: str | None = None,
 ) -> tuple[str, str]:
     """The provider's authorization URL and the sealed state cookie value."""
     provider = get_provider(settings, provider_id)
     callback = safe_callback_url(settings, callback_url)
+    error_callback = safe_callback_url(settings, error_callback_url or DEFAULT_ERROR_CALLBACK)
     urls = await endpoints(provider)
     state, verifier, nonce = generate_token(32), generate_token(64), generate_token(24)
     extra = {"nonce": nonce} if provider.issuer else {}
@@ -217,6 +227,7 @@ async def start(
         "v": verifier,
         "n": nonce,
         "c": callback,
+        "x": error_callback,
         "e": int(time.time()) + STATE_TTL_SECONDS,
     }
     sealed = cipher.seal(json.dumps(payload).encode(), purpose=STATE_PURPOSE)
@@ -236,18 +247,15 @@ def _open_state(cipher: PiiCipher, cookie: str | None) -> dict[str, Any]:
     return payload
 
 
-async def finish(
-    db: AsyncSession,
+def open_state(
     settings: Settings,
     cipher: PiiCipher,
     *,
     provider_id: str,
-    code: str | None,
     state: str | None,
-    error: str | None,
     state_cookie: str | None,
-) -> tuple[User, str]:
-    """Check state, exchange the code (with the PKCE verifier), find or create the user."""
+) -> tuple[Provider, dict[str, Any]]:
+    """The sign-in attempt this callback belongs to; anything that does not match is refused."""
     provider = get_provider(settings, provider_id)
     payload = _open_state(cipher, state_cookie)
     if (
@@ -256,6 +264,20 @@ async def finish(
         or not hmac.compare_digest(str(payload.get("s", "")), state)
     ):
         raise InvalidOAuthState()
+    return provider, payload
+
+
+async def complete(
+    db: AsyncSession,
+    settings: Settings,
+    cipher: PiiCipher,
+    *,
+    provider: Provider,
+    payload: dict[str, Any],
+    code: str | None,
+    error: str | None,
+) -> User:
+    """Exchange the code (with the PKCE verifier), verify the identity, find or create the user."""
     if error:
         raise OAuthFailed(f"The provider refused the sign-in ({error[:100]}).")
     if not code:
@@ -278,10 +300,9 @@ async def finish(
             log.warning("OAuth exchange with %s failed: %s", provider.id, exc)
             raise OAuthFailed() from exc
         raise
-    user = await link_or_create(
+    return await link_or_create(
         db, cipher, provider=provider.id, identity=identity, token=dict(token)
     )
-    return user, payload["c"]
 
 
 async def _oidc_identity(
@@ -326,7 +347,7 @@ async def _verify_id_token(
         decoded = jwt.decode(id_token, keys, algorithms=ID_TOKEN_ALGORITHMS)
         jwt.JWTClaimsRegistry(
             leeway=60,
-            iss={"essential": True, "value": urls.issuer},
+            iss={"essential": True, "value": urls.issuer or ""},
             aud={"essential": True, "value": provider.client_id},
             exp={"essential": True},
             sub={"essential": True},
@@ -338,11 +359,11 @@ async def _verify_id_token(
 
 
 async def _github_identity(client: AsyncOAuth2Client) -> Identity:
-    response = await client.get("https://api.github.com/user")
+    response = await client.get(f"{GITHUB_API}/user")
     response.raise_for_status()
     info = response.json()
     email, verified = None, False
-    emails = await client.get("https://api.github.com/user/emails")
+    emails = await client.get(f"{GITHUB_API}/user/emails")
     if emails.status_code == 200:
         for entry in emails.json():
             if entry.get("primary"):
@@ -368,7 +389,7 @@ def _token_values(cipher: PiiCipher, token: dict[str, Any]) -> dict[str, Any]:
         "id_token_ciphertext": cipher.encrypt_optional(
             token.get("id_token"), context="account.id_token"
         ),
-        "access_token_expires_at": service.datetime.fromtimestamp(int(expires_at), service.UTC)
+        "access_token_expires_at": datetime.fromtimestamp(int(expires_at), UTC)
         if expires_at
         else None,
         "scope": token.get("scope"),
@@ -415,6 +436,14 @@ async def link_or_create(
             # Linking on an unconfirmed address would let anyone claim someone's account.
             raise AccountNotLinked()
         elif not user.email_verified:
+            # Whoever registered this address never proved owning it (pre-hijack): their
+            # password and sessions go; the provider has just proved the real owner.
+            await db.execute(
+                delete(Account).where(
+                    Account.user_id == user.id, Account.provider_id == service.CREDENTIAL_PROVIDER
+                )
+            )
+            await service.revoke_all_sessions(db, user_id=user.id)
             user.email_verified = True
         db.add(
             Account(user_id=user.id, provider_id=provider, account_id=identity.account_id, **tokens)

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from tekudasai.accounts import jobs as _jobs  # noqa: F401 - registers the hourly clean-up
 from tekudasai.accounts import oauth, service
 from tekudasai.accounts.dependencies import (
     Admin,
@@ -20,6 +21,7 @@ from tekudasai.accounts.dependencies import (
     clear_session_cookie,
     set_session_cookie,
 )
+from tekudasai.accounts.models import User
 from tekudasai.accounts.schemas import (
     BanUserIn,
     ResetPasswordIn,
@@ -33,7 +35,8 @@ from tekudasai.accounts.schemas import (
 )
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.mail import send_mail
+from tekudasai.core.errors import AppError
+from tekudasai.core.mail import send_mail_quietly
 from tekudasai.core.ratelimit import AuthIpLimit, client_ip, enforce
 from tekudasai.core.schemas import PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
@@ -64,6 +67,7 @@ async def _start_session(
         user_agent=request.headers.get("user-agent"),
     )
     set_session_cookie(response, settings, token, session=session)
+    response.headers["Cache-Control"] = "no-store"  # the body carries the token
     return token
 
 
@@ -91,6 +95,7 @@ async def sign_up(
 ) -> dict[str, Any]:
     """Create an account with e-mail and password; signs the new user in."""
     await _account_limit(request, cipher, body.email)
+    callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
     user = await service.create_user(
         db, cipher, email=body.email, name=body.name, password=body.password, image=body.image
     )
@@ -98,8 +103,10 @@ async def sign_up(
         request, response, db, settings, user_id=user.id, remember_me=body.remember_me
     )
     verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
-    subject, text = _verification_mail(settings, verify_token, None)
-    background.add_task(send_mail, settings, to=body.email.strip(), subject=subject, body=text)
+    subject, text = _verification_mail(settings, verify_token, callback)
+    background.add_task(
+        send_mail_quietly, settings, to=body.email.strip(), subject=subject, body=text
+    )
     return {"token": token, "user": service.public_user(user, cipher)}
 
 
@@ -116,7 +123,13 @@ async def sign_in(
 ) -> dict[str, Any]:
     """Sign in with e-mail and password."""
     await _account_limit(request, cipher, body.email)
-    user = await service.authenticate(db, cipher, email=body.email, password=body.password)
+    user = await service.authenticate(
+        db,
+        cipher,
+        email=body.email,
+        password=body.password,
+        lookup=request.app.state.database.sessionmaker,
+    )
     token = await _start_session(
         request, response, db, settings, user_id=user.id, remember_me=body.remember_me
     )
@@ -125,8 +138,11 @@ async def sign_in(
 
 @router.get("/auth/session")
 @router.get("/auth/get-session", include_in_schema=False)
-async def get_session(principal: MaybeUser, cipher: Cipher) -> dict[str, Any] | None:
+async def get_session(
+    principal: MaybeUser, response: Response, cipher: Cipher
+) -> dict[str, Any] | None:
     """The current session and user, or null when signed out."""
+    response.headers["Cache-Control"] = "no-store"
     if principal is None:
         return None
     return {
@@ -172,6 +188,7 @@ async def verify_request(
 ) -> dict[str, bool]:
     """Send (again) the e-mail verification link. Always answers the same."""
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
+    user: User | None
     if principal is not None:
         user = principal.user
     elif body.email:
@@ -185,7 +202,7 @@ async def verify_request(
         token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
         subject, text = _verification_mail(settings, token, callback)
         address = cipher.decrypt(user.email_ciphertext, context="user.email")
-        background.add_task(send_mail, settings, to=address, subject=subject, body=text)
+        background.add_task(send_mail_quietly, settings, to=address, subject=subject, body=text)
     return {"status": True}
 
 
@@ -231,7 +248,7 @@ async def reset_password_request(
         base = target if target.startswith("http") else f"{settings.base_url}{target}"
         link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
         background.add_task(
-            send_mail,
+            send_mail_quietly,
             settings,
             to=email,
             subject="Reset your password",
@@ -297,6 +314,32 @@ async def list_users(
     )
 
 
+@router.get("/auth/admin/list-users", include_in_schema=False)
+async def admin_list_users(
+    admin: Admin,
+    db: DbSession,
+    cipher: Cipher,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    search_value: Annotated[str | None, Query(alias="searchValue", max_length=320)] = None,
+    filter_field: Annotated[Literal["role"] | None, Query(alias="filterField")] = None,
+    filter_value: Annotated[
+        Literal["user", "agent", "admin"] | None, Query(alias="filterValue")
+    ] = None,
+) -> dict[str, Any]:
+    """better-auth's admin list (searches are exact matches here: the data is encrypted)."""
+    role = filter_value if filter_field == "role" and filter_value else "all"
+    users, total = await service.list_users(
+        db, cipher, offset=offset, limit=limit, search=search_value, role=role
+    )
+    return {
+        "users": [service.public_user(u, cipher) for u in users],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
 @router.get("/auth/providers")
 async def providers(settings: AppSettings) -> list[dict[str, str]]:
     """Configured OAuth providers only."""
@@ -321,29 +364,52 @@ async def sign_in_social(
 ) -> dict[str, Any]:
     """Start an OAuth sign-in: the URL to send the browser to."""
     url, state = await oauth.start(
-        settings, cipher, provider_id=body.provider, callback_url=body.callback_url
+        settings,
+        cipher,
+        provider_id=body.provider,
+        callback_url=body.callback_url,
+        error_callback_url=body.error_callback_url,
     )
     _set_state_cookie(response, settings, state)
     return {"url": url, "redirect": not body.disable_redirect}
 
 
+def _absolute(settings: Settings, url: str) -> str:
+    return url if url.startswith("http") else f"{settings.base_url}{url}"
+
+
 async def _callback(
-    provider: str, request: Request, db: DbSession, settings: Settings, cipher: PiiCipher
+    provider_id: str, request: Request, db: DbSession, settings: Settings, cipher: PiiCipher
 ) -> Response:
-    user, callback = await oauth.finish(
-        db,
+    provider, payload = oauth.open_state(
         settings,
         cipher,
-        provider_id=provider,
-        code=request.query_params.get("code"),
+        provider_id=provider_id,
         state=request.query_params.get("state"),
-        error=request.query_params.get("error"),
         state_cookie=request.cookies.get(oauth.STATE_COOKIE),
     )
-    if not callback.startswith("http"):
-        callback = f"{settings.base_url}{callback}"
-    response = RedirectResponse(callback, status_code=302)
-    await _start_session(request, response, db, settings, user_id=user.id, remember_me=True)
+    try:
+        # A savepoint: a failure half-way (say, a banned user) leaves nothing behind.
+        async with db.begin_nested():
+            user = await oauth.complete(
+                db,
+                settings,
+                cipher,
+                provider=provider,
+                payload=payload,
+                code=request.query_params.get("code"),
+                error=request.query_params.get("error"),
+            )
+    except AppError as exc:
+        # The attempt is genuine (state matched): send the browser back with the reason.
+        target = _absolute(settings, payload.get("x") or oauth.DEFAULT_ERROR_CALLBACK)
+        separator = "&" if "?" in target else "?"
+        response = RedirectResponse(
+            f"{target}{separator}{urlencode({'error': exc.code})}", status_code=302
+        )
+    else:
+        response = RedirectResponse(_absolute(settings, payload["c"]), status_code=302)
+        await _start_session(request, response, db, settings, user_id=user.id, remember_me=True)
     response.delete_cookie(oauth.STATE_COOKIE, path="/api", secure=settings.secure_cookies)
     return response
 
@@ -370,10 +436,17 @@ async def oauth_redirect(
     settings: AppSettings,
     cipher: Cipher,
     callback_url: Annotated[str | None, Query(alias="callbackURL", max_length=2000)] = None,
+    error_callback_url: Annotated[
+        str | None, Query(alias="errorCallbackURL", max_length=2000)
+    ] = None,
 ) -> Response:
     """Start an OAuth sign-in by redirecting to the provider."""
     url, state = await oauth.start(
-        settings, cipher, provider_id=provider, callback_url=callback_url
+        settings,
+        cipher,
+        provider_id=provider,
+        callback_url=callback_url,
+        error_callback_url=error_callback_url,
     )
     response = RedirectResponse(url, status_code=302)
     _set_state_cookie(response, settings, state)

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tekudasai.accounts.errors import (
     BannedUser,
@@ -216,8 +217,9 @@ def public_session(session: Session, token: str | None = None) -> dict[str, Any]
     return body
 
 
-async def authenticate(db: AsyncSession, cipher: PiiCipher, *, email: str, password: str) -> User:
-    """Check e-mail and password at the same cost whether or not the account exists."""
+async def _credentials(
+    db: AsyncSession, cipher: PiiCipher, email: str
+) -> tuple[User | None, Account | None]:
     row = (
         await db.execute(
             select(User, Account)
@@ -228,7 +230,27 @@ async def authenticate(db: AsyncSession, cipher: PiiCipher, *, email: str, passw
             .where(User.email_index == cipher.email_index(email))
         )
     ).first()
-    user, account = (row[0], row[1]) if row else (None, None)
+    return (row[0], row[1]) if row else (None, None)
+
+
+async def authenticate(
+    db: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    email: str,
+    password: str,
+    lookup: async_sessionmaker[AsyncSession] | None = None,
+) -> User:
+    """Check e-mail and password at the same cost whether or not the account exists.
+
+    With `lookup`, the read runs in a session of its own that returns its connection before
+    the (slow) hash check, so waiting sign-ins do not hold pool connections.
+    """
+    if lookup is not None:
+        async with lookup() as read:
+            user, account = await _credentials(read, cipher, email)
+    else:
+        user, account = await _credentials(db, cipher, email)
     stored = account.password if account is not None else None
     if not await verify_password(stored, password) or user is None or account is None:
         raise InvalidCredentials()
@@ -236,11 +258,23 @@ async def authenticate(db: AsyncSession, cipher: PiiCipher, *, email: str, passw
         raise BannedUser(
             f"You have been banned from this application. {user.ban_reason or ''}".strip()
         )
+    # Rare writes, by id: the loaded objects may belong to the closed lookup session.
     if user.banned:  # the ban has expired: lift it
-        user.banned, user.ban_reason, user.ban_expires = False, None, None
+        await db.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(banned=False, ban_reason=None, ban_expires=None)
+            .execution_options(synchronize_session=False)
+        )
+        for key in ("banned", "ban_reason", "ban_expires"):
+            set_committed_value(user, key, False if key == "banned" else None)
     if stored and needs_rehash(stored):
-        account.password = await hash_password(password)
-    await db.flush()
+        await db.execute(
+            update(Account)
+            .where(Account.id == account.id)
+            .values(password=await hash_password(password))
+            .execution_options(synchronize_session=False)
+        )
     return user
 
 

@@ -18,7 +18,7 @@ from tekudasai.config import ConfigError, Settings
 
 log = logging.getLogger("tekudasai.mail")
 
-DEFAULT_SENDER = "Te Kudasai <no-reply@tekudasai.invalid>"
+FALLBACK_DOMAIN = "tekudasai.invalid"
 
 
 def build_message(*, sender: str, to: str, subject: str, body: str) -> EmailMessage:
@@ -33,11 +33,15 @@ def build_message(*, sender: str, to: str, subject: str, body: str) -> EmailMess
 
 
 def sender_for(settings: Settings) -> str:
-    return os.environ.get("TK_MAIL_FROM") or DEFAULT_SENDER
+    """no-reply@ the public host name (an IP address or localhost cannot take mail)."""
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    if not host or host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        host = FALLBACK_DOMAIN
+    return f"Te Kudasai <no-reply@{host}>"
 
 
 async def send_mail(settings: Settings, *, to: str, subject: str, body: str) -> None:
-    """Send one plain-text mail; failures are logged, never shown to the requester."""
+    """Send one plain-text mail (SMTP, else a file in the outbox); errors propagate."""
     message = build_message(sender=sender_for(settings), to=to, subject=subject, body=body)
     if settings.smtp_url:
         await _send_smtp(settings.smtp_url, message)
@@ -72,3 +76,11 @@ def _write_outbox(outbox: Path, message: EmailMessage) -> Path:
     with os.fdopen(fd, "wb") as handle:
         handle.write(message.as_bytes())
     return path
+
+
+async def send_mail_quietly(settings: Settings, *, to: str, subject: str, body: str) -> None:
+    """For background sending after a response: a failure is logged, never raised."""
+    try:
+        await send_mail(settings, to=to, subject=subject, body=body)
+    except Exception:
+        log.exception("sending mail failed", extra={"subject": subject})

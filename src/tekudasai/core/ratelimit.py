@@ -67,10 +67,12 @@ def parse_limit(value: str) -> Limit | None:
         return None
     match = _LIMIT.match(value.lower())
     if not match:
-        raise ConfigError(f"not a rate limit: {value!r} (use e.g. 5/minute, 100/hour or off)")
+        raise ConfigError(
+            f"TK_RATE_LIMITS: not a rate limit: {value!r} (use e.g. 5/minute, 100/hour or off)"
+        )
     count, multiplier, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
     if count < 1 or multiplier < 1:
-        raise ConfigError(f"not a rate limit: {value!r} (count and period must be positive)")
+        raise ConfigError(f"TK_RATE_LIMITS: {value!r}: count and period must be positive")
     return Limit(count, multiplier * _UNITS[unit])
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 import regex
@@ -15,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -38,8 +39,8 @@ TEXTAREA_CAP = 50_000
 MAX_NUMBER = 1e15
 # A pattern runs under a timeout (the `regex` package checks it inside its matching loop), and
 # all pattern checks of one response share a budget: a hostile pattern costs at most this much.
-PATTERN_TIMEOUT_S = 0.05
-PATTERN_BUDGET_S = 0.1
+PATTERN_TIMEOUT_S = 0.02
+PATTERN_BUDGET_S = 0.05
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -50,11 +51,17 @@ EMAIL_RE = re.compile(
     r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
+# PostgreSQL's jsonb refuses NUL characters and unpaired surrogates: keep them out of storage.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 TRUE_STRINGS = frozenset({"true", "on", "1", "yes"})
 FALSE_STRINGS = frozenset({"false", "off", "0", "no"})
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
-MISSING: Any = object()
+# Saving a pattern tries it on strings that make backtracking explode; a pattern that cannot
+# answer within the probe timeout is refused, so admins learn at once (answers stay bounded by
+# the timeout and budget above either way, e.g. for definitions stored before this check).
+PATTERN_PROBES = ("a" * 64 + "!", "0" * 64 + "!", " " * 64 + "!", "aA0_-. @" * 8 + "\x01")
+PATTERN_PROBE_TIMEOUT_S = 0.01
 
 
 class _Model(BaseModel):
@@ -70,7 +77,7 @@ class Option(_Model):
 
 
 class ShowIf(_Model):
-    field: str
+    field: Annotated[str, Field(max_length=64)]
     op: Literal["eq", "neq", "in", "notIn", "filled"]
     value: Scalar | list[Scalar] | None = None
 
@@ -103,15 +110,18 @@ class _Text(_Labelled):
     min_length: Annotated[int, Field(ge=0)] | None = None
     max_length: Annotated[int, Field(ge=1)] | None = None
     pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN)] | None = None
-    _regex: Any = PrivateAttr(default=None)
     CAP: ClassVar[int] = TEXT_FIELD_CAP
 
-    def model_post_init(self, context: Any) -> None:
-        if self.pattern is not None:
-            try:
-                self._regex = regex.compile(self.pattern)
-            except Exception:  # regex raises several types for malformed patterns
-                self._regex = None
+    # cached_property keeps derived data in the instance dict: read on every answer, it must be
+    # cheap (pydantic private attributes go through a slow __getattr__).
+    @cached_property
+    def compiled_pattern(self) -> Any:
+        if self.pattern is None:
+            return None
+        try:
+            return regex.compile(self.pattern)
+        except Exception:  # regex raises several types for malformed patterns
+            return None
 
     def definition_errors(self) -> list[tuple[str, str]]:
         problems = []
@@ -125,8 +135,11 @@ class _Text(_Labelled):
             and self.min_length > self.max_length
         ):
             problems.append(("minLength", "must not be greater than maxLength"))
-        if self.pattern is not None and self._regex is None:
-            problems.append(("pattern", "is not a valid regular expression"))
+        if self.pattern is not None:
+            if self.compiled_pattern is None:
+                problems.append(("pattern", "is not a valid regular expression"))
+            elif not _fast_enough(self.compiled_pattern):
+                problems.append(("pattern", "is too slow to check (nested repetition?)"))
         return problems
 
     def clean(self, raw: Any, ctx: _Context) -> Any:
@@ -137,11 +150,25 @@ class _Text(_Labelled):
             raise _Invalid(f"Must be at most {limit} characters")
         if self.min_length is not None and len(raw) < self.min_length:
             raise _Invalid(f"Must be at least {self.min_length} characters")
-        if "\x00" in raw:
-            raise _Invalid("Must not contain NUL characters")
-        if self._regex is not None and not ctx.matches(self._regex, raw):
+        if not storable_text(raw):
+            raise _Invalid("Must not contain NUL characters or broken Unicode")
+        pattern = self.compiled_pattern
+        if pattern is not None and not ctx.matches(pattern, raw):
             raise _Invalid("Does not have the required format")
         return raw
+
+
+def _fast_enough(pattern: Any) -> bool:
+    # Runs of each literal character of the pattern too: "(x+x+)+y" explodes on "xxx…".
+    literals = dict.fromkeys(c for c in pattern.pattern if c.isalnum() or c in " _-.@")
+    probes = PATTERN_PROBES + tuple(c * 64 + "\x01" for c in list(literals)[:16])
+    try:
+        for probe in probes:
+            pattern.fullmatch(probe, timeout=PATTERN_PROBE_TIMEOUT_S)
+            pattern.search(probe, timeout=PATTERN_PROBE_TIMEOUT_S)
+    except TimeoutError:
+        return False
+    return True
 
 
 class TextField(_Text):
@@ -162,10 +189,10 @@ class Textarea(_Text):
 
 class _Choice(_Labelled):
     options: Annotated[list[Option], Field(min_length=1, max_length=MAX_OPTIONS)]
-    _values: frozenset[str] = PrivateAttr(default=frozenset())
 
-    def model_post_init(self, context: Any) -> None:
-        self._values = frozenset(o.value for o in self.options)
+    @cached_property
+    def option_values(self) -> frozenset[str]:
+        return frozenset(o.value for o in self.options)
 
     def definition_errors(self) -> list[tuple[str, str]]:
         problems = []
@@ -180,7 +207,7 @@ class _Choice(_Labelled):
         return problems
 
     def clean(self, raw: Any, ctx: _Context) -> Any:
-        if not isinstance(raw, str) or raw not in self._values:
+        if not isinstance(raw, str) or raw not in self.option_values:
             raise _Invalid("Must be one of the options")
         return raw
 
@@ -202,7 +229,7 @@ class MultiSelect(_Choice):
             raise _Invalid("Must be a list of options")
         chosen: list[str] = []
         for item in items:
-            if not isinstance(item, str) or item not in self._values:
+            if not isinstance(item, str) or item not in self.option_values:
                 raise _Invalid("Must contain only the options")
             if item not in chosen:
                 chosen.append(item)
@@ -393,6 +420,29 @@ def _pydantic_errors(index: int, exc: ValidationError) -> list[dict[str, str]]:
     return errors
 
 
+def storable_text(text: str) -> bool:
+    """Whether PostgreSQL can store the string in jsonb/text (no NUL, no lone surrogate)."""
+    return UNSTORABLE_RE.search(text) is None
+
+
+def _unstorable_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if storable_text(value) else path
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_path(key, path) or _unstorable_path(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def parse_elements(raw: Any) -> list[Element]:
     """Parse and check a form definition; raise InvalidFormDefinition with per-element errors."""
     if not isinstance(raw, list):
@@ -404,6 +454,10 @@ def parse_elements(raw: Any) -> list[Element]:
     elements: list[Element] = []
     errors: list[dict[str, str]] = []
     for index, item in enumerate(raw):
+        bad = _unstorable_path(item, f"elements[{index}]")
+        if bad:
+            errors.append({"field": bad, "message": "NUL, broken Unicode or a non-finite number"})
+            continue
         try:
             elements.append(_element_adapter.validate_python(item))
         except ValidationError as exc:
@@ -466,7 +520,7 @@ def _show_if_problem(rule: ShowIf, earlier: dict[str, Element]) -> str | None:
             return f"'{rule.op}' needs a non-empty list of values"
         values = rule.value
     if isinstance(target, _Choice):
-        unknown = [v for v in values if not isinstance(v, str) or v not in target._values]
+        unknown = [v for v in values if not isinstance(v, str) or v not in target.option_values]
         if unknown:
             return f"value {unknown[0]!r} is not an option of '{target.name}'"
     return None
@@ -480,53 +534,90 @@ def _is_empty(raw: Any) -> bool:
     return isinstance(raw, list | dict) and not raw
 
 
-def _condition_holds(rule: ShowIf, values: dict[str, Any]) -> bool:
-    current = values.get(rule.field)
-    if rule.op == "filled":
-        filled = not _is_empty(current)
-        return filled if rule.value is None else filled == rule.value
-    if rule.op in ("eq", "neq"):
-        equal = _same(current, rule.value) or (
-            isinstance(current, list) and any(_same(c, rule.value) for c in current)
-        )
-        return equal if rule.op == "eq" else not equal
-    options = rule.value if isinstance(rule.value, list) else []
-    items = current if isinstance(current, list) else [current]
-    member = any(_same(item, option) for item in items for option in options)
-    return member if rule.op == "in" else not member
-
-
 def _same(a: Any, b: Any) -> bool:
     # True == 1 in Python; an answer of `true` must not satisfy `eq 1`.
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
+Condition = Callable[[dict[str, Any]], bool]
+
+
+def _compile_rule(rule: ShowIf) -> Condition:
+    field_name, expected = rule.field, rule.value
+    if rule.op == "filled":
+        wanted = True if expected is None else expected
+        return lambda values: (not _is_empty(values.get(field_name))) == wanted
+    negate = rule.op in ("neq", "notIn")
+    if rule.op in ("eq", "neq"):
+
+        def equal(values: dict[str, Any]) -> bool:
+            current = values.get(field_name)
+            hit = _same(current, expected) or (
+                isinstance(current, list) and any(_same(c, expected) for c in current)
+            )
+            return hit != negate
+
+        return equal
+    options = expected if isinstance(expected, list) else []
+
+    def member(values: dict[str, Any]) -> bool:
+        current = values.get(field_name)
+        items = current if isinstance(current, list) else [current]
+        hit = any(_same(item, option) for item in items for option in options)
+        return hit != negate
+
+    return member
+
+
 def is_visible(element: Element, values: dict[str, Any]) -> bool:
     """Whether an element is shown, given the answers (cleaned) to the elements before it."""
-    return element.show_if is None or _condition_holds(element.show_if, values)
+    return element.show_if is None or _compile_rule(element.show_if)(values)
+
+
+class FormPlan:
+    """Parsed elements prepared for validating many responses (what each step needs, once)."""
+
+    __slots__ = ("elements", "steps")
+
+    def __init__(self, elements: list[Element]) -> None:
+        self.elements = elements
+        self.steps: tuple[tuple[str, bool, Condition | None, Any], ...] = tuple(
+            (
+                e.name,
+                isinstance(e, _Labelled) and e.required,
+                _compile_rule(e.show_if) if e.show_if is not None else None,
+                e.clean,
+            )
+            for e in elements
+            if e.is_input
+        )
 
 
 def validate_response(
-    elements: list[Element], response: Any, *, pattern_budget: float = PATTERN_BUDGET_S
+    elements: list[Element] | FormPlan,
+    response: Any,
+    *,
+    pattern_budget: float = PATTERN_BUDGET_S,
 ) -> ValidatedResponse:
     """Check a response against the elements in order; keep only visible inputs' answers."""
     if not isinstance(response, dict):
         return ValidatedResponse({}, [{"field": "formResponse", "message": "Must be an object"}])
+    plan = elements if isinstance(elements, FormPlan) else FormPlan(elements)
     ctx = _Context(pattern_budget)
     values: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
-    for element in elements:
-        if not element.is_input or not is_visible(element, values):
+    for name, required, condition, clean in plan.steps:
+        if condition is not None and not condition(values):
             continue
-        raw = response.get(element.name)
+        raw = response.get(name)
         if _is_empty(raw):
-            if isinstance(element, _Labelled) and element.required:
-                errors.append({"field": element.name, "message": "This field is required"})
+            if required:
+                errors.append({"field": name, "message": "This field is required"})
             continue
         try:
-            values[element.name] = element.clean(raw, ctx)
+            values[name] = clean(raw, ctx)
         except _Invalid as invalid:
-            errors.append({"field": element.name, "message": invalid.message})
+            errors.append({"field": name, "message": invalid.message})
     return ValidatedResponse(values, errors)
 
 

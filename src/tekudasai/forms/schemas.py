@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from tekudasai.core.schemas import StrictInput
+from tekudasai.forms.engine import storable_text
 
 FormName = Annotated[str, Field(min_length=1, max_length=200)]
 FormDescription = Annotated[str, Field(max_length=5000)]
@@ -18,6 +19,12 @@ def _not_blank(value: str | None) -> str | None:
     return value.strip() if value is not None else None
 
 
+def _storable(value: str | None) -> str | None:
+    if value is not None and not storable_text(value):
+        raise ValueError("must not contain NUL characters or broken Unicode")
+    return value
+
+
 class FormCreate(StrictInput):
     name: FormName
     description: FormDescription = ""
@@ -25,6 +32,7 @@ class FormCreate(StrictInput):
     elements: list[Any]
 
     _name = field_validator("name")(_not_blank)
+    _text = field_validator("name", "description")(_storable)
 
 
 class FormPatch(StrictInput):
@@ -41,6 +49,7 @@ class FormPatch(StrictInput):
         return value
 
     _name = field_validator("name")(_not_blank)
+    _text = field_validator("name", "description")(_storable)
 
 
 class ResponseCheck(StrictInput):

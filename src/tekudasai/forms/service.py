@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, func, select
@@ -18,21 +19,23 @@ from tekudasai.tickets.models import Ticket
 from tekudasai.uploads import service as uploads_service
 
 _PARSED_MAX = 512
-# Versions are immutable, so their parsed elements can be reused; the key includes the stored
-# JSON's identity-free form (its repr) because ids of different databases may coincide in tests.
-_parsed: OrderedDict[tuple[str, int, int], list[engine.Element]] = OrderedDict()
+# Versions are immutable, so their plans can be reused. The key includes the row's creation time:
+# fixed ids (demo forms) may name different definitions in different databases.
+_plans: OrderedDict[tuple[str, int, datetime], engine.FormPlan] = OrderedDict()
 
 
-def parsed_elements(version: FormVersion) -> list[engine.Element]:
-    """The engine's elements of a stored version (cached: versions never change)."""
-    key = (version.form_id, version.version, hash(repr(version.elements)))
-    cached = _parsed.get(key)
-    if cached is None:
-        cached = engine.parse_elements(version.elements)
-        _parsed[key] = cached
-        if len(_parsed) > _PARSED_MAX:
-            _parsed.popitem(last=False)
-    return cached
+def plan_of(version: FormVersion) -> engine.FormPlan:
+    """The engine's plan for a stored version (cached: versions never change)."""
+    key = (version.form_id, version.version, version.created_at)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = engine.FormPlan(engine.parse_elements(version.elements))
+        _plans[key] = plan
+        if len(_plans) > _PARSED_MAX:
+            _plans.popitem(last=False)
+    else:
+        _plans.move_to_end(key)
+    return plan
 
 
 def _has_tickets() -> Any:
@@ -64,12 +67,12 @@ async def validate_for_ticket(
     """Check a response against a version; (answers to store, upload ids it references).
 
     A file answer must be an upload of the reporter; it is stored as the upload object."""
-    elements = parsed_elements(version)
-    result = engine.validate_response(elements, response)
+    plan = plan_of(version)
+    result = engine.validate_response(plan, response)
     errors = list(result.errors)
     files = {
         e.name: result.values[e.name]
-        for e in elements
+        for e in plan.elements
         if isinstance(e, engine.FileUpload) and e.name in result.values
     }
     owned = await uploads_service.uploads_of(db, ids=files.values(), uploader_id=reporter_id)
@@ -152,6 +155,8 @@ def _snapshot(form: Form, *, user_id: str | None) -> FormVersion:
         description=form.description,
         elements=form.elements,
         created_by=user_id,
+        # Set here rather than by the server default, so it is readable without a refresh.
+        created_at=datetime.now(UTC),
     )
 
 

@@ -45,8 +45,9 @@ def _json(data: Any) -> JSONResponse:
 
 
 def _page(result: listing.TicketPage, pages: PageParams, *, cursor_mode: bool) -> JSONResponse:
+    forms: dict[tuple[str, int], dict[str, Any]] = {}
     body = page(
-        [ticket_with_form(row) for row in result.rows],
+        [ticket_with_form(row, forms) for row in result.rows],
         page=1 if cursor_mode else pages.page,
         limit=pages.limit,
         total=result.total,

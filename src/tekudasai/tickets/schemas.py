@@ -61,10 +61,19 @@ def ticket_view(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def ticket_with_form(row: TicketRow) -> dict[str, Any]:
-    """The ticket and the form definition it was filed with."""
+def ticket_with_form(
+    row: TicketRow, forms: dict[tuple[str, int], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The ticket and the form definition it was filed with; `forms` shares the views of one
+    form version across the rows of a page (a list has many tickets of few forms)."""
     view = ticket_view(row.ticket)
-    view["form"] = forms_service.form_view(row.form, row.version, has_tickets=True)
+    key = (row.version.form_id, row.version.version)
+    form = forms.get(key) if forms is not None else None
+    if form is None:
+        form = forms_service.form_view(row.form, row.version, has_tickets=True)
+        if forms is not None:
+            forms[key] = form
+    view["form"] = form
     return view
 
 

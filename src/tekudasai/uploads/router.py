@@ -7,8 +7,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from tekudasai.accounts.dependencies import CurrentUser
+from tekudasai.core.errors import ValidationFailed
 from tekudasai.core.schemas import ok
 from tekudasai.core.state import AppSettings
 from tekudasai.db.session import DbSession
@@ -28,14 +30,18 @@ async def upload_file(
     settings: AppSettings,
 ) -> dict[str, Any]:
     """Multipart field `file`; answers the upload object a `file-upload` answer refers to."""
-    view = await service.save_upload(
-        db,
-        storage=storage,
-        chunks=request.stream(),
-        content_type=request.headers.get("content-type", ""),
-        uploader_id=user.user.id,
-        max_bytes=settings.max_upload_mb * 1024 * 1024,
-    )
+    try:
+        view = await service.save_upload(
+            db,
+            storage=storage,
+            chunks=request.stream(),
+            content_type=request.headers.get("content-type", ""),
+            uploader_id=user.user.id,
+            max_bytes=settings.max_upload_mb * 1024 * 1024,
+        )
+    except ClientDisconnect:
+        # The partial file is already gone; nobody is left to read an answer, nor a traceback.
+        raise ValidationFailed("The upload was interrupted.") from None
     return ok(view)
 
 

@@ -88,7 +88,7 @@ class LocalStorage:
 
     async def stray_keys(self, *, older_than: float) -> list[str]:
         def _scan() -> list[str]:
-            found = []
+            found: list[str] = []
             if not self.root.is_dir():
                 return found
             for path in self.root.glob("[0-9a-f][0-9a-f]/*"):

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tekudasai.core.errors import AppError, NotFound, ValidationFailed
+from tekudasai.core.errors import AppError, NotFound, RateLimited, ValidationFailed
+from tekudasai.core.ratelimit import enforce
 from tekudasai.core.state import Cipher
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service as forms_service
@@ -158,6 +159,12 @@ async def file_ticket(
     response = answers_from(posted, form["elements"])
     errors: dict[str, str] = {}
     try:
+        await limit_tickets(request, me.user.id)
+    except RateLimited as exc:
+        return _ticket_form_page(
+            request, form, values=response, errors={"": exc.message}, summary=summary, status=429
+        )
+    try:
         tickets_service.clean_summary(summary)
     except ValidationFailed as exc:
         errors.update(field_errors(exc.errors))
@@ -191,6 +198,11 @@ async def file_ticket(
     return _ticket_form_page(
         request, form, values=response, errors=errors, summary=summary, status=400
     )
+
+
+async def limit_tickets(request: Request, user_id: str) -> None:
+    """The API's `tickets` rate limit applies to the same actions done through pages."""
+    await enforce(request, name="tickets", key=f"user:{user_id}")
 
 
 def _ticket_id(raw: str) -> int:
@@ -228,6 +240,7 @@ async def reply(
     tid = _ticket_id(ticket_id)
     back = f"/tickets/{tid}"
     try:
+        await limit_tickets(request, me.user.id)
         await conversation.add_comment(
             db, ticket_id=tid, author=me.user, body=str(posted.get("body", "")), as_reporter=True
         )
@@ -289,6 +302,7 @@ async def save_answers(
     row = await tickets_service.get_my_ticket(db, ticket_id=tid, reporter_id=me.user.id)
     response = answers_from(posted, row.version.elements)
     try:
+        await limit_tickets(request, me.user.id)
         await tickets_service.reporter_update_response(
             db, ticket_id=tid, reporter_id=me.user.id, form_response=response
         )

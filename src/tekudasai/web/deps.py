@@ -60,8 +60,9 @@ async def page_admin(principal: Annotated[Principal, Depends(page_user)]) -> Pri
     return principal
 
 
-async def checked_form(request: Request) -> FormData:
-    """The posted form, after the CSRF token and origin checks."""
+async def checked_form(request: Request, principal: MaybeUser) -> FormData:
+    """The posted form, after the CSRF token (bound to the session, if any) and origin checks."""
+    # `principal` is resolved first so that request.state knows the session the token binds to.
     form = await request.form()
     if not origin_trusted(request) or not csrf_valid(request, form.get(CSRF_FIELD)):
         back = safe_next(request.headers.get("referer", "").split(request.url.netloc, 1)[-1])

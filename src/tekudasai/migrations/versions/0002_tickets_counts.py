@@ -45,10 +45,17 @@ def _rows(table: str, sign: int) -> str:
     )
 
 
+# A bulk loader may say `SET LOCAL tekudasai.skip_ticket_counts = on` and call
+# tk_ticket_counts_rebuild() once at the end: one recount is cheaper than an upsert per batch.
+SKIP_CHECK = (
+    "IF current_setting('tekudasai.skip_ticket_counts', true) = 'on' THEN RETURN NULL; END IF;"
+)
+
 TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("new_rows", 1))}
         RETURN NULL;
     END
@@ -57,6 +64,7 @@ TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("new_rows", 1) + " UNION ALL " + _rows("old_rows", -1))}
         RETURN NULL;
     END
@@ -65,6 +73,7 @@ TRIGGER_SQL = [
     f"""
     CREATE FUNCTION tk_ticket_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {SKIP_CHECK}
         {_upsert(_rows("old_rows", -1))}
         RETURN NULL;
     END
@@ -85,6 +94,13 @@ TRIGGER_SQL = [
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_delete()
     """,
+    # Bulk loaders skip foreign-key checks with session_replication_role = replica, which
+    # silences ordinary triggers too; the totals must follow every row, so these always fire.
+    # (pg_restore --disable-triggers still turns them off: it restores ticket_counts itself.)
+    *(
+        f"ALTER TABLE tickets ENABLE ALWAYS TRIGGER tickets_counts_{name}"
+        for name in ("insert", "update", "delete")
+    ),
 ]
 
 BACKFILL_SQL = f"""
@@ -92,6 +108,33 @@ BACKFILL_SQL = f"""
     SELECT scope, key, status, 0, sum(d) FROM ({_rows("tickets", 1)}) AS deltas
      GROUP BY scope, key, status
 """
+
+# For repairs (e.g. after a data-only restore that loaded both tables with triggers on):
+# `SELECT tk_ticket_counts_rebuild()` recounts under a lock that keeps writers out.
+REPAIR_SQL = [
+    f"""
+    CREATE FUNCTION tk_ticket_counts_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        LOCK TABLE tickets IN SHARE MODE;
+        DELETE FROM ticket_counts;
+        {BACKFILL_SQL};
+    END
+    $$
+    """,
+    """
+    CREATE FUNCTION tk_ticket_counts_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM ticket_counts;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER tickets_counts_truncate AFTER TRUNCATE ON tickets
+    FOR EACH STATEMENT EXECUTE FUNCTION tk_ticket_counts_truncate()
+    """,
+    "ALTER TABLE tickets ENABLE ALWAYS TRIGGER tickets_counts_truncate",
+]
 
 
 def upgrade() -> None:
@@ -107,12 +150,13 @@ def upgrade() -> None:
     # Lock out writers while the totals are taken, so no ticket is counted twice or missed.
     op.execute("LOCK TABLE tickets IN SHARE MODE")
     op.execute(BACKFILL_SQL)
-    for statement in TRIGGER_SQL:
+    for statement in TRIGGER_SQL + REPAIR_SQL:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for name in ("insert", "update", "delete"):
+    op.execute("DROP FUNCTION IF EXISTS tk_ticket_counts_rebuild()")
+    for name in ("insert", "update", "delete", "truncate"):
         op.execute(f"DROP TRIGGER IF EXISTS tickets_counts_{name} ON tickets")
         op.execute(f"DROP FUNCTION IF EXISTS tk_ticket_counts_{name}()")
     op.drop_table("ticket_counts")

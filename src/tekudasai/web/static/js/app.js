@@ -1,5 +1,6 @@
 // Page enhancements shared by every page; feature modules load only where their markup is.
 const TOAST_MS = 6000;
+document.documentElement.classList.add("js");
 
 function initToasts() {
   const region = document.querySelector("[data-toasts]");
@@ -16,6 +17,9 @@ function initToasts() {
 export function toast(text, kind = "info") {
   const region = document.querySelector("[data-toasts]");
   if (!region) return;
+  for (const old of region.querySelectorAll("[data-toast]")) {
+    if (old.firstElementChild?.textContent === text) old.remove();
+  }
   const item = document.createElement("div");
   item.className = `toast toast-${kind}`;
   item.dataset.toast = "";

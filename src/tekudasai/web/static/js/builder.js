@@ -188,7 +188,7 @@ function showIfEditor(el, index, base) {
   return h("div", { class: "span-all row" },
     labelled(`${base}-sif-field`, "Show only if", fieldSel),
     labelled(`${base}-sif-op`, "Condition", opSel),
-    labelled(`${base}-sif-value`, "Value", valueInput, "field-grow"));
+    labelled(`${base}-sif-value`, "Condition value", valueInput, "field-grow"));
 }
 
 function move(index, delta, focusSelector) {
@@ -200,8 +200,10 @@ function move(index, delta, focusSelector) {
   sync();
   announce(`Moved ${summaryText(item)} to position ${target + 1} of ${elements.length}.`);
   if (focusSelector) {
+    // Keep the keyboard where it was; at either end the other move button takes over.
     const card = list.children[target];
-    (card.querySelector(focusSelector) || card.querySelector("button"))?.focus();
+    const preferred = card.querySelector(focusSelector);
+    (preferred && !preferred.disabled ? preferred : card.querySelector("[data-move]:not([disabled])"))?.focus();
   }
 }
 
@@ -339,7 +341,11 @@ function renderPreview() {
     return h("div", { class: cls }, h("label", { for: id }, el.label || "", star), previewControl(el, id), note);
   });
   preview.replaceChildren(...(nodes.length ? nodes : [h("p", { class: "muted", text: "Nothing to preview yet." })]));
-  for (const control of preview.querySelectorAll("input, select, textarea")) control.tabIndex = -1;
+  for (const control of preview.querySelectorAll("input, select, textarea")) {
+    control.tabIndex = -1;
+    // Not part of the builder's form: preview inputs are never submitted or validated.
+    control.setAttribute("form", "preview-only");
+  }
   preview.inert = true;
 }
 

@@ -145,16 +145,15 @@ for (const picker of form.querySelectorAll("input[type=file][data-upload-for]"))
   picker.addEventListener("change", () => upload(picker.closest("[data-element]"), picker));
 }
 
-form.addEventListener("input", applyShowIf);
-form.addEventListener("change", (event) => {
+// Errors appear on submit and clear while the user corrects them ("reward early, punish
+// late"); nothing changes on blur, so the layout never shifts under a click.
+function recheck(event) {
   applyShowIf();
   const field = event.target.closest("[data-element]");
   if (field && field.querySelector("[data-error-for]:not([hidden])")) showError(field, checkField(field));
-});
-form.addEventListener("focusout", (event) => {
-  const field = event.target.closest("[data-element]");
-  if (field && event.target.value) showError(field, checkField(field));
-});
+}
+form.addEventListener("input", recheck);
+form.addEventListener("change", recheck);
 form.addEventListener("submit", (event) => {
   applyShowIf();
   let first = null;

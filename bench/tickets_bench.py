@@ -1,0 +1,420 @@
+"""Tickets benchmark: the API under wrk against the same SQL under pgbench, in one run.
+
+    PYTHONPATH=src python bench/tickets_bench.py            # 1M tickets, 10k users (seeds once)
+    PYTHONPATH=src python bench/tickets_bench.py --quick    # 50k tickets, short runs
+
+It uses a dedicated TK_DATA_DIR (embedded PostgreSQL), seeds it once with
+`tekudasai db seed` when empty, starts `tekudasai serve` on a free port, and for each endpoint
+runs wrk (p50/p99/req/s) and pgbench over the very statements the endpoint sent (captured from
+one in-process request), then prints the ratio API req/s / pgbench tps, deep-page costs and the
+EXPLAIN plans of the list and count queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+
+from tekudasai.accounts import service as accounts_service
+from tekudasai.app import create_app
+from tekudasai.config import Settings
+from tekudasai.db.embedded import EmbeddedPostgres, bin_path
+from tekudasai.db.session import Database
+from tekudasai.tickets import listing
+
+SECRET = "bench-secret-that-is-long-enough-0123456789abcdef"
+SEARCH_WORDS = ("printer", "zebra")  # a common seeded word (~13 % of summaries), a rare one
+
+
+@dataclass
+class Run:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env_for(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        TK_DATA_DIR=str(data_dir),
+        BETTER_AUTH_SECRET=SECRET,
+        TK_RATE_LIMITS="off",
+        TK_BACKGROUND_JOBS="false",
+        TK_LOG_LEVEL="WARNING",
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent / "src"),
+    )
+    return env
+
+
+def tekudasai(data_dir: Path, *args: str, **kwargs: Any) -> Any:
+    command = [sys.executable, "-m", "tekudasai", *args]
+    return subprocess.run(command, env=env_for(data_dir), check=True, **kwargs)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+async def prepare(database: Database, data_dir: Path, users: int, tickets: int) -> None:
+    async with database.engine.connect() as conn:
+        have = (await conn.execute(text("SELECT count(*) FROM tickets"))).scalar() or 0
+    if have < tickets:
+        print(f"seeding {users} users and {tickets} tickets (once) …", flush=True)
+        started = time.perf_counter()
+        tekudasai(data_dir, "db", "seed", "--users", str(users), "--tickets", str(tickets))
+        print(f"seeded in {time.perf_counter() - started:.0f}s")
+    # A fresh bulk load has no visibility map or hint bits yet; autovacuum would get there.
+    async with database.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in ("tickets", "ticket_logs", "ticket_counts", "users", "sessions"):
+            await conn.execute(text(f"VACUUM (ANALYZE) {table}"))
+
+
+async def people(database: Database) -> dict[str, Any]:
+    """A customer with the most tickets, an agent, bearer tokens, and ids to read."""
+    async with database.sessionmaker() as db, db.begin():
+        reporter_id = (
+            await db.execute(
+                text(
+                    "SELECT key FROM ticket_counts WHERE scope = 'reporter' GROUP BY key"
+                    " ORDER BY sum(n) DESC LIMIT 1"
+                )
+            )
+        ).scalar_one()
+        agent_id = (
+            await db.execute(text("SELECT id FROM users WHERE role = 'agent' LIMIT 1"))
+        ).scalar_one()
+        ticket = (
+            await db.execute(
+                text(
+                    "SELECT id, form_id FROM tickets WHERE reporter_id = :r ORDER BY id DESC"
+                    " LIMIT 1"
+                ),
+                {"r": reporter_id},
+            )
+        ).one()
+        max_id = (await db.execute(text("SELECT max(id) FROM tickets"))).scalar_one()
+        reporter_token, _ = await accounts_service.create_session(db, user_id=reporter_id)
+        agent_token, _ = await accounts_service.create_session(db, user_id=agent_id)
+    return {
+        "reporter": reporter_token,
+        "agent": agent_token,
+        "ticket_id": ticket.id,
+        "form_id": ticket.form_id,
+        "max_id": max_id,
+    }
+
+
+# -- what each endpoint sends to the database ------------------------------------------------------
+
+
+def render(statement: str, params: Any) -> str:
+    """asyncpg's $n placeholders replaced by SQL literals (for a pgbench script)."""
+    values = list(params or ())
+    for index in range(len(values), 0, -1):
+        value = literal(values[index - 1])
+        statement = re.sub(rf"\${index}(?!\d)", lambda _m, v=value: v, statement)
+    return " ".join(statement.split())
+
+
+def literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'::bytea"
+    if isinstance(value, dt.datetime):
+        return f"'{value.isoformat()}'"
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def capture(app: Any, database: Database, method: str, path: str, **kw: Any) -> list[str]:
+    """The statements one request runs, with their parameters inlined."""
+    seen: list[str] = []
+
+    def record(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any
+    ) -> None:
+        if not statement.strip().lower().startswith(("select 1", ";")):
+            seen.append(render(statement, params))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            response = await http.request(method, path, **kw)
+            assert response.status_code == 200, response.text[:300]
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+def wrk_script(directory: Path, name: str, method: str, token: str, body: str | None) -> Path:
+    lines = [
+        f'wrk.method = "{method}"',
+        f'wrk.headers["Authorization"] = "Bearer {token}"',
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    if body is not None:
+        lines.append(f"wrk.body = [[{body}]]")
+    path = directory / f"{name}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wrk(name: str, url: str, script: Path, seconds: int, connections: int) -> Run:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-c{connections}",
+            "-t2",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return Run(name, rps, _wrk_ms(out, "50%"), _wrk_ms(out, "99%"), errors)
+
+
+def _wrk_ms(out: str, label: str) -> float:
+    match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)\b", out)
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def pgbench(server: EmbeddedPostgres, statements: list[str], seconds: int, clients: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        handle.write("BEGIN;\n" + "".join(s.rstrip(";") + ";\n" for s in statements) + "COMMIT;\n")
+        script = handle.name
+    os.chmod(script, 0o644)
+    out = subprocess.run(
+        [
+            str(bin_path("pgbench")),
+            "-n",
+            "-M",
+            "prepared",
+            f"-c{clients}",
+            "-j2",
+            f"-T{seconds}",
+            "-f",
+            script,
+            "-h",
+            str(server.socket_dir),
+            "-U",
+            "postgres",
+            "tekudasai",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script)
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+async def explain(database: Database, statement: Any) -> str:
+    sql = str(
+        statement.compile(dialect=database.engine.dialect, compile_kwargs={"literal_binds": True})
+    )
+    noise = ("Index Searches", "Cache ", "Hits:", "Heap Blocks", "Planning", "Sort Method")
+    async with database.engine.connect() as conn:
+        rows = await conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, BUFFERS OFF) " + sql))
+        return "\n".join("    " + r[0] for r in rows if not r[0].strip().startswith(noise))
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+async def setup(args: argparse.Namespace, server: EmbeddedPostgres) -> dict[str, Any]:
+    """Seed (once), sign two people in, and capture the SQL of every endpoint."""
+    url = server.url("tekudasai")
+    settings = Settings(DATABASE_URL=url, TK_DATA_DIR=str(args.data_dir), BETTER_AUTH_SECRET=SECRET)
+    database = Database.connect(url, settings, pool_size=2)
+    await prepare(database, args.data_dir, args.users, args.tickets)
+    who = await people(database)
+    tid, rep, agt = who["ticket_id"], who["reporter"], who["agent"]
+    # Page 10,000 of 10 (in --quick, halfway down).
+    deep_cursor = listing.encode_cursor(max(who["max_id"] - 100_000, who["max_id"] // 2))
+    new_ticket = json.dumps(
+        {
+            "formId": who["form_id"],
+            "summary": "Benchmark printer on fire",
+            "formResponse": {"category": "hardware", "description": "It smokes"},
+        }
+    )
+    endpoints: list[tuple[str, str, str, str, str | None]] = [
+        ("my list", "GET", "/api/tickets/my", rep, None),
+        ("my ticket", "GET", f"/api/tickets/my/{tid}", rep, None),
+        ("create", "POST", "/api/tickets/my", rep, new_ticket),
+        *(
+            (f"agent search={w}", "GET", f"/api/tickets?search={w}", agt, None)
+            for w in SEARCH_WORDS
+        ),
+        ("agent page 1", "GET", "/api/tickets?cursor=", agt, None),
+        ("agent cursor page 10000", "GET", f"/api/tickets?cursor={deep_cursor}", agt, None),
+        ("agent offset page 10000", "GET", "/api/tickets?page=10000", agt, None),
+    ]
+    app = create_app(settings, database)
+    sql: dict[str, list[str]] = {}
+    async with app.router.lifespan_context(app):
+        for name, method, path, token, body in endpoints:
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            sql[name] = await capture(app, database, method, path, headers=headers, content=body)
+    plans = await explain_all(database, deep_cursor)
+    await database.dispose()
+    return {"endpoints": endpoints, "sql": sql, "plans": plans}
+
+
+async def explain_all(database: Database, deep_cursor: str) -> list[tuple[str, str]]:
+    every = listing.TicketFilter()
+    statements = [
+        ("total, all tickets (ticket_counts)", listing.count_query(every)),
+        ("total, status=open", listing.count_query(listing.TicketFilter(status="open"))),
+        ("agent page 1", listing.list_query(every, page=1, limit=10, cursor="")),
+        (
+            "agent cursor page 10000",
+            listing.list_query(every, page=1, limit=10, cursor=deep_cursor),
+        ),
+    ]
+    for word in SEARCH_WORDS:
+        spec = listing.TicketFilter(search=word)
+        statements.append((f"search={word} page 1", listing.list_query(spec, page=1, limit=10)))
+        statements.append((f"search={word} total (capped)", listing.count_query(spec)))
+    return [(title, await explain(database, statement)) for title, statement in statements]
+
+
+def serve_and_measure(
+    args: argparse.Namespace, server: EmbeddedPostgres, prepared: dict[str, Any]
+) -> list[tuple[Run, float, int]]:
+    port = free_port()
+    command = [sys.executable, "-m", "tekudasai", "serve", "--port", str(port)]
+    serve = subprocess.Popen(
+        [*command, "--workers", str(args.workers)],
+        env=env_for(args.data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    results: list[tuple[Run, float, int]] = []
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        scripts = Path(tempfile.mkdtemp(prefix="tk-bench-"))
+        for name, method, path, token, body in prepared["endpoints"]:
+            statements = prepared["sql"][name]
+            script = wrk_script(scripts, re.sub(r"\W+", "_", name), method, token, body)
+            wrk(name, base + path, script, 2, args.connections)  # warm-up
+            run = wrk(name, base + path, script, args.seconds, args.connections)
+            tps = pgbench(server, statements, args.seconds, args.connections)
+            results.append((run, tps, len(statements)))
+            print(f"  {name}: {run.rps:.0f} req/s, pgbench {tps:.0f} tps", flush=True)
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=60)
+    return results
+
+
+def report(args: argparse.Namespace, results: list[tuple[Run, float, int]], plans: Any) -> None:
+    print()
+    print(
+        f"tickets={args.tickets} users={args.users}; wrk -c{args.connections} -d{args.seconds}s;"
+        f" serve --workers {args.workers}; pgbench -c{args.connections} -M prepared"
+    )
+    header = f"{'endpoint':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
+    print(header + f"{'queries':>9}{'pgbench tps':>13}{'ratio':>7}")
+    for run, tps, queries in results:
+        print(
+            f"{run.name:<26}{run.rps:>8.0f}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}{run.errors:>8}"
+            f"{queries:>9}{tps:>13.0f}{run.rps / tps:>7.2f}"
+        )
+    by_name = {run.name: run for run, _, _ in results}
+    first, deep = by_name["agent page 1"], by_name["agent cursor page 10000"]
+    print(
+        f"\ncursor page 10000 vs page 1: p50 {deep.p50_ms / first.p50_ms:.2f}x,"
+        f" throughput {first.rps / deep.rps:.2f}x"
+    )
+    print("\nEXPLAIN ANALYZE at this size (the statements the endpoints run):")
+    for title, plan in plans:
+        print(f"  -- {title}")
+        print(plan)
+
+
+def main(args: argparse.Namespace) -> None:
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.update(env_for(args.data_dir))
+    server = EmbeddedPostgres(args.data_dir / "pgdata")
+    server.ensure_running()
+    try:
+        tekudasai(args.data_dir, "db", "migrate", stdout=subprocess.DEVNULL)
+        prepared = asyncio.run(setup(args, server))
+        results = serve_and_measure(args, server, prepared)
+        report(args, results, prepared["plans"])
+    finally:
+        if not args.keep_running:
+            server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, short runs")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seconds", type=int, default=None)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--keep-running", action="store_true", help="leave PostgreSQL running")
+    args = parser.parse_args()
+    args.users, args.tickets = (1_000, 50_000) if args.quick else (10_000, 1_000_000)
+    args.seconds = args.seconds or (3 if args.quick else 10)
+    default_dir = "tk-tickets-bench-quick" if args.quick else "tk-tickets-bench"
+    args.data_dir = Path(args.data_dir or Path(tempfile.gettempdir()) / default_dir)
+    main(args)

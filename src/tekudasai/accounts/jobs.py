@@ -1,0 +1,53 @@
+"""Hourly clean-up of what expires: sessions, used or stale one-time tokens, rate-limit windows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+from sqlalchemy import delete, func, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tekudasai.accounts.models import RateLimitCounter, Session, Verification
+from tekudasai.db.session import Database
+from tekudasai.ops.background import Job, register
+
+CLEANUP_INTERVAL_SECONDS = 3600.0
+KEEP_USED_TOKENS = timedelta(days=1)
+
+
+async def purge_expired(db: AsyncSession) -> dict[str, int]:
+    """Delete expired rows; returns how many of each kind went."""
+    sessions = await db.execute(delete(Session).where(Session.expires_at < func.now()))
+    tokens = await db.execute(
+        delete(Verification).where(
+            or_(
+                Verification.expires_at < func.now() - KEEP_USED_TOKENS,
+                Verification.used_at < func.now() - KEEP_USED_TOKENS,
+            )
+        )
+    )
+    counters = await db.execute(
+        delete(RateLimitCounter).where(RateLimitCounter.expires_at < func.now())
+    )
+    return {
+        "sessions": int(sessions.rowcount or 0),  # type: ignore[attr-defined]
+        "tokens": int(tokens.rowcount or 0),  # type: ignore[attr-defined]
+        "rate_limit_counters": int(counters.rowcount or 0),  # type: ignore[attr-defined]
+    }
+
+
+async def _run(app: FastAPI) -> None:
+    database: Database = app.state.database
+    async with database.sessionmaker() as db, db.begin():
+        await purge_expired(db)
+
+
+register(
+    Job(
+        name="accounts-cleanup",
+        interval=lambda _app: CLEANUP_INTERVAL_SECONDS,
+        run=_run,
+        first_delay=60.0,
+    )
+)
