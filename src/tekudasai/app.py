@@ -22,6 +22,8 @@ from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.ops.health import router as health_router
+from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
+from tekudasai.ops.router import router as ops_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web
@@ -49,9 +51,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database or Database.connect(
             await resolve_database_url(settings), settings
         )
+        instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
+        pool_sampler = start_pool_sampler(app.state.database.engine)
+        jobs = background.start(app) if settings.background_jobs else []
         try:
             yield
         finally:
+            await background.stop([*jobs, pool_sampler])
             if owned:
                 await app.state.database.dispose()
 
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api, prefix="/api")
     app.include_router(api, prefix="/api/v1", include_in_schema=False)
     app.include_router(web_router)
+    app.include_router(ops_router)
 
     install_error_handlers(app)
     install_web(app)
@@ -86,4 +93,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware)
     return app

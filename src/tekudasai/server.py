@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -20,7 +21,7 @@ from tekudasai.core.logging import configure_logging
 from tekudasai.db import migrate
 from tekudasai.db.lifecycle import embedded_server, resolve_database_url
 from tekudasai.db.session import Database
-from tekudasai.ops import seed
+from tekudasai.ops import querystats, seed
 
 log = logging.getLogger("tekudasai.serve")
 
@@ -33,6 +34,7 @@ async def prepare(settings: Settings, *, demo: bool) -> str:
     database = Database.connect(url, settings, pool_size=1)
     try:
         await migrate.upgrade(database.engine)
+        await querystats.ensure_extension(database.engine)
         if demo:
             async with database.sessionmaker() as session, session.begin():
                 accounts = await seed.seed_demo(session, PiiCipher(settings.master_secret()))
@@ -43,6 +45,16 @@ async def prepare(settings: Settings, *, demo: bool) -> str:
     finally:
         await database.dispose()
     return url
+
+
+def prepare_metrics_dir(default: Path) -> None:
+    """Workers share Prometheus samples through files; start from an empty directory."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or default)
+    if path.is_dir():
+        for old in path.glob("*.db"):
+            old.unlink(missing_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
@@ -56,6 +68,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool)
         if server is not None:
             os.environ["TK_EMBEDDED_PGDATA"] = str(server.pgdata)
         os.environ.setdefault("TK_DATA_DIR", str(settings.data_dir))
+        prepare_metrics_dir(settings.data_dir / "metrics")
         config = uvicorn.Config(
             "tekudasai.asgi:app",
             host=host,

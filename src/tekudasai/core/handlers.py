@@ -54,6 +54,7 @@ def error_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    request.scope["tk.error_code"] = code  # counted by the metrics middleware (errors by code)
     renderer = getattr(request.app.state, "render_error_page", None)
     if renderer is not None and wants_html(request):
         return renderer(request, status, message)  # type: ignore[no-any-return]

@@ -25,6 +25,7 @@ from tekudasai.core.cli_support import (
     run,
 )
 from tekudasai.db import migrate
+from tekudasai.ops import monitoring_commands
 from tekudasai.ops import seed as seed_service
 
 db_app = typer.Typer(help="Database: migrations, seed data, backups.", no_args_is_help=True)
@@ -135,3 +136,6 @@ def seed_command(
                 )
 
     run(go())
+
+
+monitoring_commands.register(db_app)

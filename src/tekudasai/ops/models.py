@@ -29,3 +29,19 @@ class AlertState(Base):
     value: Mapped[float | None] = mapped_column(Float)
     message: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TrafficSample(Base):
+    """Requests, errors and latency quantiles of the service over one sampling interval."""
+
+    __tablename__ = "traffic_samples"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    sampled_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    p50_ms: Mapped[float | None] = mapped_column(Float)
+    p95_ms: Mapped[float | None] = mapped_column(Float)
+    p99_ms: Mapped[float | None] = mapped_column(Float)
+    # Cumulative counters at sampling time, so the next sample can take the difference.
+    totals: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
