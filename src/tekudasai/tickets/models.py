@@ -135,7 +135,7 @@ class TicketLog(Base):
 
 class TicketCount(Base):
     """Ticket totals per scope ('all', 'reporter', 'assignee'), key and status, kept by statement
-    triggers on tickets (migration 0002_tickets). Rows are spread over shards (the backend pid
+    triggers on tickets (migration 0003). Rows are spread over shards (the backend pid
     modulo 16) so concurrent writers rarely wait on the same row; readers sum the shards."""
 
     __tablename__ = "ticket_counts"

@@ -1,6 +1,6 @@
 """accounts: pii_keys (key ids for personal data, for rotation)
 
-Revision ID: 0002_accounts
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_accounts"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """traffic samples: request rate, errors and latency history for alerts and /admin/system
 
-Revision ID: 0002_monitoring
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-25
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0002_monitoring"
-down_revision: str | None = "0001"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
