@@ -18,7 +18,7 @@ from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddlew
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
-from tekudasai.ops import background
+from tekudasai.ops import background, backup_jobs  # noqa: F401 (registers the backup job)
 from tekudasai.ops.health import router as health_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
