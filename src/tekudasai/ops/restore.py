@@ -206,7 +206,7 @@ async def _migrate_forward(url: str, settings: Settings) -> str | None:
     database = Database.connect(url, settings, pool_size=1)
     try:
         before = await migrate.current_revision(database.engine)
-        if before is not None and before != migrate.head_revision():
+        if before != migrate.head_revision():
             await migrate.upgrade(database.engine)
         return await migrate.current_revision(database.engine)
     finally:
