@@ -289,3 +289,17 @@ async def test_restore_needs_a_path_or_a_time(tmp_path: Path) -> None:
     done = tekudasai("db", "restore", env=env)
     assert done.returncode == 2
     assert "either a backup directory or --to-time" in done.stderr
+
+
+async def test_restore_into_another_database_still_asks_before_replacing_files(
+    pg_server: EmbeddedPostgres, populated: Populated, tmp_path: Path
+) -> None:
+    out = _backup(populated, tmp_path / "b1")
+    (populated.settings.uploads_dir / "newer-upload.bin").write_bytes(b"after the backup")
+    env = cli_env(populated.url, populated.settings.data_dir)
+    target = pg_server.url("restore_target_files")
+    done = tekudasai("db", "restore", str(out), "--target-url", target, env=env)
+    assert done.returncode == 2
+    assert "the files in" in done.stderr
+    assert (populated.settings.uploads_dir / "newer-upload.bin").exists()
+    assert "restore_target_files" not in await _databases(populated.url)

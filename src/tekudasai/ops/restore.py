@@ -83,14 +83,16 @@ async def restore_backup(
     check_revision(manifest.get("schemaRevision"))
     target = safe_identifier(database_name(target_url))
     live = await _database_state(target_url)
-    if live["non_empty"] and not confirm(
-        f"This replaces database {target!r} ({live['tables']} tables) and the uploaded files"
-        f" with the backup from {manifest['createdAt']}."
-    ):
-        raise RestoreRefused(
-            f"database {target!r} is not empty: confirm the restore (run it in a terminal or pass"
-            " --yes)"
+    files_present = await asyncio.to_thread(_has_files, uploads_dir)
+    if live["non_empty"] or files_present:
+        what = " and ".join(
+            ([f"database {target!r} ({live['tables']} tables)"] if live["non_empty"] else [])
+            + ([f"the files in {uploads_dir}"] if files_present else [])
         )
+        if not confirm(f"This replaces {what} with the backup from {manifest['createdAt']}."):
+            raise RestoreRefused(
+                f"{what} is not empty: confirm the restore (run it in a terminal or pass --yes)"
+            )
 
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     staging = f"{target[:40]}_restore_{stamp}"
@@ -250,6 +252,10 @@ async def _terminate(conn: asyncpg.Connection, name: str) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise BackupError(f"could not disconnect the sessions using {name!r}")
         await asyncio.sleep(0.2)
+
+
+def _has_files(root: Path) -> bool:
+    return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
 
 
 def _extract_uploads(archive: Path, target: Path) -> int:
