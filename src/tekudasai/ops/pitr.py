@@ -91,7 +91,7 @@ def _run_owner(args: list[str], *, timeout: float) -> str:
             timeout=timeout,
             cwd="/",
             stdin=subprocess.DEVNULL,
-            **run_as_owner_kwargs(),  # type: ignore[arg-type]
+            **run_as_owner_kwargs(),  # type: ignore[call-overload]
         )
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or "").strip().splitlines()

@@ -84,9 +84,9 @@ async def restore_backup(
     target = safe_identifier(database_name(target_url))
     live = await _database_state(target_url)
     files_present = await asyncio.to_thread(_has_files, uploads_dir)
-    if live["non_empty"] or files_present:
+    if live.non_empty or files_present:
         what = " and ".join(
-            ([f"database {target!r} ({live['tables']} tables)"] if live["non_empty"] else [])
+            ([f"database {target!r} ({live.tables} tables)"] if live.non_empty else [])
             + ([f"the files in {uploads_dir}"] if files_present else [])
         )
         if not confirm(f"This replaces {what} with the backup from {manifest['createdAt']}."):
@@ -113,7 +113,7 @@ async def restore_backup(
         files = await asyncio.to_thread(_extract_uploads, backup.path / UPLOADS_TAR, files_tmp)
         report("files", 1, 1)
         report("swap", 0, 1)
-        await _swap_databases(maintenance, target, staging, exists=live["exists"])
+        await _swap_databases(maintenance, target, staging, exists=live.exists)
         swapped = True
         await asyncio.to_thread(_swap_directories, files_tmp, uploads_dir)
         report("swap", 1, 1)
@@ -130,11 +130,21 @@ async def restore_backup(
         revision_from=manifest.get("schemaRevision"),
         revision_to=revision_to,
         files=files,
-        replaced=live["exists"],
+        replaced=live.exists,
     )
 
 
-async def _database_state(url: str) -> dict[str, object]:
+@dataclass(frozen=True)
+class TargetState:
+    exists: bool
+    tables: int
+
+    @property
+    def non_empty(self) -> bool:
+        return self.tables > 0
+
+
+async def _database_state(url: str) -> TargetState:
     maintenance = await connect_maintenance(url)
     try:
         exists = await maintenance.fetchval(
@@ -143,13 +153,12 @@ async def _database_state(url: str) -> dict[str, object]:
     finally:
         await maintenance.close()
     if not exists:
-        return {"exists": False, "non_empty": False, "tables": 0}
+        return TargetState(exists=False, tables=0)
     conn = await connect(url)
     try:
-        tables = len(await user_tables(conn))
+        return TargetState(exists=True, tables=len(await user_tables(conn)))
     finally:
         await conn.close()
-    return {"exists": True, "non_empty": tables > 0, "tables": tables}
 
 
 async def load_dump(backup: Backup, url: str, report: Progress) -> None:
