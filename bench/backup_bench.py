@@ -4,7 +4,8 @@
 
 Seeds once into a dedicated TK_DATA_DIR (default /tmp/tk-bench-backup; reused on later runs),
 then times, on the embedded PostgreSQL 18:
-  plain pg_dump -Fc          vs  `db backup` logical part (dump + checksums + manifest)
+  plain pg_dump -Fc (gzip 6)  vs  `db backup` logical part (dump at gzip 1 + checksums + manifest)
+  (plain pg_dump -Fc -Z gzip:1 is shown too, for the same compression)
   plain pg_restore -j2       vs  `db restore` (checks sha256, restores, verifies checksums, swaps)
 and prints each ratio (target: ours <= 1.2x plain).
 """
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,13 @@ async def bench(args: argparse.Namespace) -> None:
                 [tool("pg_dump"), "-Fc", f"--file={plain}", f"--dbname={url}"],
                 check=True,
             )
+            fast = work / f"plain-z1-{round_no}.dump"
+            t_dump_z1, _ = timed(
+                subprocess.run,
+                [tool("pg_dump"), "-Fc", "-Z", "gzip:1", f"--file={fast}", f"--dbname={url}"],
+                check=True,
+            )
+            fast.unlink()
             t_backup, backup = await atimed(
                 create_backup(
                     url=url, uploads_dir=settings.uploads_dir, out=work / f"ours-{round_no}"
@@ -127,16 +136,33 @@ async def bench(args: argparse.Namespace) -> None:
             await sql(url, "DROP DATABASE bench_ours_restore")
             size_plain = plain.stat().st_size / 1e6
             size_ours = sum(p.stat().st_size for p in backup.path.iterdir()) / 1e6
-            rows.append((t_dump, t_backup, t_restore_plain, t_restore, size_plain, size_ours))
+            rows.append(
+                (t_dump, t_dump_z1, t_backup, t_restore_plain, t_restore, size_plain, size_ours)
+            )
+            plain.unlink()
+            shutil.rmtree(backup.path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
     print(
-        f"{'round':<6}{'pg_dump':>9}{'backup':>9}{'ratio':>7}{'pg_restore':>12}{'restore':>9}{'ratio':>7}"
+        f"{'round':<6}{'pg_dump':>9}{'-Z1':>8}{'backup':>9}{'ratio':>7}{'ratio-Z1':>9}"
+        f"{'pg_restore':>12}{'restore':>9}{'ratio':>7}"
     )
-    for index, (d, b, rp, r, _sp, _so) in enumerate(rows, 1):
-        print(f"{index:<6}{d:>8.1f}s{b:>8.1f}s{b / d:>6.2f}x{rp:>11.1f}s{r:>8.1f}s{r / rp:>6.2f}x")
-    print(f"sizes: pg_dump {rows[-1][4]:.0f} MB, backup directory {rows[-1][5]:.0f} MB")
+    for index, (d, dz, b, rp, r, _sp, _so) in enumerate(rows, 1):
+        print(
+            f"{index:<6}{d:>8.1f}s{dz:>7.1f}s{b:>8.1f}s{b / d:>6.2f}x{b / dz:>8.2f}x"
+            f"{rp:>11.1f}s{r:>8.1f}s{r / rp:>6.2f}x"
+        )
+    if len(rows) > 1:
+        med = [statistics.median(col) for col in zip(*rows, strict=True)]
+        print(
+            f"median backup/pg_dump {med[2] / med[0]:.2f}x (vs -Z1 {med[2] / med[1]:.2f}x),"
+            f" restore/pg_restore {med[4] / med[3]:.2f}x"
+        )
+    print(
+        f"sizes: plain pg_dump {rows[-1][5]:.0f} MB (gzip 6), backup directory {rows[-1][6]:.0f} MB"
+        " (dump at gzip 1 + uploads tar + manifest)"
+    )
     print(f"load average during the run: {os.getloadavg()[0]:.1f} (2 cores, shared)")
     if args.stop:
         server.stop()

@@ -129,6 +129,9 @@ async def _write_parts(
             [
                 tool("pg_dump"),
                 "--format=custom",
+                # gzip level 1: a quarter of the CPU of the default level 6 for ~25 % more bytes;
+                # compression is most of pg_dump's time, and backups should be quick.
+                "--compress=gzip:1",
                 "--verbose",
                 f"--snapshot={snapshot}",
                 f"--file={tmp / DUMP}",

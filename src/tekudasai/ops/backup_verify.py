@@ -23,7 +23,7 @@ from tekudasai.ops.backup_tools import (
     tool,
     with_database,
 )
-from tekudasai.ops.restore import compare_with_manifest, load_dump
+from tekudasai.ops.restore import load_and_check
 
 
 @dataclass
@@ -55,8 +55,7 @@ async def verify_backup(*, path: Path, server_url: str, progress: Progress | Non
         await maintenance.execute(f"CREATE DATABASE {quote_ident(scratch)}")
         scratch_url = with_database(server_url, scratch)
         try:
-            await load_dump(backup, scratch_url, report)
-            await compare_with_manifest(scratch_url, manifest)
+            await load_and_check(backup, scratch_url, report)
             result.checks.append(
                 f"restored into a scratch database: {len(manifest['tables'])} tables match"
                 " their row counts and checksums"

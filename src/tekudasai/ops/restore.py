@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import shutil
 import tarfile
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +40,7 @@ from tekudasai.ops.backup_tools import (
 
 Confirm = Callable[[str], bool]
 TERMINATE_TIMEOUT_S = 20.0
+_DATA_LOADED = re.compile(r"finished item \d+ TABLE DATA (\S+)")
 
 
 class RestoreRefused(BackupError):
@@ -106,8 +109,7 @@ async def restore_backup(
         raise BackupError(f"cannot create a staging database on the target server: {exc}") from exc
     swapped = False
     try:
-        await load_dump(backup, staging_url, report)
-        await compare_with_manifest(staging_url, manifest)
+        await load_and_check(backup, staging_url, report)
         revision_to = await _migrate_forward(staging_url, settings)
         report("files", 0, 1)
         files = await asyncio.to_thread(_extract_uploads, backup.path / UPLOADS_TAR, files_tmp)
@@ -161,43 +163,60 @@ async def _database_state(url: str) -> TargetState:
         await conn.close()
 
 
-async def load_dump(backup: Backup, url: str, report: Progress) -> None:
-    """pg_restore the backup's dump into the (empty) database at `url`."""
+async def load_and_check(backup: Backup, url: str, report: Progress) -> None:
+    """pg_restore the dump into the empty database at `url` and prove it equals the manifest.
+
+    Each table is checksummed as soon as pg_restore reports its data loaded, while pg_restore
+    goes on building indexes, so the verification costs little extra time."""
     total = max(len(backup.manifest["tables"]), 1)
-    loaded: list[str] = []
+    loaded: asyncio.Queue[str | None] = asyncio.Queue()
+    stats: dict[str, dict[str, object]] = {}
 
     def on_line(line: str) -> None:
-        if "processing data for table" in line:
-            loaded.append(line)
-            report("restore", min(len(loaded), total), total)
+        match = _DATA_LOADED.search(line)
+        if match:
+            loaded.put_nowait(match.group(1))
+
+    async def check_loaded() -> None:
+        conn = await connect(url)
+        try:
+            while (table := await loaded.get()) is not None:
+                stats.update(await table_stats(conn, [table]))
+                report("restore", min(len(stats), total), total)
+            rest = [t for t in await user_tables(conn) if t not in stats]
+            stats.update(await table_stats(conn, rest))
+        finally:
+            await conn.close()
 
     report("restore", 0, total)
-    await run_tool(
-        [
-            tool("pg_restore"),
-            "--verbose",
-            "--exit-on-error",
-            "--no-owner",
-            "--no-acl",
-            "--jobs=2",
-            f"--dbname={libpq_url(url)}",
-            str(backup.path / DUMP),
-        ],
-        on_line=on_line,
-    )
-    report("restore", total, total)
-
-
-async def compare_with_manifest(url: str, manifest: dict[str, object]) -> list[str]:
-    """Row counts and checksums of the database at `url` against the manifest; raises on drift."""
-    conn = await connect(url)
+    checker = asyncio.ensure_future(check_loaded())
     try:
-        tables = await user_tables(conn)
-        stats = await table_stats(conn, tables)
-    finally:
-        await conn.close()
+        await run_tool(
+            [
+                tool("pg_restore"),
+                "--verbose",
+                "--exit-on-error",
+                "--no-owner",
+                "--no-acl",
+                "--jobs=2",
+                f"--dbname={libpq_url(url)}",
+                str(backup.path / DUMP),
+            ],
+            on_line=on_line,
+        )
+    except BaseException:
+        checker.cancel()
+        with contextlib.suppress(BaseException):
+            await checker
+        raise
+    loaded.put_nowait(None)
+    await checker
+    report("restore", total, total)
+    compare_stats(stats, backup.manifest)
+
+
+def compare_stats(stats: dict[str, dict[str, object]], manifest: dict[str, Any]) -> None:
     expected = manifest["tables"]
-    assert isinstance(expected, dict)
     problems = [f"table {name} is missing" for name in sorted(set(expected) - set(stats))]
     problems += [
         f"table {name} is not in the manifest" for name in sorted(set(stats) - set(expected))
@@ -210,7 +229,6 @@ async def compare_with_manifest(url: str, manifest: dict[str, object]) -> list[s
             problems.append(f"table {name}: content checksum differs from the manifest")
     if problems:
         raise BackupError("restored data does not match the manifest: " + "; ".join(problems))
-    return problems
 
 
 async def _migrate_forward(url: str, settings: Settings) -> str | None:
