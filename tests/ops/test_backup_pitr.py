@@ -170,3 +170,28 @@ async def test_pruning_base_backups_drops_old_wal(embedded: Embedded) -> None:
     assert removed == [first.path]
     assert not (archive / first.start_wal).exists()
     assert (archive / second.start_wal).exists()
+
+
+async def test_failed_recovery_puts_the_previous_database_back(embedded: Embedded) -> None:
+    await _execute(embedded.url, "CREATE TABLE notes (body text)")
+    base = await asyncio.to_thread(pitr.take_base_backup, embedded.server.pgdata)
+    await _execute(embedded.url, "INSERT INTO notes VALUES ('precious')")
+    # A damaged base backup: PostgreSQL refuses to start from it.
+    control = base.data / "global" / "pg_control"
+    control.write_bytes(b"\0" * control.stat().st_size)
+    await asyncio.sleep(0.2)
+
+    with pytest.raises(BackupError, match="previous database is back in place"):
+        await asyncio.to_thread(
+            pitr.restore_to_time,
+            embedded.settings,
+            datetime.now(UTC),
+            confirm=lambda _q: True,
+        )
+    assert embedded.server.is_running()
+    rows = await _execute(embedded.url, "SELECT body FROM notes")
+    assert [r["body"] for r in rows] == ["precious"]
+    await _execute(embedded.url, "INSERT INTO notes VALUES ('still writable')")
+    names = [p.name for p in embedded.settings.data_dir.iterdir()]
+    assert any(".failed-pitr-" in name for name in names)
+    assert not any(".pre-pitr-" in name for name in names)
