@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.ops import seed
-from tekudasai.ops.backup_tools import table_stats, user_tables
+from tekudasai.ops.backup_tools import table_stats, upload_relpath, user_tables
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
 
@@ -57,8 +58,8 @@ async def populated(
         ticket_ids = [r["id"] for r in await conn.fetch("SELECT id FROM tickets LIMIT 3")]
         for index, ticket_id in enumerate(ticket_ids):
             body = f"file {index} ".encode() * (200 + index) + os.urandom(64)
-            key = f"{index:02x}/upload-{index}.bin"
-            files[key] = body
+            key = secrets.token_hex(16)  # like the upload storage's keys
+            files[upload_relpath(key)] = body
             upload_id = f"up{index}"
             await conn.execute(
                 "INSERT INTO uploads (id, original_name, mime_type, size, sha256, storage_key)"
@@ -76,8 +77,8 @@ async def populated(
             )
     finally:
         await conn.close()
-    for key, body in files.items():
-        path = settings.uploads_dir / key
+    for relpath, body in files.items():
+        path = settings.uploads_dir / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
     return Populated(url=db_url, settings=settings, files=files)

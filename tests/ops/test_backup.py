@@ -39,6 +39,9 @@ async def test_backup_drop_everything_restore_gives_identical_data_and_files(
     populated: Populated, tmp_path: Path
 ) -> None:
     before = await snapshot(populated.url)
+    partial = populated.settings.uploads_dir / ".partial" / "unfinished-upload"
+    partial.parent.mkdir()
+    partial.write_bytes(b"half an upload")  # an upload still being written: not backed up
     out = _backup(populated, tmp_path / "b1")
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["schemaRevision"] == migrate.head_revision()

@@ -22,6 +22,7 @@ from typing import Any
 from tekudasai import __version__
 from tekudasai.core.schemas import iso
 from tekudasai.ops.backup_tools import (
+    PARTIAL_UPLOADS_DIR,
     BackupError,
     connect,
     database_name,
@@ -176,7 +177,11 @@ async def _write_parts(
 
 
 def _archive_uploads(uploads_dir: Path, target: Path, report: Progress) -> tuple[int, int]:
-    files = sorted(p for p in uploads_dir.rglob("*") if p.is_file()) if uploads_dir.is_dir() else []
+    files = sorted(
+        p
+        for p in (uploads_dir.rglob("*") if uploads_dir.is_dir() else [])
+        if p.is_file() and p.relative_to(uploads_dir).parts[0] != PARTIAL_UPLOADS_DIR
+    )
     total = sum(p.stat().st_size for p in files) or 1
     done = 0
     report("uploads", 0, total)

@@ -142,6 +142,16 @@ async def run_tool(
     return out.decode(errors="replace")
 
 
+def upload_relpath(storage_key: str) -> str:
+    """Where the local upload storage keeps a key, relative to TK_DATA_DIR/uploads: `<2 hex>/<key>`
+    (as `tekudasai.uploads.storage.LocalStorage.path_of`)."""
+    return f"{storage_key[:2]}/{storage_key}"
+
+
+# Unfinished upload writes: never backed up, never reported as strays.
+PARTIAL_UPLOADS_DIR = ".partial"
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

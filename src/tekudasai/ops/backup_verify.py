@@ -14,6 +14,7 @@ import asyncpg
 
 from tekudasai.ops.backup import UPLOADS_TAR, Progress, _noop, check_backup
 from tekudasai.ops.backup_tools import (
+    PARTIAL_UPLOADS_DIR,
     BackupError,
     connect,
     connect_maintenance,
@@ -21,6 +22,7 @@ from tekudasai.ops.backup_tools import (
     quote_ident,
     run_tool,
     tool,
+    upload_relpath,
     with_database,
 )
 from tekudasai.ops.restore import load_and_check
@@ -106,7 +108,7 @@ async def _upload_hashes(url: str) -> dict[str, str]:
         rows = await conn.fetch("SELECT storage_key, sha256 FROM public.uploads")
     finally:
         await conn.close()
-    return {row["storage_key"]: row["sha256"] for row in rows}
+    return {upload_relpath(row["storage_key"]): row["sha256"] for row in rows}
 
 
 def _tar_hashes(archive: Path) -> dict[str, str]:
@@ -156,7 +158,10 @@ async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None 
             result.checks.append("every constraint is validated")
         has_uploads = await conn.fetchval("SELECT to_regclass('public.uploads') IS NOT NULL")
         keys = (
-            [r["storage_key"] for r in await conn.fetch("SELECT storage_key FROM public.uploads")]
+            [
+                upload_relpath(r["storage_key"])
+                for r in await conn.fetch("SELECT storage_key FROM public.uploads")
+            ]
             if has_uploads
             else []
         )
@@ -185,4 +190,8 @@ async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None 
 def _relative_files(root: Path) -> set[str]:
     if not root.is_dir():
         return set()
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] != PARTIAL_UPLOADS_DIR
+    }
