@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +19,7 @@ from tekudasai.db.session import Database
 from tekudasai.ops.backup import DUMP, MANIFEST, UPLOADS_TAR, check_backup, create_backup
 from tekudasai.ops.backup_tools import BackupError
 from tests.conftest import drop_database
-from tests.ops.conftest import Populated, cli_env, files_in, snapshot, tekudasai
+from tests.ops.conftest import SRC, Populated, cli_env, files_in, snapshot, tekudasai
 
 
 def _backup(populated: Populated, out: Path) -> Path:
@@ -306,3 +309,46 @@ async def test_restore_into_another_database_still_asks_before_replacing_files(
     assert "the files in" in done.stderr
     assert (populated.settings.uploads_dir / "newer-upload.bin").exists()
     assert "restore_target_files" not in await _databases(populated.url)
+
+
+def _in_terminal(args: list[str], env: dict[str, str], answer: bytes) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin and type `answer`."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tekudasai", *args],
+            env=env,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(SRC.parent),
+        )
+        os.write(master, answer)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        os.close(master)
+        os.close(slave)
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def test_interactive_restore_asks_and_respects_the_answer(
+    populated: Populated, tmp_path: Path
+) -> None:
+    out = _backup(populated, tmp_path / "b1")
+    conn = await asyncpg.connect(populated.url)
+    try:
+        await conn.execute("UPDATE tickets SET summary = 'edited later'")
+    finally:
+        await conn.close()
+    edited = await snapshot(populated.url)
+    env = cli_env(populated.url, populated.settings.data_dir)
+
+    code, text = await asyncio.to_thread(_in_terminal, ["db", "restore", str(out)], env, b"n\n")
+    assert code == 2
+    assert "Continue?" in text
+    assert await snapshot(populated.url) == edited
+
+    code, text = await asyncio.to_thread(_in_terminal, ["db", "restore", str(out)], env, b"y\n")
+    assert code == 0, text
+    assert "restored database" in text
+    assert await snapshot(populated.url) != edited
