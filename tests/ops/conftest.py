@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from tekudasai.config import Settings
@@ -116,3 +120,22 @@ def tekudasai(
         timeout=timeout,
         cwd=str(SRC.parent),
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(base: str, deadline_s: float) -> float:
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+        while time.monotonic() - started < deadline_s:
+            try:
+                if (await http.get("/api/health/ready")).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"not ready within {deadline_s}s")

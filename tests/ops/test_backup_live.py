@@ -3,42 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 
-from tests.ops.conftest import SRC, Populated, cli_env, snapshot, tekudasai
+from tests.ops.conftest import (
+    SRC,
+    Populated,
+    cli_env,
+    free_port,
+    snapshot,
+    tekudasai,
+    wait_ready,
+)
 
 READY_WITHIN_S = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_ready(base: str, deadline_s: float) -> float:
-    started = time.monotonic()
-    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
-        while time.monotonic() - started < deadline_s:
-            try:
-                if (await http.get("/api/health/ready")).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"not ready within {deadline_s}s")
-
-
 async def test_restore_while_serving(populated: Populated, tmp_path: Path) -> None:
     env = cli_env(populated.url, populated.settings.data_dir, TK_BACKGROUND_JOBS="false")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
         env=env,
@@ -49,7 +35,7 @@ async def test_restore_while_serving(populated: Populated, tmp_path: Path) -> No
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        await _wait_ready(base, 60)
+        await wait_ready(base, 60)
         out = tmp_path / "b1"
         assert tekudasai("db", "backup", "--out", str(out), env=env).returncode == 0
         before = await snapshot(populated.url)
@@ -64,7 +50,7 @@ async def test_restore_while_serving(populated: Populated, tmp_path: Path) -> No
 
         restore = await asyncio.to_thread(tekudasai, "db", "restore", str(out), "--yes", env=env)
         assert restore.returncode == 0, restore.stderr
-        took = await _wait_ready(base, READY_WITHIN_S)
+        took = await wait_ready(base, READY_WITHIN_S)
         assert took < READY_WITHIN_S
         assert server.poll() is None  # the service never went down
         assert await snapshot(populated.url) == before

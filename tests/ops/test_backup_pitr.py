@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from tekudasai.ops.backup import Retention
 from tekudasai.ops.backup_tools import BackupError
 from tekudasai.ops.restore import RestoreRefused
 from tests.conftest import make_settings
-from tests.ops.conftest import cli_env, tekudasai
+from tests.ops.conftest import SRC, cli_env, free_port, tekudasai, wait_ready
 
 
 @dataclass
@@ -195,3 +197,44 @@ async def test_failed_recovery_puts_the_previous_database_back(embedded: Embedde
     names = [p.name for p in embedded.settings.data_dir.iterdir()]
     assert any(".failed-pitr-" in name for name in names)
     assert not any(".pre-pitr-" in name for name in names)
+
+
+async def test_recovery_while_serving_the_embedded_database() -> None:
+    root = Path(tempfile.mkdtemp(prefix="tk-pitr-serve-"))
+    env = cli_env(None, root / "data", TK_BACKGROUND_JOBS="false")
+    port = free_port()
+    serve = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=str(SRC.parent),
+    )
+    base = f"http://127.0.0.1:{port}"
+    server = EmbeddedPostgres(root / "data" / "pgdata")
+    try:
+        await wait_ready(base, 90)
+        url = server.url(EMBEDDED_DATABASE)
+        await _execute(url, "CREATE TABLE notes (body text)")
+        backup = await asyncio.to_thread(tekudasai, "db", "backup", env=env)
+        assert backup.returncode == 0, backup.stderr
+        await _execute(url, "INSERT INTO notes VALUES ('first')")
+        await asyncio.sleep(0.5)
+        target = datetime.now(UTC)
+        await asyncio.sleep(0.5)
+        await _execute(url, "INSERT INTO notes VALUES ('second')")
+
+        restore = await asyncio.to_thread(
+            tekudasai, "db", "restore", "--to-time", target.isoformat(), "--yes", env=env
+        )
+        assert restore.returncode == 0, restore.stderr
+        assert await wait_ready(base, 60) < 60
+        assert serve.poll() is None
+        rows = await _execute(server.url(EMBEDDED_DATABASE), "SELECT body FROM notes")
+        assert [r["body"] for r in rows] == ["first"]
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+        await asyncio.to_thread(server.stop, "immediate")
+        shutil.rmtree(root, ignore_errors=True)
