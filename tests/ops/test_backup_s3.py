@@ -12,7 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from tekudasai.ops import storage_s3
 from tekudasai.ops.backup import DUMP, MANIFEST, UPLOADS_TAR, Backup, load_manifest
-from tekudasai.ops.backup_tools import BackupError
+from tekudasai.ops.backup_tools import BackupError, tool_dsn
 from tests.ops.conftest import Populated, cli_env, tekudasai
 
 CREDENTIALS = {
@@ -90,3 +90,13 @@ def test_s3_url_is_checked() -> None:
     )
     with pytest.raises(BackupError, match="s3://bucket/prefix"):
         storage_s3.parse_s3_url("https://bucket/a")
+
+
+def test_tool_connection_strings_keep_passwords_off_the_command_line() -> None:
+    dsn, env = tool_dsn("postgresql+asyncpg://app:p%40ss@db.example.test:5432/tk?sslmode=require")
+    assert dsn == "postgresql://app@db.example.test:5432/tk?sslmode=require"
+    assert env == {"PGPASSWORD": "p@ss"}
+    assert tool_dsn("postgresql://postgres@/tk?host=/run/pg") == (
+        "postgresql://postgres@/tk?host=/run/pg",
+        {},
+    )

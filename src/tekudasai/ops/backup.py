@@ -26,12 +26,12 @@ from tekudasai.ops.backup_tools import (
     BackupError,
     connect,
     database_name,
-    libpq_url,
     run_tool,
     schema_revision,
     sha256_file,
     table_stats,
     tool,
+    tool_dsn,
     user_tables,
 )
 
@@ -126,6 +126,7 @@ async def _write_parts(
 
         report("dump", 0, total)
         report("checksums", 0, total)
+        dsn, password_env = tool_dsn(url)
         dump = run_tool(
             [
                 tool("pg_dump"),
@@ -136,9 +137,10 @@ async def _write_parts(
                 "--verbose",
                 f"--snapshot={snapshot}",
                 f"--file={tmp / DUMP}",
-                f"--dbname={libpq_url(url)}",
+                f"--dbname={dsn}",
             ],
             on_line=on_dump_line,
+            env=password_env,
         )
         dump_task = asyncio.ensure_future(dump)
         try:

@@ -41,6 +41,18 @@ def libpq_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql"))
 
 
+def tool_dsn(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its password, and PGPASSWORD: a password on a command line shows in ps."""
+    parts = urlsplit(libpq_url(url))
+    if parts.password is None:
+        return urlunsplit(parts), {}
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), {
+        "PGPASSWORD": unquote(parts.password)
+    }
+
+
 def database_name(url: str) -> str:
     return unquote(urlsplit(url).path.lstrip("/")) or "postgres"
 
@@ -95,8 +107,8 @@ def tool(name: str) -> str:
     return str(path)
 
 
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env.pop("PGDATABASE", None)
     env.setdefault("PGCONNECT_TIMEOUT", "15")
     return env
@@ -106,6 +118,7 @@ async def run_tool(
     args: list[str],
     *,
     on_line: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
     **kwargs: object,
 ) -> str:
     """Run a PostgreSQL tool; stderr lines go to on_line; failure raises with the tool's words."""
@@ -114,7 +127,7 @@ async def run_tool(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=tool_env(),
+        env=tool_env(env),
         **kwargs,  # type: ignore[arg-type]
     )
     assert proc.stdout is not None and proc.stderr is not None

@@ -18,10 +18,10 @@ from tekudasai.ops.backup_tools import (
     BackupError,
     connect,
     connect_maintenance,
-    libpq_url,
     quote_ident,
     run_tool,
     tool,
+    tool_dsn,
     upload_relpath,
     with_database,
 )
@@ -131,6 +131,7 @@ async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None 
     report = progress or _noop
     result = Report()
     report("amcheck", 0, 1)
+    dsn, password_env = tool_dsn(url)
     try:
         await run_tool(
             [
@@ -138,8 +139,9 @@ async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None 
                 "--install-missing",
                 "--heapallindexed",
                 # pg_amcheck takes a connection string only as its positional argument.
-                libpq_url(url),
-            ]
+                dsn,
+            ],
+            env=password_env,
         )
         result.checks.append("pg_amcheck: every table and index is intact")
     except BackupError as exc:

@@ -28,12 +28,12 @@ from tekudasai.ops.backup_tools import (
     connect,
     connect_maintenance,
     database_name,
-    libpq_url,
     quote_ident,
     run_tool,
     safe_identifier,
     table_stats,
     tool,
+    tool_dsn,
     user_tables,
     with_database,
 )
@@ -189,6 +189,7 @@ async def load_and_check(backup: Backup, url: str, report: Progress) -> None:
             await conn.close()
 
     report("restore", 0, total)
+    dsn, password_env = tool_dsn(url)
     checker = asyncio.ensure_future(check_loaded())
     try:
         await run_tool(
@@ -199,10 +200,11 @@ async def load_and_check(backup: Backup, url: str, report: Progress) -> None:
                 "--no-owner",
                 "--no-acl",
                 "--jobs=2",
-                f"--dbname={libpq_url(url)}",
+                f"--dbname={dsn}",
                 str(backup.path / DUMP),
             ],
             on_line=on_line,
+            env=password_env,
         )
     except BaseException:
         checker.cancel()
