@@ -155,12 +155,16 @@ async def test_external_database_points_to_its_own_pitr_tooling(tmp_path: Path) 
 
 
 async def test_pruning_base_backups_drops_old_wal(embedded: Embedded) -> None:
+    archive = wal_archive_dir(embedded.server.pgdata)
     await _execute(embedded.url, "CREATE TABLE filler AS SELECT generate_series(1, 1000) AS n")
+    await _execute(embedded.url, "SELECT pg_switch_wal()")
+    await asyncio.sleep(1.5)
+    # no base backup yet: nothing could replay WAL, so none is kept
+    assert [p.name for p in archive.iterdir() if not p.name.startswith(".")] == []
     first = await asyncio.to_thread(pitr.take_base_backup, embedded.server.pgdata)
     await _execute(embedded.url, "SELECT pg_switch_wal()")
     await asyncio.sleep(1.1)  # base backup directories are named by the second
     second = await asyncio.to_thread(pitr.take_base_backup, embedded.server.pgdata)
-    archive = wal_archive_dir(embedded.server.pgdata)
     for _ in range(50):
         if (archive / second.start_wal).exists():
             break

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_USER = "embedded_postgres"
 WAL_ARCHIVE_DIR = "wal_archive"
+WAL_ARCHIVE_MARKER = ".base-backup-taken"
 SETTINGS_FILE = "tekudasai.conf"
 EXTRA_SETTINGS_DIR = "tekudasai.conf.d"
 PORT = 5432
@@ -204,9 +205,15 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(SYSTEM_USER)
             shutil.chown(archive, entry.pw_uid, entry.pw_gid)
         target = shlex.quote(str(archive))
+        # WAL is kept only once a base backup exists (it creates the marker): without one the
+        # archive could never be replayed and would only grow.
+        command = (
+            f"test ! -f {target}/{WAL_ARCHIVE_MARKER}"
+            f" || (test ! -f {target}/%f && cp %p {target}/%f)"
+        )
         return {
             "archive_mode": "'on'",
-            "archive_command": _conf_string(f"test ! -f {target}/%f && cp %p {target}/%f"),
+            "archive_command": _conf_string(command),
             # An idle server still ships its WAL hourly, bounding what a lost disk can cost.
             "archive_timeout": "'1h'",
         }

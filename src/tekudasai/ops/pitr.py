@@ -21,6 +21,7 @@ from tekudasai.config import Settings
 from tekudasai.core.schemas import iso
 from tekudasai.db.embedded import (
     SYSTEM_USER,
+    WAL_ARCHIVE_MARKER,
     EmbeddedPostgres,
     EmbeddedPostgresError,
     bin_path,
@@ -131,6 +132,11 @@ def take_base_backup(pgdata: Path, progress: Progress | None = None) -> BaseBack
     server = EmbeddedPostgres(pgdata)
     if not server.is_running():
         raise BackupError("the embedded PostgreSQL is not running: cannot take a base backup")
+    if _psql(server, "SHOW archive_mode") != "on":
+        raise BackupError(
+            "WAL archiving is off on the embedded PostgreSQL: restart Te Kudasai once so it is"
+            " switched on, then take the backup again"
+        )
     root = base_dir(server.pgdata)
     root.mkdir(mode=0o700, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -140,6 +146,8 @@ def take_base_backup(pgdata: Path, progress: Progress | None = None) -> BaseBack
     work.mkdir(mode=0o700)
     _chown_tree(root)
     report("base", 0, 1)
+    # From now on the server keeps its WAL (see EmbeddedPostgres._archive_settings).
+    (wal_archive_dir(server.pgdata) / WAL_ARCHIVE_MARKER).touch()
     try:
         _run_owner(
             [
