@@ -23,7 +23,7 @@ from tekudasai.ops.backup import Retention
 from tekudasai.ops.backup_tools import BackupError
 from tekudasai.ops.restore import RestoreRefused
 from tests.conftest import make_settings
-from tests.ops.conftest import SRC, cli_env, free_port, tekudasai, wait_ready
+from tests.ops.backup.conftest import SRC, cli_env, free_port, tekudasai, wait_ready
 
 
 @dataclass

@@ -25,7 +25,7 @@ from tekudasai.ops.backup_tools import table_stats, upload_relpath, user_tables
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 @dataclass

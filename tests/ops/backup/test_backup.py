@@ -19,7 +19,7 @@ from tekudasai.db.session import Database
 from tekudasai.ops.backup import DUMP, MANIFEST, UPLOADS_TAR, check_backup, create_backup
 from tekudasai.ops.backup_tools import BackupError
 from tests.conftest import drop_database
-from tests.ops.conftest import SRC, Populated, cli_env, files_in, snapshot, tekudasai
+from tests.ops.backup.conftest import SRC, Populated, cli_env, files_in, snapshot, tekudasai
 
 
 def _backup(populated: Populated, out: Path) -> Path:

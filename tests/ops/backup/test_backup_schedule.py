@@ -26,7 +26,7 @@ from tekudasai.ops.backup import (
 )
 from tekudasai.ops.backup_tools import BackupError
 from tests.conftest import make_settings
-from tests.ops.conftest import Populated, cli_env, tekudasai
+from tests.ops.backup.conftest import Populated, cli_env, tekudasai
 
 
 def fake_backup(directory: Path, created_at: datetime) -> Path:

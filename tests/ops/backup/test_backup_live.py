@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.ops.conftest import (
+from tests.ops.backup.conftest import (
     SRC,
     Populated,
     cli_env,
