@@ -21,7 +21,7 @@ from tekudasai.core.ratelimit import parse_limits
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
-from tekudasai.ops import background
+from tekudasai.ops import background, backup_jobs  # noqa: F401 (registers the backup job)
 from tekudasai.ops.health import router as health_router
 from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
 from tekudasai.ops.router import router as ops_router

@@ -11,6 +11,7 @@ from tekudasai.accounts.commands import keys_app, users_app
 from tekudasai.config import get_settings
 from tekudasai.core.cli_support import friendly_errors
 from tekudasai.db.commands import db_app
+from tekudasai.ops.backup_commands import register as register_backup_commands
 from tekudasai.uploads.commands import uploads_app
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+register_backup_commands(db_app)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(uploads_app, name="uploads")

@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import pwd
+import shlex
 import shutil
 import stat
 import subprocess
@@ -37,6 +38,8 @@ with warnings.catch_warnings():
 log = logging.getLogger(__name__)
 
 SYSTEM_USER = "embedded_postgres"
+WAL_ARCHIVE_DIR = "wal_archive"
+WAL_ARCHIVE_MARKER = ".base-backup-taken"
 SETTINGS_FILE = "tekudasai.conf"
 EXTRA_SETTINGS_DIR = "tekudasai.conf.d"
 PORT = 5432
@@ -54,6 +57,15 @@ BASE_SETTINGS = {
 
 class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not be initialised or started; the message says why."""
+
+
+def wal_archive_dir(pgdata: Path) -> Path:
+    """Where the embedded server archives WAL (beside pgdata, so it survives a rebuilt pgdata)."""
+    return pgdata.parent / WAL_ARCHIVE_DIR
+
+
+def _conf_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def bin_path(name: str) -> Path:
@@ -175,7 +187,7 @@ class EmbeddedPostgres:
             conf.write_text(text + "\n# Te Kudasai\n" + include)
         extra_dir = self.pgdata / EXTRA_SETTINGS_DIR
         extra_dir.mkdir(exist_ok=True)
-        settings = {**BASE_SETTINGS, **self.extra_settings}
+        settings = {**BASE_SETTINGS, **self._archive_settings(), **self.extra_settings}
         body = "".join(f"{key} = {value}\n" for key, value in settings.items())
         target = self.pgdata / SETTINGS_FILE
         target.write_text(
@@ -185,6 +197,27 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(SYSTEM_USER)
             for path in (target, extra_dir, conf):
                 shutil.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _archive_settings(self) -> dict[str, str]:
+        """WAL archiving for point-in-time recovery (see tekudasai.ops.pitr)."""
+        archive = wal_archive_dir(self.pgdata)
+        archive.mkdir(mode=0o700, exist_ok=True)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(SYSTEM_USER)
+            shutil.chown(archive, entry.pw_uid, entry.pw_gid)
+        target = shlex.quote(str(archive))
+        # WAL is kept only once a base backup exists (it creates the marker): without one the
+        # archive could never be replayed and would only grow.
+        command = (
+            f"test ! -f {target}/{WAL_ARCHIVE_MARKER}"
+            f" || (test ! -f {target}/%f && cp %p {target}/%f)"
+        )
+        return {
+            "archive_mode": "'on'",
+            "archive_command": _conf_string(command),
+            # An idle server still ships its WAL hourly, bounding what a lost disk can cost.
+            "archive_timeout": "'1h'",
+        }
 
     def _start(self) -> None:
         if os.geteuid() == 0:

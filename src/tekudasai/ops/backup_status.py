@@ -40,7 +40,7 @@ def list_backups(backups_dir: Path) -> list[BackupInfo]:
         if created is None:
             continue
         size = sum(f.stat().st_size for f in manifest_path.parent.iterdir() if f.is_file())
-        revision = manifest.get("schema_revision") or manifest.get("revision")
+        revision = manifest.get("schemaRevision") or manifest.get("schema_revision")
         found.append(BackupInfo(manifest_path.parent, created, size, revision))
     return sorted(found, key=lambda b: b.created_at, reverse=True)
 
