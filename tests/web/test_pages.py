@@ -10,11 +10,10 @@ import httpx
 from sqlalchemy import func, select
 
 from tekudasai.accounts.models import Session
-from tekudasai.forms import service as forms_service
 from tekudasai.forms.models import Form
 from tekudasai.tickets import service as tickets_service
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
-from tests.factories import Person, make_person
+from tests.factories import Person, make_form, make_person
 
 HTML = {"Accept": "text/html"}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -42,15 +41,13 @@ async def count(database: Any, model: Any) -> int:
 
 async def a_ticket(database: Any, cipher: Any, reporter: Person, summary: str = "Printer") -> int:
     admin = await make_person(database, cipher, role="admin")
+    form = await make_form(
+        database,
+        admin,
+        name="General",
+        elements=[{"type": "textarea", "name": "details", "label": "Details"}],
+    )
     async with database.sessionmaker() as db, db.begin():
-        form = await forms_service.create_form(
-            db,
-            creator_id=admin.user.id,
-            name="General",
-            description="",
-            disabled=False,
-            elements=[{"type": "textarea", "name": "details", "label": "Details"}],
-        )
         ticket = await tickets_service.create_ticket(
             db,
             reporter_id=reporter.user.id,
@@ -245,10 +242,8 @@ async def test_my_tickets_search_status_filter_and_pages(
 ) -> None:
     person = await make_person(database, cipher)
     admin = await make_person(database, cipher, role="admin")
+    form = await make_form(database, admin, name="F", elements=[])
     async with database.sessionmaker() as db, db.begin():
-        form = await forms_service.create_form(
-            db, creator_id=admin.user.id, name="F", description="", disabled=False, elements=[]
-        )
         for n in range(25):
             await tickets_service.create_ticket(
                 db,
