@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from tekudasai.db.session import Database
 from tekudasai.ops import growth, querystats, system, traffic
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
+from tests.ops.conftest import write_backup_manifest
 
 HTML = {"Accept": "text/html"}
 
@@ -60,11 +60,7 @@ async def test_system_page_for_admins(
         await client.get("/api/health")
     async with database.sessionmaker() as db, db.begin():
         await traffic.sample_traffic(db)
-    folder = settings.backups_dir / "20260101T000000Z"
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(
-        json.dumps({"created_at": "2026-01-01T00:00:00.000Z", "schema_revision": "0001"})
-    )
+    write_backup_manifest(settings.backups_dir, "20260101T000000Z", "2026-01-01T00:00:00.000Z")
     admin = await make_person(database, cipher, role="admin")
     response = await client.get("/admin/system", headers={**admin.auth, **HTML})
     assert response.status_code == 200
