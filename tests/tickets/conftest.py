@@ -91,3 +91,9 @@ def file_ticket(client: httpx.AsyncClient, form: Form) -> FileTicket:
 async def scalar(database: Database, sql: str, **params: Any) -> Any:
     async with database.engine.connect() as conn:
         return (await conn.execute(text(sql), params)).scalar()
+
+
+@pytest.fixture
+async def ticket(reporter: Person, file_ticket: FileTicket) -> dict[str, Any]:
+    """A ticket the reporter has just filed."""
+    return await file_ticket(reporter)
