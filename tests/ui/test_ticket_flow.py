@@ -11,7 +11,7 @@ from typing import Any
 from playwright.async_api import Browser, expect
 
 from tests.factories import Person, make_form, make_person
-from tests.ui.conftest import LiveServer, new_page, screenshot, sign_in
+from tests.ui.conftest import LiveServer, new_page, screenshot, sign_in, sign_up
 
 FORM_NAME = "Hardware & software help"
 
@@ -108,12 +108,7 @@ async def test_customer_files_agent_answers_customer_sees(
 
     # -- the customer signs up and files a ticket ------------------------------------------
     customer_ctx, page = await new_page(browser, live_server)
-    await page.goto("/auth/signup")
-    await page.get_by_label("Full name").fill("Carla Customer")
-    await page.get_by_label("E-mail").fill("carla@example.test")
-    await page.locator("#f-password").fill("carla-password")
-    await page.get_by_label("Repeat password").fill("carla-password")
-    await page.get_by_role("button", name="Create account").click()
+    await sign_up(page, "Carla Customer", "carla@example.test", "carla-password")
     await expect(page.get_by_role("heading", name="No tickets yet")).to_be_visible()
     await screenshot(page, "my-tickets-empty")
 
