@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
+
+import pytest
 
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.models import User
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
+from tekudasai.forms import service as forms_service
 
 _seq = itertools.count(1)
 DEFAULT_PASSWORD = "correct-horse-battery"
@@ -46,3 +50,34 @@ async def make_person(
         )
         token, _ = await accounts_service.create_session(db, user_id=user.id)
     return Person(user=user, token=token, email=email, name=name, password=password)
+
+
+def person_fixture(role: str = "user") -> Any:
+    """A fixture making a fresh person of `role`; the conftest name it is assigned to names it."""
+
+    @pytest.fixture
+    async def fixture(database: Database, cipher: PiiCipher) -> Person:
+        return await make_person(database, cipher, role=role)
+
+    return fixture
+
+
+async def make_form(
+    database: Database,
+    creator: Person,
+    *,
+    elements: list[dict[str, Any]],
+    name: str = "Form",
+    description: str = "",
+    disabled: bool = False,
+) -> dict[str, Any]:
+    """A form made through the forms service in its own transaction; returns its view."""
+    async with database.sessionmaker() as db, db.begin():
+        return await forms_service.create_form(
+            db,
+            creator_id=creator.user.id,
+            name=name,
+            description=description,
+            disabled=disabled,
+            elements=elements,
+        )

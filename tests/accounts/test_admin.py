@@ -7,7 +7,20 @@ import pytest
 
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
-from tests.factories import make_person
+from tests.factories import Person, make_person
+
+
+async def admin_action(
+    client: httpx.AsyncClient, actor: Person, action: str, user_id: str, **fields: object
+) -> httpx.Response:
+    """POST /api/auth/admin/<action> for `user_id` as `actor`."""
+    return await client.post(
+        f"/api/auth/admin/{action}", json={"userId": user_id, **fields}, headers=actor.auth
+    )
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post("/api/auth/signin", json={"email": email, "password": password})
 
 
 async def test_non_admins_get_404(
@@ -17,11 +30,7 @@ async def test_non_admins_get_404(
         person = await make_person(database, cipher, role=role)
         assert (await client.get("/api/users", headers=person.auth)).status_code == 404
         for path in ("set-role", "ban-user", "unban-user"):
-            response = await client.post(
-                f"/api/auth/admin/{path}",
-                json={"userId": person.user.id, "role": "admin"},
-                headers=person.auth,
-            )
+            response = await admin_action(client, person, path, person.user.id, role="admin")
             assert response.status_code == 404, path
             assert response.json()["code"] == "NOT_FOUND"
     assert (await client.get("/api/users")).status_code == 401
@@ -60,20 +69,12 @@ async def test_list_search_and_role_filter(
 async def test_set_role(client: httpx.AsyncClient, database: Database, cipher: PiiCipher) -> None:
     admin = await make_person(database, cipher, role="admin")
     user = await make_person(database, cipher)
-    response = await client.post(
-        "/api/auth/admin/set-role",
-        json={"userId": user.user.id, "role": "agent"},
-        headers=admin.auth,
-    )
+    response = await admin_action(client, admin, "set-role", user.user.id, role="agent")
     assert response.status_code == 200, response.text
     assert response.json()["user"]["role"] == "agent"
     me = (await client.get("/api/auth/session", headers=user.auth)).json()
     assert me["user"]["role"] == "agent"
-    bad = await client.post(
-        "/api/auth/admin/set-role",
-        json={"userId": user.user.id, "role": "root"},
-        headers=admin.auth,
-    )
+    bad = await admin_action(client, admin, "set-role", user.user.id, role="root")
     assert bad.status_code == 400
     missing = await client.post(
         "/api/auth/admin/set-role", json={"userId": "nope", "role": "user"}, headers=admin.auth
@@ -85,30 +86,16 @@ async def test_the_last_admin_cannot_be_demoted_or_banned(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
 ) -> None:
     admin = await make_person(database, cipher, role="admin")
-    demote_self = await client.post(
-        "/api/auth/admin/set-role",
-        json={"userId": admin.user.id, "role": "user"},
-        headers=admin.auth,
-    )
+    demote_self = await admin_action(client, admin, "set-role", admin.user.id, role="user")
     assert demote_self.status_code == 400 and demote_self.json()["code"] == "LAST_ADMIN"
-    ban_self = await client.post(
-        "/api/auth/admin/ban-user", json={"userId": admin.user.id}, headers=admin.auth
-    )
+    ban_self = await admin_action(client, admin, "ban-user", admin.user.id)
     assert ban_self.status_code == 400
 
     second = await make_person(database, cipher, role="admin")
     # With a second admin, demoting oneself is allowed; then the second one is the last.
-    ok = await client.post(
-        "/api/auth/admin/set-role",
-        json={"userId": admin.user.id, "role": "agent"},
-        headers=admin.auth,
-    )
+    ok = await admin_action(client, admin, "set-role", admin.user.id, role="agent")
     assert ok.status_code == 200
-    last = await client.post(
-        "/api/auth/admin/set-role",
-        json={"userId": second.user.id, "role": "user"},
-        headers=second.auth,
-    )
+    last = await admin_action(client, second, "set-role", second.user.id, role="user")
     assert last.json()["code"] == "LAST_ADMIN"
 
 
@@ -117,31 +104,18 @@ async def test_ban_kills_sessions_blocks_sign_in_and_unban_restores(
 ) -> None:
     admin = await make_person(database, cipher, role="admin")
     user = await make_person(database, cipher)
-    banned = await client.post(
-        "/api/auth/admin/ban-user",
-        json={"userId": user.user.id, "banReason": "spam"},
-        headers=admin.auth,
-    )
+    banned = await admin_action(client, admin, "ban-user", user.user.id, banReason="spam")
     assert banned.status_code == 200, banned.text
     assert banned.json()["user"]["banned"] is True
     assert (await client.get("/api/auth/session", headers=user.auth)).text == "null"
-    refused = await client.post(
-        "/api/auth/signin", json={"email": user.email, "password": user.password}
-    )
+    refused = await sign_in(client, user.email, user.password)
     assert refused.status_code == 403 and refused.json()["code"] == "BANNED_USER"
-    wrong = await client.post(
-        "/api/auth/signin", json={"email": user.email, "password": "wrong-pass"}
-    )
+    wrong = await sign_in(client, user.email, "wrong-pass")
     assert wrong.status_code == 401  # a ban is not revealed without the password
 
-    assert (
-        await client.post(
-            "/api/auth/admin/unban-user", json={"userId": user.user.id}, headers=admin.auth
-        )
-    ).json()["user"]["banned"] is False
-    again = await client.post(
-        "/api/auth/signin", json={"email": user.email, "password": user.password}
-    )
+    unbanned = await admin_action(client, admin, "unban-user", user.user.id)
+    assert unbanned.json()["user"]["banned"] is False
+    again = await sign_in(client, user.email, user.password)
     assert again.status_code == 200
 
 
@@ -156,11 +130,7 @@ async def test_expired_ban_lets_the_user_back(
 
     admin = await make_person(database, cipher, role="admin")
     user = await make_person(database, cipher)
-    response = await client.post(
-        "/api/auth/admin/ban-user",
-        json={"userId": user.user.id, "banExpiresIn": 3600},
-        headers=admin.auth,
-    )
+    response = await admin_action(client, admin, "ban-user", user.user.id, banExpiresIn=3600)
     assert response.status_code == 200
     assert response.json()["user"]["banExpires"] is not None
     async with database.sessionmaker() as db, db.begin():
@@ -169,9 +139,7 @@ async def test_expired_ban_lets_the_user_back(
             .where(User.id == user.user.id)
             .values(ban_expires=datetime.now(UTC) - timedelta(seconds=1))
         )
-    back = await client.post(
-        "/api/auth/signin", json={"email": user.email, "password": user.password}
-    )
+    back = await sign_in(client, user.email, user.password)
     assert back.status_code == 200, back.text
     assert back.json()["user"]["banned"] is False
 
@@ -231,12 +199,8 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
     a = await make_person(database, cipher, role="admin")
     b = await make_person(database, cipher, role="admin")
     results = await asyncio.gather(
-        client.post(
-            "/api/auth/admin/set-role", json={"userId": b.user.id, "role": "user"}, headers=a.auth
-        ),
-        client.post(
-            "/api/auth/admin/set-role", json={"userId": a.user.id, "role": "user"}, headers=b.auth
-        ),
+        admin_action(client, a, "set-role", b.user.id, role="user"),
+        admin_action(client, b, "set-role", a.user.id, role="user"),
     )
     assert sorted(r.status_code for r in results) == [200, 400]
     admins = await client.get(

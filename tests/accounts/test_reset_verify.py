@@ -119,6 +119,32 @@ async def test_email_verification_link(
     assert evil.status_code == 400 and evil.json()["code"] == "INVALID_CALLBACK_URL"
 
 
+async def test_signup_page_mails_the_same_verification_link(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    client.cookies.clear()
+    page = await client.get("/auth/signup", headers={"Accept": "text/html"})
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    signed_up = await client.post(
+        "/auth/signup",
+        data={
+            "name": "Wren",
+            "email": "wren@example.test",
+            "password": "verify-me-please",
+            "password_confirm": "verify-me-please",
+            "csrf_token": token,
+        },
+        headers={"Accept": "text/html"},
+    )
+    assert signed_up.status_code == 303, signed_up.text
+    mails = outbox(settings)
+    assert len(mails) == 1 and mails[0]["To"] == "wren@example.test"
+    assert mails[0]["Subject"] == "Confirm your e-mail address"
+    ok = await client.get("/api/auth/verify", params={"token": link_token(mails[0])})
+    assert ok.status_code == 200
+    assert (await client.get("/api/auth/session")).json()["user"]["emailVerified"] is True
+
+
 async def test_verify_request_signed_out_never_reveals_accounts(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
 ) -> None:

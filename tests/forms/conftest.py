@@ -5,26 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
-from tekudasai.core.crypto import PiiCipher
-from tekudasai.db.session import Database
-from tests.factories import Person, make_person
+from tests.factories import Person, person_fixture
 
-
-@pytest.fixture
-async def admin(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="admin")
-
-
-@pytest.fixture
-async def agent(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="agent")
-
-
-@pytest.fixture
-async def customer(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="user")
+admin = person_fixture("admin")
+agent = person_fixture("agent")
+customer = person_fixture("user")
 
 
 async def create_form(

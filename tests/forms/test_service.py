@@ -9,7 +9,7 @@ from tekudasai.db.session import Database
 from tekudasai.forms import service
 from tekudasai.forms.errors import FormNotFound, InvalidFormData
 from tekudasai.uploads.models import Upload
-from tests.factories import Person
+from tests.factories import Person, make_form
 
 ELEMENTS = [
     {"type": "text-field", "name": "title", "label": "Title", "required": True},
@@ -18,15 +18,7 @@ ELEMENTS = [
 
 
 async def _form(database: Database, admin: Person, *, disabled: bool = False) -> str:
-    async with database.sessionmaker() as db, db.begin():
-        view = await service.create_form(
-            db,
-            creator_id=admin.user.id,
-            name="Bug",
-            description="",
-            disabled=disabled,
-            elements=ELEMENTS,
-        )
+    view = await make_form(database, admin, name="Bug", disabled=disabled, elements=ELEMENTS)
     return view["id"]
 
 

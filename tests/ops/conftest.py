@@ -6,11 +6,14 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tekudasai.ops import backup
 
 
 def parse_metrics(body: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -69,3 +72,21 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
         yield running
+
+
+def write_backup_manifest(
+    backups_dir: Path, name: str, created_at: str, *, revision: str = "0001"
+) -> Path:
+    """A backup folder with a manifest `ops.backup` accepts (the parts are not checked here)."""
+    folder = backups_dir / name
+    folder.mkdir(parents=True)
+    parts = {part: {"sha256": "0" * 64, "bytes": 0} for part in (backup.DUMP, backup.UPLOADS_TAR)}
+    manifest = {
+        "format": backup.FORMAT_VERSION,
+        "createdAt": created_at,
+        "schemaRevision": revision,
+        "tables": {},
+        "parts": parts,
+    }
+    (folder / backup.MANIFEST).write_text(json.dumps(manifest))
+    return folder

@@ -3,7 +3,6 @@ server on loopback."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from tekudasai.db.session import Database
 from tekudasai.ops import alerts
 from tekudasai.ops.models import AlertState, SizeSample, TrafficSample
 from tests.conftest import make_settings
-from tests.ops.conftest import Receiver
+from tests.ops.conftest import Receiver, write_backup_manifest
 
 # Only the condition under test may fire: the others are set out of reach.
 QUIET = alerts.Thresholds(
@@ -26,9 +25,7 @@ QUIET = alerts.Thresholds(
 
 
 def write_backup(settings: Settings, name: str, created_at: datetime) -> None:
-    folder = settings.backups_dir / name
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"created_at": iso(created_at)}))
+    folder = write_backup_manifest(settings.backups_dir, name, iso(created_at))
     (folder / "dump.bin").write_bytes(b"x" * 100)
 
 

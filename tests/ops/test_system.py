@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from tekudasai.db.session import Database
 from tekudasai.ops import growth, querystats, system, traffic
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
+from tests.ops.conftest import write_backup_manifest
 
 HTML = {"Accept": "text/html"}
 
@@ -60,11 +60,7 @@ async def test_system_page_for_admins(
         await client.get("/api/health")
     async with database.sessionmaker() as db, db.begin():
         await traffic.sample_traffic(db)
-    folder = settings.backups_dir / "20260101T000000Z"
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(
-        json.dumps({"created_at": "2026-01-01T00:00:00.000Z", "schema_revision": "0001"})
-    )
+    write_backup_manifest(settings.backups_dir, "20260101T000000Z", "2026-01-01T00:00:00.000Z")
     admin = await make_person(database, cipher, role="admin")
     response = await client.get("/admin/system", headers={**admin.auth, **HTML})
     assert response.status_code == 200
@@ -108,45 +104,40 @@ async def test_top_statements_lists_the_heaviest(database: Database) -> None:
     assert all("pg_stat_statements" not in q for q in queries)
 
 
-def test_db_top_prints_a_table(db_url: str, tmp_path: Path) -> None:
-    env = {
+def _cli_env(db_url: str, data_dir: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": db_url,
-        "TK_DATA_DIR": str(tmp_path),
+        "TK_DATA_DIR": str(data_dir),
         "BETTER_AUTH_SECRET": TEST_SECRET,
         "PYTHONPATH": os.pathsep.join(sys.path),
         "COLUMNS": "160",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "tekudasai", "db", "top", "--limit", "5"],
+
+
+def _db_top(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tekudasai", "db", "top", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_db_top_prints_a_table(db_url: str, tmp_path: Path) -> None:
+    env = _cli_env(db_url, tmp_path)
+    result = _db_top(env, "--limit", "5")
     assert result.returncode == 0, result.stderr
     assert "Heaviest statements" in result.stdout
     assert "total ms" in result.stdout and "calls" in result.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "tekudasai", "db", "top", "--limit", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = _db_top(env, "--limit", "0")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
 
 
 def test_db_top_watch_refreshes_until_interrupted(db_url: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "TK_DATA_DIR": str(tmp_path),
-        "BETTER_AUTH_SECRET": TEST_SECRET,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "COLUMNS": "160",
-    }
+    env = _cli_env(db_url, tmp_path)
     watcher = subprocess.Popen(
         [sys.executable, "-m", "tekudasai", "db", "top", "--watch", "--limit", "3"],
         env=env,

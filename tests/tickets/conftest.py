@@ -9,10 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.forms.models import Form, FormVersion
-from tests.factories import Person, make_person
+from tests.factories import Person, person_fixture
 
 FORM_ELEMENTS: list[dict[str, Any]] = [
     {
@@ -67,24 +66,10 @@ async def make_form(
     return form
 
 
-@pytest.fixture
-async def reporter(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="user")
-
-
-@pytest.fixture
-async def other(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="user")
-
-
-@pytest.fixture
-async def agent(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="agent")
-
-
-@pytest.fixture
-async def admin(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="admin")
+reporter = person_fixture("user")
+other = person_fixture("user")
+agent = person_fixture("agent")
+admin = person_fixture("admin")
 
 
 @pytest.fixture
@@ -106,3 +91,9 @@ def file_ticket(client: httpx.AsyncClient, form: Form) -> FileTicket:
 async def scalar(database: Database, sql: str, **params: Any) -> Any:
     async with database.engine.connect() as conn:
         return (await conn.execute(text(sql), params)).scalar()
+
+
+@pytest.fixture
+async def ticket(reporter: Person, file_ticket: FileTicket) -> dict[str, Any]:
+    """A ticket the reporter has just filed."""
+    return await file_ticket(reporter)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import text
@@ -21,9 +23,8 @@ async def logs_of(database: Database, ticket_id: int) -> list[tuple[str, str]]:
 
 
 async def test_customers_do_not_see_agent_endpoints(
-    client: httpx.AsyncClient, reporter: Person, file_ticket: FileTicket
+    client: httpx.AsyncClient, reporter: Person, ticket: dict[str, Any]
 ) -> None:
-    ticket = await file_ticket(reporter)
     tid = ticket["id"]
     calls = [
         ("GET", "/api/tickets", None),
@@ -46,9 +47,8 @@ async def test_customers_do_not_see_agent_endpoints(
 
 
 async def test_detail_has_decrypted_reporter_and_assignee(
-    client: httpx.AsyncClient, reporter: Person, agent: Person, file_ticket: FileTicket
+    client: httpx.AsyncClient, reporter: Person, agent: Person, ticket: dict[str, Any]
 ) -> None:
-    ticket = await file_ticket(reporter)
     path = f"/api/tickets/{ticket['id']}"
     detail = (await client.get(path, headers=agent.auth)).json()["data"]
     assert detail["reporter"] == {
@@ -67,12 +67,10 @@ async def test_detail_has_decrypted_reporter_and_assignee(
 
 async def test_status_workflow_logs_and_refusals(
     client: httpx.AsyncClient,
-    reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     tid = ticket["id"]
     path = f"/api/tickets/{tid}"
     for status in ("in_progress", "pending", "resolved", "closed"):
@@ -108,11 +106,9 @@ async def test_status_workflow_logs_and_refusals(
 
 async def test_patch_summary_and_response_are_described_field_by_field(
     client: httpx.AsyncClient,
-    reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
 ) -> None:
-    ticket = await file_ticket(reporter)
     path = f"/api/tickets/{ticket['id']}"
     await client.post(f"{path}/open-form", headers=agent.auth)
     response = await client.patch(
@@ -148,10 +144,9 @@ async def test_delete_keeps_the_audit_trail(
     client: httpx.AsyncClient,
     reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     tid = ticket["id"]
     await client.post(f"/api/tickets/{tid}/comments", json={"body": "hi"}, headers=agent.auth)
     deleted = await client.delete(f"/api/tickets/{tid}", headers=agent.auth)
@@ -174,10 +169,9 @@ async def test_assignment(
     agent: Person,
     admin: Person,
     other: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     path = f"/api/tickets/{ticket['id']}"
     toggled = await client.post(f"{path}/assign-toggle", headers=agent.auth)
     assert toggled.json()["data"]["assigneeId"] == agent.user.id
@@ -305,12 +299,10 @@ async def test_cursor_pages_walk_every_ticket_once(
 
 async def test_agent_bad_input_is_a_clear_error_never_a_500(
     client: httpx.AsyncClient,
-    reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     calls = [
         ("PATCH", "/api/tickets/abc", {"status": "closed"}, 400),
         ("DELETE", "/api/tickets/1.5", None, 400),

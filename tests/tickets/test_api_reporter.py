@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tekudasai.db.session import Database
@@ -204,9 +206,8 @@ async def test_status_filter_and_bad_query_parameters(
 
 
 async def test_read_own_ticket_but_never_someone_elses(
-    client: httpx.AsyncClient, reporter: Person, other: Person, file_ticket: FileTicket
+    client: httpx.AsyncClient, reporter: Person, other: Person, ticket: dict[str, Any]
 ) -> None:
-    ticket = await file_ticket(reporter)
     mine = await client.get(f"/api/tickets/my/{ticket['id']}", headers=reporter.auth)
     assert mine.status_code == 200
     assert mine.json()["data"]["form"]["name"] == "Form it-support"
@@ -236,10 +237,9 @@ async def test_form_edit_only_while_an_agent_has_reopened_it(
     client: httpx.AsyncClient,
     reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     path = f"/api/tickets/my/{ticket['id']}"
     changed = {"category": "software", "description": "Actually the driver"}
     closed = await client.patch(path, json={"formResponse": changed}, headers=reporter.auth)
@@ -280,9 +280,8 @@ async def test_conversation_hides_internal_notes_and_a_reply_reopens_resolved(
     client: httpx.AsyncClient,
     reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
 ) -> None:
-    ticket = await file_ticket(reporter)
     tid = ticket["id"]
     public = await client.post(
         f"/api/tickets/{tid}/comments", json={"body": "We are on it"}, headers=agent.auth
@@ -328,10 +327,9 @@ async def test_bad_comments_are_refused(
     client: httpx.AsyncClient,
     reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     tid = ticket["id"]
     for body in (
         {"body": ""},

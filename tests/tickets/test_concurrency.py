@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -76,10 +77,9 @@ async def test_concurrent_replies_reopen_a_resolved_ticket_once(
     client: httpx.AsyncClient,
     reporter: Person,
     agent: Person,
-    file_ticket: FileTicket,
+    ticket: dict[str, Any],
     database: Database,
 ) -> None:
-    ticket = await file_ticket(reporter)
     tid = ticket["id"]
     await client.patch(f"/api/tickets/{tid}", json={"status": "resolved"}, headers=agent.auth)
     replies = await asyncio.gather(

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tekudasai.db.session import Database
 from tekudasai.tickets import listing
@@ -65,8 +66,24 @@ SELECT CASE WHEN g % 50 = 0 THEN :reporter ELSE :other END,
        'ticket ' || md5(g::text) || CASE WHEN g % 997 = 0 THEN ' zebra' ELSE '' END,
        (ARRAY['open','in_progress','pending','resolved','closed'])[1 + g % 5],
        :form, 1, '{"description": "words"}'
-  FROM generate_series(1, 30000) AS g
+  FROM generate_series(1, :n) AS g
 """
+
+
+async def _bulk_insert(
+    conn: AsyncConnection, *, reporter: Person, other: Person, agent: Person, n: int
+) -> None:
+    """`n` tickets in one statement, as the bulk seed writes them (form "it-support")."""
+    await conn.execute(
+        text(BULK_SQL),
+        {
+            "reporter": reporter.user.id,
+            "other": other.user.id,
+            "agent": agent.user.id,
+            "form": "it-support",
+            "n": n,
+        },
+    )
 
 
 def _sql(statement: Any) -> str:
@@ -100,15 +117,7 @@ async def test_common_lists_use_indexes_and_totals_never_scan_tickets(
 ) -> None:
     await file_ticket(reporter)  # creates the form version the bulk rows reference
     async with database.engine.begin() as conn:
-        await conn.execute(
-            text(BULK_SQL),
-            {
-                "reporter": reporter.user.id,
-                "other": other.user.id,
-                "agent": agent.user.id,
-                "form": "it-support",
-            },
-        )
+        await _bulk_insert(conn, reporter=reporter, other=other, agent=agent, n=30000)
         await conn.execute(text("ANALYZE tickets"))
         await conn.execute(text("ANALYZE ticket_counts"))
 
@@ -208,15 +217,7 @@ async def test_counts_follow_bulk_loads_that_skip_ordinary_triggers(
     await file_ticket(reporter)
     async with database.engine.begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(
-            text(BULK_SQL.replace("generate_series(1, 30000)", "generate_series(1, 500)")),
-            {
-                "reporter": reporter.user.id,
-                "other": reporter.user.id,
-                "agent": agent.user.id,
-                "form": "it-support",
-            },
-        )
+        await _bulk_insert(conn, reporter=reporter, other=reporter, agent=agent, n=500)
         await conn.execute(text("DELETE FROM tickets WHERE id % 7 = 0"))
     assert await _rows(database, COUNTS_SQL) == await _rows(database, TRUTH_SQL)
 
@@ -227,15 +228,7 @@ async def test_a_bulk_loader_may_skip_the_counts_and_rebuild_them_once(
     await file_ticket(reporter)
     async with database.engine.begin() as conn:
         await conn.execute(text("SET LOCAL tekudasai.skip_ticket_counts = on"))
-        await conn.execute(
-            text(BULK_SQL.replace("generate_series(1, 30000)", "generate_series(1, 300)")),
-            {
-                "reporter": reporter.user.id,
-                "other": reporter.user.id,
-                "agent": agent.user.id,
-                "form": "it-support",
-            },
-        )
+        await _bulk_insert(conn, reporter=reporter, other=reporter, agent=agent, n=300)
         stale = await conn.execute(text("SELECT sum(n) FROM ticket_counts WHERE scope = 'all'"))
         assert stale.scalar() == 1
         await conn.execute(text("SELECT tk_ticket_counts_rebuild()"))

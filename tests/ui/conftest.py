@@ -135,5 +135,15 @@ async def sign_in(page: Page, email: str, password: str) -> None:
     await page.wait_for_load_state()
 
 
+async def sign_up(page: Page, name: str, email: str, password: str) -> None:
+    """Fill in the sign-up page and submit it (the password twice)."""
+    await page.goto("/auth/signup")
+    await page.get_by_label("Full name").fill(name)
+    await page.get_by_label("E-mail").fill(email)
+    await page.locator("#f-password").fill(password)
+    await page.get_by_label("Repeat password").fill(password)
+    await page.get_by_role("button", name="Create account").click()
+
+
 def wait(seconds: float) -> asyncio.Future[None]:
     return asyncio.sleep(seconds)  # type: ignore[return-value]

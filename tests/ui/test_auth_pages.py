@@ -8,7 +8,7 @@ from typing import Any
 from playwright.async_api import Browser, Page, expect
 
 from tests.factories import make_person
-from tests.ui.conftest import LiveServer, screenshot, sign_in
+from tests.ui.conftest import LiveServer, screenshot, sign_in, sign_up
 
 
 async def test_signed_out_visitor_goes_to_login_and_back(
@@ -21,12 +21,7 @@ async def test_signed_out_visitor_goes_to_login_and_back(
 
 
 async def test_signup_signin_signout(page: Page, live_server: LiveServer) -> None:
-    await page.goto("/auth/signup")
-    await page.get_by_label("Full name").fill("Ada <b>Lovelace</b>")
-    await page.get_by_label("E-mail").fill("ada@example.test")
-    await page.locator("#f-password").fill("short")
-    await page.get_by_label("Repeat password").fill("short")
-    await page.get_by_role("button", name="Create account").click()
+    await sign_up(page, "Ada <b>Lovelace</b>", "ada@example.test", "short")
     # The server judges: too short a password comes back next to its field, the input kept.
     await expect(page.locator("#f-password-error")).to_contain_text("Password too short")
     await expect(page.get_by_label("Full name")).to_have_value("Ada <b>Lovelace</b>")

@@ -10,9 +10,8 @@ from typing import Any
 
 from playwright.async_api import Browser, expect
 
-from tekudasai.forms import service as forms_service
-from tests.factories import make_person
-from tests.ui.conftest import LiveServer, new_page, screenshot, sign_in
+from tests.factories import Person, make_form, make_person
+from tests.ui.conftest import LiveServer, new_page, screenshot, sign_in, sign_up
 
 FORM_NAME = "Hardware & software help"
 
@@ -90,16 +89,14 @@ ELEMENTS: list[dict[str, Any]] = [
 ]
 
 
-async def make_form(database: Any, creator_id: str) -> dict[str, Any]:
-    async with database.sessionmaker() as db, db.begin():
-        return await forms_service.create_form(
-            db,
-            creator_id=creator_id,
-            name=FORM_NAME,
-            description="Anything broken? Start here.",
-            disabled=False,
-            elements=ELEMENTS,
-        )
+async def it_form(database: Any, creator: Person) -> dict[str, Any]:
+    return await make_form(
+        database,
+        creator,
+        name=FORM_NAME,
+        description="Anything broken? Start here.",
+        elements=ELEMENTS,
+    )
 
 
 async def test_customer_files_agent_answers_customer_sees(
@@ -107,16 +104,11 @@ async def test_customer_files_agent_answers_customer_sees(
 ) -> None:
     admin = await make_person(database, cipher, role="admin")
     agent = await make_person(database, cipher, role="agent", name="Agnes Agent")
-    await make_form(database, admin.user.id)
+    await it_form(database, admin)
 
     # -- the customer signs up and files a ticket ------------------------------------------
     customer_ctx, page = await new_page(browser, live_server)
-    await page.goto("/auth/signup")
-    await page.get_by_label("Full name").fill("Carla Customer")
-    await page.get_by_label("E-mail").fill("carla@example.test")
-    await page.locator("#f-password").fill("carla-password")
-    await page.get_by_label("Repeat password").fill("carla-password")
-    await page.get_by_role("button", name="Create account").click()
+    await sign_up(page, "Carla Customer", "carla@example.test", "carla-password")
     await expect(page.get_by_role("heading", name="No tickets yet")).to_be_visible()
     await screenshot(page, "my-tickets-empty")
 
@@ -236,7 +228,7 @@ async def test_server_errors_shown_next_to_fields_without_javascript(
 ) -> None:
     admin = await make_person(database, cipher, role="admin")
     customer = await make_person(database, cipher)
-    form = await make_form(database, admin.user.id)
+    form = await it_form(database, admin)
     context = await browser.new_context(base_url=live_server.url, java_script_enabled=False)
     page = await context.new_page()
     await sign_in(page, customer.email, customer.password)
@@ -283,18 +275,16 @@ async def test_customer_edits_answers_after_agent_reopens_form(
     admin = await make_person(database, cipher, role="admin")
     agent = await make_person(database, cipher, role="agent")
     customer = await make_person(database, cipher)
+    form = await make_form(
+        database,
+        admin,
+        name="Access request",
+        elements=[
+            {"type": "text-field", "name": "system", "label": "System", "required": True},
+            {"type": "number", "name": "days", "label": "Days needed", "min": 1},
+        ],
+    )
     async with database.sessionmaker() as db, db.begin():
-        form = await forms_service.create_form(
-            db,
-            creator_id=admin.user.id,
-            name="Access request",
-            description="",
-            disabled=False,
-            elements=[
-                {"type": "text-field", "name": "system", "label": "System", "required": True},
-                {"type": "number", "name": "days", "label": "Days needed", "min": 1},
-            ],
-        )
         ticket = await tickets_service.create_ticket(
             db,
             reporter_id=customer.user.id,

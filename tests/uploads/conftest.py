@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
-from tekudasai.core.crypto import PiiCipher
-from tekudasai.db.session import Database
-from tests.factories import Person, make_person
+from tests.factories import Person, person_fixture
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -21,24 +18,10 @@ WINDOWS_EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64
 
 
-@pytest.fixture
-async def uploader(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="user")
-
-
-@pytest.fixture
-async def stranger(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="user")
-
-
-@pytest.fixture
-async def agent(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="agent")
-
-
-@pytest.fixture
-async def admin(database: Database, cipher: PiiCipher) -> Person:
-    return await make_person(database, cipher, role="admin")
+uploader = person_fixture("user")
+stranger = person_fixture("user")
+agent = person_fixture("agent")
+admin = person_fixture("admin")
 
 
 async def upload(

@@ -12,10 +12,9 @@ from sqlalchemy import func, select
 
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
-from tekudasai.forms import service as forms_service
 from tekudasai.tickets.models import Ticket
 from tekudasai.uploads.models import TicketUpload, Upload
-from tests.factories import Person
+from tests.factories import Person, make_form
 from tests.uploads.conftest import (
     ELF,
     HEIC,
@@ -204,15 +203,10 @@ async def test_malformed_requests(
 
 
 async def _ticket_with(database: Database, admin: Person, reporter: Person, upload_id: str) -> int:
+    form = await make_form(
+        database, admin, name="F", elements=[{"type": "file-upload", "name": "f", "label": "F"}]
+    )
     async with database.sessionmaker() as db, db.begin():
-        form = await forms_service.create_form(
-            db,
-            creator_id=admin.user.id,
-            name="F",
-            description="",
-            disabled=False,
-            elements=[{"type": "file-upload", "name": "f", "label": "F"}],
-        )
         ticket = Ticket(
             reporter_id=reporter.user.id,
             summary="with file",

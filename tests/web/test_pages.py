@@ -10,11 +10,10 @@ import httpx
 from sqlalchemy import func, select
 
 from tekudasai.accounts.models import Session
-from tekudasai.forms import service as forms_service
 from tekudasai.forms.models import Form
 from tekudasai.tickets import service as tickets_service
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
-from tests.factories import Person, make_person
+from tests.factories import Person, make_form, make_person
 
 HTML = {"Accept": "text/html"}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -35,6 +34,11 @@ async def csrf(client: httpx.AsyncClient, path: str) -> str:
     return match.group(1)
 
 
+async def submit(client: httpx.AsyncClient, path: str, token: str, **fields: str) -> httpx.Response:
+    """Post a page's form as the browser does: the fields, the CSRF token, HTML accepted."""
+    return await client.post(path, data={**fields, "csrf_token": token}, headers=HTML)
+
+
 async def count(database: Any, model: Any) -> int:
     async with database.sessionmaker() as db:
         return int(await db.scalar(select(func.count()).select_from(model)) or 0)
@@ -42,15 +46,13 @@ async def count(database: Any, model: Any) -> int:
 
 async def a_ticket(database: Any, cipher: Any, reporter: Person, summary: str = "Printer") -> int:
     admin = await make_person(database, cipher, role="admin")
+    form = await make_form(
+        database,
+        admin,
+        name="General",
+        elements=[{"type": "textarea", "name": "details", "label": "Details"}],
+    )
     async with database.sessionmaker() as db, db.begin():
-        form = await forms_service.create_form(
-            db,
-            creator_id=admin.user.id,
-            name="General",
-            description="",
-            disabled=False,
-            elements=[{"type": "textarea", "name": "details", "label": "Details"}],
-        )
         ticket = await tickets_service.create_ticket(
             db,
             reporter_id=reporter.user.id,
@@ -101,15 +103,13 @@ async def test_login_with_token_signs_in_and_never_redirects_off_site(
 ) -> None:
     person = await make_person(database, cipher)
     token = await csrf(as_browser(client), "/auth/login")
-    response = await client.post(
+    response = await submit(
+        client,
         "/auth/login",
-        data={
-            "email": person.email,
-            "password": person.password,
-            "next": "//evil.example/steal",
-            "csrf_token": token,
-        },
-        headers=HTML,
+        token,
+        email=person.email,
+        password=person.password,
+        next="//evil.example/steal",
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/"
@@ -123,10 +123,8 @@ async def test_wrong_password_answers_400_with_the_form(
 ) -> None:
     person = await make_person(database, cipher)
     token = await csrf(as_browser(client), "/auth/login")
-    response = await client.post(
-        "/auth/login",
-        data={"email": person.email, "password": "not-it-at-all", "csrf_token": token},
-        headers=HTML,
+    response = await submit(
+        client, "/auth/login", token, email=person.email, password="not-it-at-all"
     )
     assert response.status_code == 400
     assert "Wrong e-mail or password" in response.text
@@ -174,15 +172,11 @@ async def test_reply_without_token_writes_nothing(
     assert response.status_code == 303
     assert await count(database, TicketComment) == 0
     token = await csrf(client, f"/tickets/{ticket_id}")
-    response = await client.post(
-        f"/tickets/{ticket_id}/reply", data={"body": "hello", "csrf_token": token}
-    )
+    response = await submit(client, f"/tickets/{ticket_id}/reply", token, body="hello")
     assert response.status_code == 303
     assert await count(database, TicketComment) == 1
     # An empty reply is refused with a message, and nothing is stored.
-    response = await client.post(
-        f"/tickets/{ticket_id}/reply", data={"body": "   ", "csrf_token": token}
-    )
+    response = await submit(client, f"/tickets/{ticket_id}/reply", token, body="   ")
     assert response.status_code == 303
     assert await count(database, TicketComment) == 1
 
@@ -200,10 +194,8 @@ async def test_invalid_transition_is_explained_and_changes_nothing(
     logs_before = await count(database, TicketLog)
     as_browser(client, agent)
     token = await csrf(client, f"/agent/tickets/{ticket_id}")
-    response = await client.post(
-        f"/agent/tickets/{ticket_id}/status",
-        data={"status": "in_progress", "csrf_token": token},
-        headers=HTML,
+    response = await submit(
+        client, f"/agent/tickets/{ticket_id}/status", token, status="in_progress"
     )
     assert response.status_code == 303
     follow = await client.get(response.headers["location"], headers=HTML)
@@ -219,23 +211,15 @@ async def test_form_builder_refuses_bad_definitions_without_saving(
     admin = await make_person(database, cipher, role="admin")
     as_browser(client, admin)
     token = await csrf(client, "/agent/forms/new")
-    bad_json = await client.post(
-        "/agent/forms/new",
-        data={"name": "X", "elements": "[{not json", "csrf_token": token},
-        headers=HTML,
-    )
+    bad_json = await submit(client, "/agent/forms/new", token, name="X", elements="[{not json")
     assert bad_json.status_code == 400
     assert "Not valid JSON" in bad_json.text
-    unknown_type = await client.post(
-        "/agent/forms/new",
-        data={"name": "X", "elements": '[{"type": "rocket", "name": "a"}]', "csrf_token": token},
-        headers=HTML,
+    unknown_type = await submit(
+        client, "/agent/forms/new", token, name="X", elements='[{"type": "rocket", "name": "a"}]'
     )
     assert unknown_type.status_code == 400
     assert "unknown element type" in unknown_type.text
-    no_name = await client.post(
-        "/agent/forms/new", data={"name": " ", "elements": "[]", "csrf_token": token}, headers=HTML
-    )
+    no_name = await submit(client, "/agent/forms/new", token, name=" ", elements="[]")
     assert no_name.status_code == 400
     assert await count(database, Form) == 0
 
@@ -245,10 +229,8 @@ async def test_my_tickets_search_status_filter_and_pages(
 ) -> None:
     person = await make_person(database, cipher)
     admin = await make_person(database, cipher, role="admin")
+    form = await make_form(database, admin, name="F", elements=[])
     async with database.sessionmaker() as db, db.begin():
-        form = await forms_service.create_form(
-            db, creator_id=admin.user.id, name="F", description="", disabled=False, elements=[]
-        )
         for n in range(25):
             await tickets_service.create_ticket(
                 db,
@@ -309,9 +291,7 @@ async def test_pages_apply_the_tickets_rate_limit(
         http.cookies.set("tk.session_token", person.token)
         token = await csrf(http, f"/tickets/{ticket_id}")
         for body in ("first", "second"):
-            response = await http.post(
-                f"/tickets/{ticket_id}/reply", data={"body": body, "csrf_token": token}
-            )
+            response = await submit(http, f"/tickets/{ticket_id}/reply", token, body=body)
             assert response.status_code == 303
         page = await http.get(response.headers["location"], headers=HTML)
     assert "Too many requests" in page.text

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +49,27 @@ def _token_key_id_sql(column: str) -> str:
     return f"(get_byte({column}_ciphertext, 0) * 256 + get_byte({column}_ciphertext, 1))"
 
 
+async def _in_batches(
+    database: Database,
+    progress: Callable[[int], None],
+    fetch: Callable[[AsyncSession, str], Awaitable[Sequence[Any]]],
+    rewrite: Callable[[AsyncSession, Any], Awaitable[None]],
+) -> int:
+    """Rewrite rows by id order, one short transaction per batch `fetch` returns after an id."""
+    done = 0
+    last_id = ""
+    while True:
+        async with database.sessionmaker() as db, db.begin():
+            rows = await fetch(db, last_id)
+            if not rows:
+                return done
+            for row in rows:
+                await rewrite(db, row)
+            last_id = rows[-1].id
+        done += len(rows)
+        progress(len(rows))
+
+
 async def _reencrypt_users(
     database: Database,
     cipher: PiiCipher,
@@ -55,38 +77,33 @@ async def _reencrypt_users(
     batch_size: int,
     progress: Callable[[int], None],
 ) -> int:
-    done = 0
-    last_id = ""
-    while True:
-        async with database.sessionmaker() as db, db.begin():
-            rows = (
-                await db.execute(
-                    select(User.id, User.name_ciphertext, User.email_ciphertext)
-                    .where(User.pii_key_id != key_id, User.id > last_id)
-                    .order_by(User.id)
-                    .limit(batch_size)
-                    .with_for_update()
-                )
-            ).all()
-            if not rows:
-                return done
-            for row in rows:
-                name = cipher.decrypt(row.name_ciphertext, context="user.name")
-                email = cipher.decrypt(row.email_ciphertext, context="user.email")
-                await db.execute(
-                    update(User)
-                    .where(User.id == row.id)
-                    .values(
-                        name_ciphertext=cipher.encrypt(name, context="user.name", key_id=key_id),
-                        email_ciphertext=cipher.encrypt(email, context="user.email", key_id=key_id),
-                        pii_key_id=key_id,
-                        updated_at=User.updated_at,  # re-encryption is not a change to the person
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            last_id = rows[-1].id
-        done += len(rows)
-        progress(len(rows))
+    async def fetch(db: AsyncSession, last_id: str) -> Sequence[Any]:
+        return (
+            await db.execute(
+                select(User.id, User.name_ciphertext, User.email_ciphertext)
+                .where(User.pii_key_id != key_id, User.id > last_id)
+                .order_by(User.id)
+                .limit(batch_size)
+                .with_for_update()
+            )
+        ).all()
+
+    async def rewrite(db: AsyncSession, row: Any) -> None:
+        name = cipher.decrypt(row.name_ciphertext, context="user.name")
+        email = cipher.decrypt(row.email_ciphertext, context="user.email")
+        await db.execute(
+            update(User)
+            .where(User.id == row.id)
+            .values(
+                name_ciphertext=cipher.encrypt(name, context="user.name", key_id=key_id),
+                email_ciphertext=cipher.encrypt(email, context="user.email", key_id=key_id),
+                pii_key_id=key_id,
+                updated_at=User.updated_at,  # re-encryption is not a change to the person
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    return await _in_batches(database, progress, fetch, rewrite)
 
 
 async def _reencrypt_accounts(
@@ -99,41 +116,37 @@ async def _reencrypt_accounts(
     stale = " OR ".join(
         f"({c}_ciphertext IS NOT NULL AND {_token_key_id_sql(c)} <> :key_id)" for c in TOKEN_COLUMNS
     )
-    done = 0
-    last_id = ""
-    while True:
-        async with database.sessionmaker() as db, db.begin():
-            rows = (
-                await db.execute(
-                    text(
-                        "SELECT id, access_token_ciphertext, refresh_token_ciphertext, "
-                        "id_token_ciphertext FROM accounts "
-                        f"WHERE id > :last_id AND ({stale}) ORDER BY id LIMIT :n FOR UPDATE"
-                    ),
-                    {"last_id": last_id, "key_id": key_id, "n": batch_size},
+
+    async def fetch(db: AsyncSession, last_id: str) -> Sequence[Any]:
+        return (
+            await db.execute(
+                text(
+                    "SELECT id, access_token_ciphertext, refresh_token_ciphertext, "
+                    "id_token_ciphertext FROM accounts "
+                    f"WHERE id > :last_id AND ({stale}) ORDER BY id LIMIT :n FOR UPDATE"
+                ),
+                {"last_id": last_id, "key_id": key_id, "n": batch_size},
+            )
+        ).all()
+
+    async def rewrite(db: AsyncSession, row: Any) -> None:
+        values: dict[str, bytes | None] = {}
+        for column in TOKEN_COLUMNS:
+            blob = getattr(row, f"{column}_ciphertext")
+            context = f"account.{column}"
+            if blob is not None:
+                plain = cipher.decrypt(blob, context=context)
+                values[f"{column}_ciphertext"] = cipher.encrypt(
+                    plain, context=context, key_id=key_id
                 )
-            ).all()
-            if not rows:
-                return done
-            for row in rows:
-                values: dict[str, bytes | None] = {}
-                for column in TOKEN_COLUMNS:
-                    blob = getattr(row, f"{column}_ciphertext")
-                    context = f"account.{column}"
-                    if blob is not None:
-                        plain = cipher.decrypt(blob, context=context)
-                        values[f"{column}_ciphertext"] = cipher.encrypt(
-                            plain, context=context, key_id=key_id
-                        )
-                await db.execute(
-                    update(Account)
-                    .where(Account.id == row.id)
-                    .values(**values, updated_at=Account.updated_at)
-                    .execution_options(synchronize_session=False)
-                )
-            last_id = rows[-1].id
-        done += len(rows)
-        progress(len(rows))
+        await db.execute(
+            update(Account)
+            .where(Account.id == row.id)
+            .values(**values, updated_at=Account.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+
+    return await _in_batches(database, progress, fetch, rewrite)
 
 
 async def rotate(

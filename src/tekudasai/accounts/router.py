@@ -13,7 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from fastapi.responses import RedirectResponse
 
 from tekudasai.accounts import jobs as _jobs  # noqa: F401 - registers the hourly clean-up
-from tekudasai.accounts import oauth, service
+from tekudasai.accounts import oauth, service, signin
 from tekudasai.accounts.dependencies import (
     Admin,
     CurrentUser,
@@ -37,17 +37,12 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
 from tekudasai.core.mail import send_mail_quietly
-from tekudasai.core.ratelimit import AuthIpLimit, client_ip, enforce
+from tekudasai.core.ratelimit import AuthIpLimit, account_limit, client_ip
 from tekudasai.core.schemas import PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
 
 router = APIRouter(tags=["auth"])
-
-
-async def _account_limit(request: Request, cipher: PiiCipher, email: str) -> None:
-    # Keyed by the blind index: the counter table never holds an address.
-    await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
 
 
 async def _start_session(
@@ -71,14 +66,9 @@ async def _start_session(
     return token
 
 
-def _verification_mail(settings: Settings, token: str, callback: str | None) -> tuple[str, str]:
-    query = {"token": token, **({"callbackURL": callback} if callback else {})}
-    link = f"{settings.base_url}/api/auth/verify?{urlencode(query)}"
-    return (
-        "Confirm your e-mail address",
-        f"Please confirm your e-mail address for Te Kudasai by opening this link:\n\n{link}\n\n"
-        "The link works once and expires in 24 hours. If you did not sign up, ignore this mail.",
-    )
+def _set_session(response: Response, settings: Settings, signed_in: signin.SignedIn) -> None:
+    set_session_cookie(response, settings, signed_in.token, session=signed_in.session)
+    response.headers["Cache-Control"] = "no-store"  # the body carries the token
 
 
 @router.post("/auth/signup")
@@ -94,20 +84,26 @@ async def sign_up(
     _: AuthIpLimit,
 ) -> dict[str, Any]:
     """Create an account with e-mail and password; signs the new user in."""
-    await _account_limit(request, cipher, body.email)
+    await account_limit(request, cipher, body.email)
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
-    user = await service.create_user(
-        db, cipher, email=body.email, name=body.name, password=body.password, image=body.image
+    signed_in, mail = await signin.sign_up(
+        db,
+        cipher,
+        settings,
+        email=body.email,
+        name=body.name,
+        password=body.password,
+        image=body.image,
+        callback=callback,
+        remember_me=body.remember_me,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
     )
-    token = await _start_session(
-        request, response, db, settings, user_id=user.id, remember_me=body.remember_me
-    )
-    verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
-    subject, text = _verification_mail(settings, verify_token, callback)
+    _set_session(response, settings, signed_in)
     background.add_task(
-        send_mail_quietly, settings, to=body.email.strip(), subject=subject, body=text
+        send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
     )
-    return {"token": token, "user": service.public_user(user, cipher)}
+    return {"token": signed_in.token, "user": service.public_user(signed_in.user, cipher)}
 
 
 @router.post("/auth/signin")
@@ -122,18 +118,23 @@ async def sign_in(
     _: AuthIpLimit,
 ) -> dict[str, Any]:
     """Sign in with e-mail and password."""
-    await _account_limit(request, cipher, body.email)
-    user = await service.authenticate(
+    await account_limit(request, cipher, body.email)
+    signed_in = await signin.sign_in(
         db,
         cipher,
         email=body.email,
         password=body.password,
         lookup=request.app.state.database.sessionmaker,
+        remember_me=body.remember_me,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
     )
-    token = await _start_session(
-        request, response, db, settings, user_id=user.id, remember_me=body.remember_me
-    )
-    return {"redirect": False, "token": token, "user": service.public_user(user, cipher)}
+    _set_session(response, settings, signed_in)
+    return {
+        "redirect": False,
+        "token": signed_in.token,
+        "user": service.public_user(signed_in.user, cipher),
+    }
 
 
 @router.get("/auth/session")
@@ -193,14 +194,14 @@ async def verify_request(
         user = principal.user
     elif body.email:
         service.check_email(body.email)
-        await _account_limit(request, cipher, body.email)
+        await account_limit(request, cipher, body.email)
         user = await service.find_by_email(db, cipher, body.email)
     else:
         service.check_email("")  # raises: an e-mail is needed when signed out
         return {"status": True}
     if user is not None and not user.email_verified:
         token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
-        subject, text = _verification_mail(settings, token, callback)
+        subject, text = signin.verification_mail(settings, token, callback)
         address = cipher.decrypt(user.email_ciphertext, context="user.email")
         background.add_task(send_mail_quietly, settings, to=address, subject=subject, body=text)
     return {"status": True}
@@ -241,7 +242,7 @@ async def reset_password_request(
         if body.redirect_to
         else "/auth/reset-password"
     )
-    await _account_limit(request, cipher, email)
+    await account_limit(request, cipher, email)
     user = await service.find_by_email(db, cipher, email)
     if user is not None:
         token = await service.issue_token(db, user_id=user.id, purpose=service.RESET_PASSWORD)

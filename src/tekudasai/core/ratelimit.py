@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 
 from tekudasai.config import ConfigError, Settings
+from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import RateLimited
 from tekudasai.db.session import Database
 
@@ -133,6 +134,12 @@ async def enforce(request: Request, *, name: str, key: str) -> None:
     wait = await hit(request.app.state.database, name=name, key=key, limit=limit)
     if wait is not None:
         raise RateLimited(headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+async def account_limit(request: Request, cipher: PiiCipher, email: str) -> None:
+    """Count an attempt on the account named by `email` (sign-in, sign-up, mail requests)."""
+    # Keyed by the blind index: the counter table never holds an address.
+    await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
 
 
 def client_ip(request: Request) -> str:

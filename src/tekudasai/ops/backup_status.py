@@ -1,11 +1,16 @@
-"""What the backup directory says: each backup's manifest (written by `tekudasai db backup`)."""
+"""What the backup directory says, for the system page and the alerts: newest first.
+
+Reading and checking manifests is `ops.backup`'s job (the same rules as `tekudasai db backup`
+and its retention); this only adds the size on disk for display.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+
+from tekudasai.ops import backup
 
 
 @dataclass(frozen=True)
@@ -16,35 +21,16 @@ class BackupInfo:
     revision: str | None
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _info(found: backup.Backup) -> BackupInfo:
+    size = sum(f.stat().st_size for f in found.path.iterdir() if f.is_file())
+    return BackupInfo(found.path, found.created_at, size, found.manifest.get("schemaRevision"))
 
 
 def list_backups(backups_dir: Path) -> list[BackupInfo]:
-    """Complete backups (a readable manifest with `created_at`), newest first; [] when none."""
-    found: list[BackupInfo] = []
-    if not backups_dir.is_dir():
-        return found
-    for manifest_path in backups_dir.glob("*/manifest.json"):
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            continue  # a backup being written, or a damaged one: not a successful backup
-        created = _parse_time(manifest.get("created_at") or manifest.get("createdAt"))
-        if created is None:
-            continue
-        size = sum(f.stat().st_size for f in manifest_path.parent.iterdir() if f.is_file())
-        revision = manifest.get("schemaRevision") or manifest.get("schema_revision")
-        found.append(BackupInfo(manifest_path.parent, created, size, revision))
-    return sorted(found, key=lambda b: b.created_at, reverse=True)
+    """Complete backups (a manifest `ops.backup` accepts), newest first; [] when none."""
+    return [_info(found) for found in reversed(backup.list_backups(backups_dir))]
 
 
 def last_backup_at(backups_dir: Path) -> datetime | None:
-    backups = list_backups(backups_dir)
-    return backups[0].created_at if backups else None
+    backups = backup.list_backups(backups_dir)
+    return backups[-1].created_at if backups else None

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tekudasai.accounts import oauth
+from tekudasai.accounts import oauth, signin
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
 from tekudasai.core.errors import AppError
-from tekudasai.core.ratelimit import client_ip, enforce
+from tekudasai.core.mail import send_mail_quietly
+from tekudasai.core.ratelimit import account_limit, client_ip, enforce
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
 from tekudasai.web.deps import PageUser, PostedForm, safe_next
@@ -29,25 +30,6 @@ def oauth_providers(settings: Settings, next_path: str) -> list[dict[str, str]]:
         {"id": p.id, "name": p.name, "href": f"/api/auth/{p.id}?callbackURL={quote(next_path)}"}
         for p in oauth.configured_providers(settings)
     ]
-
-
-async def _start_session(
-    request: Request,
-    response: Response,
-    db: DbSession,
-    settings: Settings,
-    *,
-    user_id: str,
-    remember: bool,
-) -> None:
-    token, session = await accounts_service.create_session(
-        db,
-        user_id=user_id,
-        remember_me=remember,
-        ip_address=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-    )
-    set_session_cookie(response, settings, token, session=session)
 
 
 def _auth_page(
@@ -91,8 +73,16 @@ async def login_submit(
     next_path = safe_next(str(form.get("next", "")))
     try:
         await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
-        await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
-        user = await accounts_service.authenticate(db, cipher, email=email, password=password)
+        await account_limit(request, cipher, email)
+        signed_in = await signin.sign_in(
+            db,
+            cipher,
+            email=email,
+            password=password,
+            remember_me=remember,
+            ip_address=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
     except AppError as exc:
         message = exc.message
         if exc.code == "INVALID_EMAIL_OR_PASSWORD":
@@ -101,7 +91,7 @@ async def login_submit(
             message = "Too many attempts. Please wait a minute and try again."
         return _login_error(request, settings, email, next_path, message)
     response = RedirectResponse(next_path, status_code=303)
-    await _start_session(request, response, db, settings, user_id=user.id, remember=remember)
+    set_session_cookie(response, settings, signed_in.token, session=signed_in.session)
     flash(request, response, "Welcome back!")
     return response
 
@@ -129,7 +119,12 @@ async def signup_page(request: Request, principal: MaybeUser, settings: AppSetti
 
 @router.post("/signup")
 async def signup_submit(
-    request: Request, form: PostedForm, db: DbSession, cipher: Cipher, settings: AppSettings
+    request: Request,
+    form: PostedForm,
+    background: BackgroundTasks,
+    db: DbSession,
+    cipher: Cipher,
+    settings: AppSettings,
 ) -> Response:
     values = {k: str(form.get(k, "")) for k in ("name", "email")}
     password = str(form.get("password", ""))
@@ -142,15 +137,26 @@ async def signup_submit(
     if not errors:
         try:
             await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
-            user = await accounts_service.create_user(
-                db, cipher, email=values["email"], name=values["name"], password=password
+            signed_in, mail = await signin.sign_up(
+                db,
+                cipher,
+                settings,
+                email=values["email"],
+                name=values["name"],
+                password=password,
+                remember_me=True,
+                ip_address=client_ip(request),
+                user_agent=request.headers.get("user-agent"),
             )
         except AppError as exc:
             for item in exc.errors or [{"field": "email", "message": exc.message}]:
                 errors[str(item["field"])] = str(item["message"])
         else:
             response = RedirectResponse(next_path, status_code=303)
-            await _start_session(request, response, db, settings, user_id=user.id, remember=True)
+            set_session_cookie(response, settings, signed_in.token, session=signed_in.session)
+            background.add_task(
+                send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
+            )
             flash(request, response, "Your account is ready.")
             return response
     return _auth_page(

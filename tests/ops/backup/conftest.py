@@ -128,6 +128,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`tekudasai serve` (one worker, a free port) in a subprocess: the process and its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=str(SRC.parent),
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
 async def wait_ready(base: str, deadline_s: float) -> float:
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=base, timeout=2) as http:

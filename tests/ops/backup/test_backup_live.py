@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 
-from tests.ops.backup.conftest import (
-    SRC,
-    Populated,
-    cli_env,
-    free_port,
-    snapshot,
-    tekudasai,
-    wait_ready,
-)
+from tests.ops.backup.conftest import Populated, cli_env, serve, snapshot, tekudasai, wait_ready
 
 READY_WITHIN_S = 60
 
 
 async def test_restore_while_serving(populated: Populated, tmp_path: Path) -> None:
     env = cli_env(populated.url, populated.settings.data_dir, TK_BACKGROUND_JOBS="false")
-    port = free_port()
-    server = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=str(SRC.parent),
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve(env)
     try:
         await wait_ready(base, 60)
         out = tmp_path / "b1"

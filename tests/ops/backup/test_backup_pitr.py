@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from tekudasai.ops.backup import Retention
 from tekudasai.ops.backup_tools import BackupError
 from tekudasai.ops.restore import RestoreRefused
 from tests.conftest import make_settings
-from tests.ops.backup.conftest import SRC, cli_env, free_port, tekudasai, wait_ready
+from tests.ops.backup.conftest import cli_env, serve, tekudasai, wait_ready
 
 
 @dataclass
@@ -206,16 +204,7 @@ async def test_failed_recovery_puts_the_previous_database_back(embedded: Embedde
 async def test_recovery_while_serving_the_embedded_database() -> None:
     root = Path(tempfile.mkdtemp(prefix="tk-pitr-serve-"))
     env = cli_env(None, root / "data", TK_BACKGROUND_JOBS="false")
-    port = free_port()
-    serve = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=str(SRC.parent),
-    )
-    base = f"http://127.0.0.1:{port}"
+    serving, base = serve(env)
     server = EmbeddedPostgres(root / "data" / "pgdata")
     try:
         await wait_ready(base, 90)
@@ -234,11 +223,11 @@ async def test_recovery_while_serving_the_embedded_database() -> None:
         )
         assert restore.returncode == 0, restore.stderr
         assert await wait_ready(base, 60) < 60
-        assert serve.poll() is None
+        assert serving.poll() is None
         rows = await _execute(server.url(EMBEDDED_DATABASE), "SELECT body FROM notes")
         assert [r["body"] for r in rows] == ["first"]
     finally:
-        serve.terminate()
-        serve.wait(timeout=60)
+        serving.terminate()
+        serving.wait(timeout=60)
         await asyncio.to_thread(server.stop, "immediate")
         shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Signing in and signing up with e-mail and password: one path for the API and the web pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tekudasai.accounts import service
+from tekudasai.accounts.models import Session, User
+from tekudasai.config import Settings
+from tekudasai.core.crypto import PiiCipher
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """The user and the new session (`token` goes to the client, once)."""
+
+    user: User
+    token: str
+    session: Session
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """A message for the caller to send after the response (e.g. as a background task)."""
+
+    to: str
+    subject: str
+    body: str
+
+
+def verification_mail(settings: Settings, token: str, callback: str | None) -> tuple[str, str]:
+    """Subject and body of the e-mail verification message."""
+    query = {"token": token, **({"callbackURL": callback} if callback else {})}
+    link = f"{settings.base_url}/api/auth/verify?{urlencode(query)}"
+    return (
+        "Confirm your e-mail address",
+        f"Please confirm your e-mail address for Te Kudasai by opening this link:\n\n{link}\n\n"
+        "The link works once and expires in 24 hours. If you did not sign up, ignore this mail.",
+    )
+
+
+async def _open_session(
+    db: AsyncSession,
+    user: User,
+    *,
+    remember_me: bool,
+    ip_address: str | None,
+    user_agent: str | None,
+) -> SignedIn:
+    token, session = await service.create_session(
+        db,
+        user_id=user.id,
+        remember_me=remember_me,
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
+    return SignedIn(user=user, token=token, session=session)
+
+
+async def sign_in(
+    db: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    email: str,
+    password: str,
+    remember_me: bool,
+    ip_address: str | None,
+    user_agent: str | None,
+    lookup: async_sessionmaker[AsyncSession] | None = None,
+) -> SignedIn:
+    """Check the credentials and open a session; flushes, never commits."""
+    user = await service.authenticate(db, cipher, email=email, password=password, lookup=lookup)
+    return await _open_session(
+        db, user, remember_me=remember_me, ip_address=ip_address, user_agent=user_agent
+    )
+
+
+async def sign_up(
+    db: AsyncSession,
+    cipher: PiiCipher,
+    settings: Settings,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    remember_me: bool,
+    ip_address: str | None,
+    user_agent: str | None,
+    image: str | None = None,
+    callback: str | None = None,
+) -> tuple[SignedIn, Mail]:
+    """Create the account, open a session and prepare the verification mail to send."""
+    user = await service.create_user(
+        db, cipher, email=email, name=name, password=password, image=image
+    )
+    signed_in = await _open_session(
+        db, user, remember_me=remember_me, ip_address=ip_address, user_agent=user_agent
+    )
+    verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
+    subject, body = verification_mail(settings, verify_token, callback)
+    return signed_in, Mail(to=email.strip(), subject=subject, body=body)
