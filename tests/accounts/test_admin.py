@@ -202,7 +202,10 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
         admin_action(client, a, "set-role", b.user.id, role="user"),
         admin_action(client, b, "set-role", a.user.id, role="user"),
     )
-    assert sorted(r.status_code for r in results) == [200, 400]
+    codes = sorted(r.status_code for r in results)
+    # The loser is refused either by the last-admin rule (400) or, when the winner committed
+    # before the loser's request was authorised, because it is no longer an admin (404).
+    assert codes in ([200, 400], [200, 404]), codes
     admins = await client.get(
         "/api/users",
         params={"role": "admin"},
