@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from tekudasai.accounts.dependencies import Admin, CurrentUser
+from tekudasai.core.ratelimit import rate_limit
 from tekudasai.core.schemas import ok, page
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service
@@ -15,6 +16,8 @@ from tekudasai.forms.schemas import FormCreate, FormPatch, ResponseCheck
 router = APIRouter(prefix="/forms", tags=["forms"])
 
 # Form lists are short and the original clients do not page them: a generous default limit.
+# `forms` limit (default 30/minute per user): every request that writes or validates answers.
+FORMS_LIMIT = [Depends(rate_limit("forms"))]
 PageQuery = Annotated[int, Query(alias="page", ge=1, le=1_000_000)]
 LimitQuery = Annotated[int, Query(ge=1, le=100)]
 
@@ -32,7 +35,7 @@ async def get_enabled_form(form_id: str, db: DbSession, user: CurrentUser) -> di
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=True))
 
 
-@router.post("/enabled/{form_id}/validate")
+@router.post("/enabled/{form_id}/validate", dependencies=FORMS_LIMIT)
 async def validate_response(
     form_id: str, body: ResponseCheck, db: DbSession, user: CurrentUser
 ) -> dict[str, Any]:
@@ -53,7 +56,7 @@ async def list_forms(
     return page(items, page=page_, limit=limit, total=total)
 
 
-@router.post("")
+@router.post("", dependencies=FORMS_LIMIT)
 async def create_form(body: FormCreate, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(
         await service.create_form(
@@ -72,7 +75,7 @@ async def get_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=False))
 
 
-@router.patch("/{form_id}")
+@router.patch("/{form_id}", dependencies=FORMS_LIMIT)
 async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin) -> dict[str, Any]:
     changes = body.model_dump(include=body.model_fields_set)
     return ok(
@@ -80,6 +83,6 @@ async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin
     )
 
 
-@router.delete("/{form_id}")
+@router.delete("/{form_id}", dependencies=FORMS_LIMIT)
 async def delete_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(await service.delete_form(db, form_id=form_id))
