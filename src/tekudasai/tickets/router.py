@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from tekudasai.accounts.dependencies import Agent, CurrentUser
 from tekudasai.core.schemas import PageParams, ok, page, page_params
 from tekudasai.core.state import Cipher
-from tekudasai.db.session import DbSession
+from tekudasai.db.session import DbSession, read_only
 from tekudasai.tickets import audit, conversation, listing, service
 from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
 from tekudasai.tickets.errors import TicketNotFound
@@ -62,6 +62,7 @@ def _page(result: listing.TicketPage, pages: PageParams, *, cursor_mode: bool) -
 
 
 @router.get("/my")
+@read_only
 async def list_my_tickets(
     db: DbSession,
     me: CurrentUser,
@@ -93,6 +94,7 @@ async def create_ticket(
 
 
 @router.get("/my/{id}")
+@read_only
 async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
     row = await service.get_my_ticket(db, ticket_id=id, reporter_id=me.user.id)
     return _json(ticket_with_form(row))
@@ -143,6 +145,7 @@ async def reply_to_my_ticket(
 
 
 @router.get("")
+@read_only
 async def list_tickets(
     db: DbSession,
     agent: Agent,
