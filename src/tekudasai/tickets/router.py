@@ -111,6 +111,7 @@ async def update_my_ticket(
 
 
 @router.get("/my/{id}/logs")
+@read_only
 async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id, reporter_id=me.user.id)
     rows = await audit.list_logs(db, ticket_id=id, include_internal=False)
@@ -118,6 +119,7 @@ async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONRe
 
 
 @router.get("/my/{id}/comments")
+@read_only
 async def my_ticket_comments(
     id: TicketId, db: DbSession, me: CurrentUser, cipher: Cipher
 ) -> JSONResponse:
@@ -169,6 +171,7 @@ async def list_tickets(
 
 
 @router.get("/{id}")
+@read_only
 async def get_ticket(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     row = await service.get_ticket(db, ticket_id=id)
     return _json(agent_ticket_view(row, cipher))
@@ -218,6 +221,7 @@ async def open_form(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
 
 
 @router.get("/{id}/logs")
+@read_only
 async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
     rows = await audit.list_logs(db, ticket_id=id, include_internal=True)
     if not rows:
@@ -227,6 +231,7 @@ async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
 
 
 @router.get("/{id}/comments")
+@read_only
 async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id)
     rows = await conversation.list_comments(db, ticket_id=id, include_internal=True)
