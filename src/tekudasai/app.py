@@ -18,6 +18,7 @@ from tekudasai.core.handlers import install_error_handlers
 from tekudasai.core.logging import configure_logging
 from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tekudasai.core.ratelimit import parse_limits
+from tekudasai.core.routing import install_prefix_dispatch
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
@@ -33,9 +34,13 @@ from tekudasai.web.router import router as web_router
 log = logging.getLogger(__name__)
 
 
+API_ROUTERS = (health_router, accounts_router, forms_router, tickets_router, uploads_router)
+API_PREFIXES = ("/api", "/api/v1")
+
+
 def api_router() -> APIRouter:
     api = APIRouter()
-    for router in (health_router, accounts_router, forms_router, tickets_router, uploads_router):
+    for router in API_ROUTERS:
         api.include_router(router)
     return api
 
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     install_error_handlers(app)
     install_web(app)
+    install_prefix_dispatch(app, prefixes=API_PREFIXES, routers=API_ROUTERS)
     app.add_middleware(CsrfMiddleware, trusted_origins=settings.trusted_origins)
     app.add_middleware(
         CORSMiddleware,

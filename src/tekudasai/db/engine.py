@@ -5,8 +5,10 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 
 from tekudasai.config import Settings
 
@@ -70,16 +72,41 @@ def create_engine(
         command_timeout=None,
         server_settings=server_settings,
     )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         connect_args=connect_args,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        # A connection broken by a server restart is detected at checkout and replaced.
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    install_ping(engine)
+    return engine
+
+
+def install_ping(engine: AsyncEngine) -> None:
+    """A connection broken by a server restart is detected at checkout and replaced.
+
+    SQLAlchemy's `pool_pre_ping` on asyncpg wraps its ping in BEGIN … ROLLBACK: three round
+    trips per checkout. A simple-protocol `SELECT 1` is one round trip, needs no prepared
+    statement (safe behind a transaction-mode pooler) and proves the socket and backend alive.
+    A connection opened for this very checkout is not pinged.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["tk_fresh"] = True
+
+    @event.listens_for(pool, "checkout")
+    def ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop("tk_fresh", False):
+            return
+        try:
+            await_only(dbapi_connection.driver_connection.execute("SELECT 1"))
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from tekudasai.accounts.dependencies import Agent, CurrentUser
 from tekudasai.core.schemas import PageParams, ok, page, page_params
 from tekudasai.core.state import Cipher
-from tekudasai.db.session import DbSession
+from tekudasai.db.session import DbSession, read_only
 from tekudasai.tickets import audit, conversation, listing, service
 from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
 from tekudasai.tickets.errors import TicketNotFound
@@ -62,6 +62,7 @@ def _page(result: listing.TicketPage, pages: PageParams, *, cursor_mode: bool) -
 
 
 @router.get("/my")
+@read_only
 async def list_my_tickets(
     db: DbSession,
     me: CurrentUser,
@@ -93,6 +94,7 @@ async def create_ticket(
 
 
 @router.get("/my/{id}")
+@read_only
 async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
     row = await service.get_my_ticket(db, ticket_id=id, reporter_id=me.user.id)
     return _json(ticket_with_form(row))
@@ -109,6 +111,7 @@ async def update_my_ticket(
 
 
 @router.get("/my/{id}/logs")
+@read_only
 async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id, reporter_id=me.user.id)
     rows = await audit.list_logs(db, ticket_id=id, include_internal=False)
@@ -116,6 +119,7 @@ async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONRe
 
 
 @router.get("/my/{id}/comments")
+@read_only
 async def my_ticket_comments(
     id: TicketId, db: DbSession, me: CurrentUser, cipher: Cipher
 ) -> JSONResponse:
@@ -143,6 +147,7 @@ async def reply_to_my_ticket(
 
 
 @router.get("")
+@read_only
 async def list_tickets(
     db: DbSession,
     agent: Agent,
@@ -166,6 +171,7 @@ async def list_tickets(
 
 
 @router.get("/{id}")
+@read_only
 async def get_ticket(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     row = await service.get_ticket(db, ticket_id=id)
     return _json(agent_ticket_view(row, cipher))
@@ -215,6 +221,7 @@ async def open_form(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
 
 
 @router.get("/{id}/logs")
+@read_only
 async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
     rows = await audit.list_logs(db, ticket_id=id, include_internal=True)
     if not rows:
@@ -224,6 +231,7 @@ async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
 
 
 @router.get("/{id}/comments")
+@read_only
 async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id)
     rows = await conversation.list_comments(db, ticket_id=id, include_internal=True)

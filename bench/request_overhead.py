@@ -1,0 +1,218 @@
+"""Per-request cost in process: ms/request and database round trips per request, per endpoint.
+
+    PYTHONPATH=src python bench/request_overhead.py                       # this tree
+    PYTHONPATH=src python bench/request_overhead.py --compare /work/main/src   # vs another tree
+
+No network and no server: httpx's ASGITransport drives the app with one client, so the
+figures are the app's own overhead plus its database round trips. A dedicated TK_DATA_DIR
+(embedded PostgreSQL) is seeded once with a small data set. With --compare, each tree is
+measured in its own child process, alternating rounds, against the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECRET = "bench-secret-that-is-long-enough-0123456789abcdef"
+
+
+def _count_writes() -> list[int]:
+    """Counts writes to every socket transport: in process, that is the database traffic."""
+    import asyncio.selector_events as selector_events
+
+    counter = [0]
+    original = selector_events._SelectorSocketTransport.write
+
+    def write(self: Any, data: Any) -> None:
+        counter[0] += 1
+        original(self, data)
+
+    selector_events._SelectorSocketTransport.write = write  # type: ignore[method-assign]
+    return counter
+
+
+async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
+    import httpx
+    from sqlalchemy import event
+
+    sys.path.insert(0, str(HERE))
+    from sqlalchemy import text
+    from tickets_bench import people  # type: ignore[import-not-found]
+
+    from tekudasai.app import create_app
+    from tekudasai.config import Settings
+    from tekudasai.db.session import Database
+
+    writes = _count_writes()
+    settings = Settings(
+        DATABASE_URL=url,
+        TK_DATA_DIR=str(data_dir),
+        BETTER_AUTH_SECRET=SECRET,
+        TK_RATE_LIMITS="off",
+        TK_BACKGROUND_JOBS="false",
+        TK_LOG_LEVEL="WARNING",
+    )
+    database = Database.connect(url, settings, pool_size=2)
+    who = await people(database)
+    async with database.engine.connect() as conn:
+        # Earlier runs' inserted tickets: flush the GIN pending lists, refresh statistics.
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM (ANALYZE) tickets"))
+    statements = [0]
+
+    def count(*_: Any) -> None:
+        statements[0] += 1
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    body = json.dumps(
+        {
+            "formId": who["form_id"],
+            "summary": "Overhead printer on fire",
+            "formResponse": {"category": "hardware", "description": "It smokes"},
+        }
+    )
+    rep = {"Authorization": f"Bearer {who['reporter']}", "Content-Type": "application/json"}
+    agt = {"Authorization": f"Bearer {who['agent']}"}
+    endpoints = [
+        ("GET /api/health", "GET", "/api/health", {}, None),
+        ("GET /api/tickets/my", "GET", "/api/tickets/my", rep, None),
+        ("GET /api/tickets/my/{id}", "GET", f"/api/tickets/my/{who['ticket_id']}", rep, None),
+        ("GET /api/v1/tickets/my", "GET", "/api/v1/tickets/my", rep, None),
+        ("GET /api/tickets?search=zebra", "GET", "/api/tickets?search=zebra", agt, None),
+        # Last: its inserts would otherwise grow the trigram index's pending list under search.
+        ("POST /api/tickets/my", "POST", "/api/tickets/my", rep, body),
+    ]
+    only = os.environ.get("TK_BENCH_ONLY")
+    endpoints = [e for e in endpoints if not only or only in e[0]]
+    app = create_app(settings, database)
+    results: dict[str, Any] = {}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http,
+    ):
+        for name, method, path, headers, content in endpoints:
+            for _ in range(20):  # warm the statement caches and the pool
+                response = await http.request(method, path, headers=headers, content=content)
+                assert response.status_code == 200, (name, response.text[:300])
+            writes[0] = statements[0] = 0
+            timings = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                await http.request(method, path, headers=headers, content=content)
+                timings.append(time.perf_counter() - started)
+            results[name] = {
+                "ms": statistics.median(timings) * 1000,
+                "mean_ms": statistics.fmean(timings) * 1000,
+                "round_trips": writes[0] / requests,
+                "statements": statements[0] / requests,
+            }
+    await database.dispose()
+    return results
+
+
+def child(args: argparse.Namespace) -> None:
+    results = asyncio.run(measure(args.data_dir, args.url, args.requests))
+    print(json.dumps(results))
+
+
+def run_child(src: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=src)
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--url",
+        url,
+        "--data-dir",
+        str(args.data_dir),
+        "--requests",
+        str(args.requests),
+    ]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(HERE))
+    from tickets_bench import env_for, prepare, tekudasai  # type: ignore[import-not-found]
+
+    from tekudasai.config import Settings
+    from tekudasai.db.embedded import EmbeddedPostgres
+    from tekudasai.db.session import Database
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.update(env_for(args.data_dir))
+    server = EmbeddedPostgres(args.data_dir / "pgdata")
+    server.ensure_running()
+    try:
+        tekudasai(args.data_dir, "db", "migrate", stdout=subprocess.DEVNULL)
+        url = server.url("tekudasai")
+
+        async def seed() -> None:
+            settings = Settings(
+                DATABASE_URL=url, TK_DATA_DIR=str(args.data_dir), BETTER_AUTH_SECRET=SECRET
+            )
+            database = Database.connect(url, settings, pool_size=1)
+            await prepare(database, args.data_dir, 200, 5_000)
+            await database.dispose()
+
+        asyncio.run(seed())
+        trees = {"this": str(ROOT / "src")}
+        if args.compare:
+            trees = {"compare": args.compare, **trees}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        for _ in range(args.rounds):
+            for name, src in trees.items():
+                rounds[name].append(run_child(src, args, url))
+        report(trees, rounds)
+    finally:
+        server.stop()
+
+
+def report(trees: dict[str, str], rounds: dict[str, list[dict[str, Any]]]) -> None:
+    names = list(rounds[next(iter(trees))][0])
+    print(f"{'endpoint':34} " + " ".join(f"{t + ' ms':>12} {'rt':>5} {'sql':>4}" for t in trees))
+    for endpoint in names:
+        cells = []
+        for tree in trees:
+            runs = [r[endpoint] for r in rounds[tree]]
+            ms = min(r["ms"] for r in runs)  # best median over the rounds: least noise
+            cells.append(f"{ms:12.2f} {runs[0]['round_trips']:5.1f} {runs[0]['statements']:4.1f}")
+        print(f"{endpoint:34} " + " ".join(cells))
+    for tree, src in trees.items():
+        print(f"  {tree}: {src}")
+    print("ms = best of the rounds' median ms/request; rt = socket writes (round trips) per")
+    print("request; sql = statements per request (without BEGIN/COMMIT/ping).")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "tk-overhead"
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--compare", default=None, help="another src/ tree to measure alongside")
+    parser.add_argument("--only", default=None, help="endpoints whose name contains this")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
+    cli = parser.parse_args()
+    if cli.only:
+        os.environ["TK_BENCH_ONLY"] = cli.only
+    if cli.child:
+        child(cli)
+    else:
+        main(cli)
