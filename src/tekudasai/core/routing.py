@@ -54,7 +54,7 @@ def build_lanes(
             probe = APIRouter()
             probe.include_router(router, prefix=prefix.rstrip("/"))
             for context in iter_route_contexts(probe.routes):
-                area = area_of(context.path_format, [prefix])
+                area = area_of(context.path_format or "", [prefix])
                 if area and router not in owners.setdefault(area, []):
                     owners[area].append(router)
     everything = list(iter_route_contexts(app_routes))
@@ -64,7 +64,7 @@ def build_lanes(
         lane = APIRouter()
         for router in area_routers:
             lane.include_router(router, prefix=prefix)
-        expected = [_identity(c) for c in everything if _could_match(c.path_format, area)]
+        expected = [_identity(c) for c in everything if _could_match(c.path_format or "", area)]
         got = [_identity(c) for c in iter_route_contexts(lane.routes)]
         got = [g for g in got if _could_match(g[1], area)]
         if expected == got:
