@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
 from sqlalchemy import event, exc
@@ -84,26 +85,42 @@ def create_engine(
     return engine
 
 
+# A connection back in the pool for less than this was alive a moment ago: it is checked
+# without a round trip. Under load every checkout is such a one.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
 def install_ping(engine: AsyncEngine) -> None:
     """A connection broken by a server restart is detected at checkout and replaced.
 
     SQLAlchemy's `pool_pre_ping` on asyncpg wraps its ping in BEGIN … ROLLBACK: three round
-    trips per checkout. A simple-protocol `SELECT 1` is one round trip, needs no prepared
-    statement (safe behind a transaction-mode pooler) and proves the socket and backend alive.
-    A connection opened for this very checkout is not pinged.
+    trips per checkout. Here a connection whose socket the server closed (a restart, a
+    terminated backend) is known without asking: asyncpg marks it closed as soon as the event
+    loop sees the end of the stream. Only a connection idle for a while, which could sit on a
+    silently dropped socket, gets a simple-protocol `SELECT 1`: one round trip, no prepared
+    statement (safe behind a transaction-mode pooler). A connection opened for this very
+    checkout is not pinged.
     """
     pool = engine.sync_engine.pool
 
     @event.listens_for(pool, "connect")
     def fresh(_dbapi_connection: Any, record: Any) -> None:
-        record.info["tk_fresh"] = True
+        record.info["tk_idle_since"] = None
+
+    @event.listens_for(pool, "checkin")
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["tk_idle_since"] = time.monotonic()
 
     @event.listens_for(pool, "checkout")
     def ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if record.info.pop("tk_fresh", False):
+        driver = dbapi_connection.driver_connection
+        if driver.is_closed():
+            raise exc.DisconnectionError("the server closed the connection")
+        idle_since = record.info.get("tk_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            await_only(dbapi_connection.driver_connection.execute("SELECT 1"))
+            await_only(driver.execute("SELECT 1"))
         except Exception as error:
             # The pool discards this connection and checks out (or opens) another one.
             raise exc.DisconnectionError(str(error)) from error
