@@ -1,5 +1,7 @@
 """ASGI entry point for worker processes: `tekudasai.asgi:app`."""
 
 from tekudasai.app import create_app
+from tekudasai.core.runtime import tune_garbage_collector
 
 app = create_app()
+tune_garbage_collector()  # after the app is built: its objects are frozen

@@ -164,7 +164,7 @@ async def test_search_totals_are_capped(
     database: Database,
     monkeypatch: Any,
 ) -> None:
-    monkeypatch.setattr(listing, "SEARCH_COUNT_CAP", 3)
+    monkeypatch.setattr(listing, "SEARCH_PAGES_AHEAD", 1)
     async with database.engine.begin() as conn:
         await conn.execute(
             text(
@@ -174,8 +174,24 @@ async def test_search_totals_are_capped(
             {"r": reporter.user.id},
         )
     body = (await client.get("/api/tickets/my?search=copy&limit=2", headers=reporter.auth)).json()
-    assert body["meta"]["pagination"]["total"] == 3
+    assert body["meta"]["pagination"] == {
+        "page": 1,
+        "limit": 2,
+        "total": 2,
+        "totalPages": 1,
+        "totalCapped": True,
+    }
+    # The cap moves with the page: page 2 counts up to its end and one page ahead.
+    body = (
+        await client.get("/api/tickets/my?search=copy&limit=2&page=2", headers=reporter.auth)
+    ).json()
+    assert body["meta"]["pagination"]["total"] == 4
     assert body["meta"]["pagination"]["totalCapped"] is True
+    assert len(body["data"]) == 2
+    last = (
+        await client.get("/api/tickets/my?search=copy&limit=2&page=3", headers=reporter.auth)
+    ).json()
+    assert last["meta"]["pagination"] == {"page": 3, "limit": 2, "total": 5, "totalPages": 3}
     exact = (await client.get("/api/tickets/my?search=copy 5", headers=reporter.auth)).json()
     assert exact["meta"]["pagination"] == {"page": 1, "limit": 10, "total": 1, "totalPages": 1}
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from tekudasai.accounts import service
 from tekudasai.accounts.models import Role, Session, User
@@ -73,19 +74,23 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
     )
 
 
+@functools.cache
+def _principal_statement() -> Any:
+    # Built once: composing the expression anew cost more than running it.
+    return (
+        select(User, Session)
+        .join(Session, Session.user_id == User.id)
+        .where(Session.token_hash == bindparam("token_hash"), Session.expires_at > func.now())
+    )
+
+
 async def optional_principal(
     request: Request, response: Response, db: DbSession
 ) -> Principal | None:
     token = session_token_from(request)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    row = (
-        await db.execute(
-            select(User, Session)
-            .join(Session, Session.user_id == User.id)
-            .where(Session.token_hash == hash_token(token), Session.expires_at > func.now())
-        )
-    ).first()
+    row = (await db.execute(_principal_statement(), {"token_hash": hash_token(token)})).first()
     if row is None or service.is_banned(row[0]):
         return None
     user, session = row[0], row[1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -61,22 +63,40 @@ def ok(data: Any) -> dict[str, Any]:
     return {"status": "success", "data": data}
 
 
+def page_meta(*, page: int, limit: int, total: int) -> dict[str, Any]:
+    return {
+        "pagination": {
+            "page": page,
+            "limit": limit,
+            "total": total,
+            "totalPages": math.ceil(total / limit) if total else 0,
+        }
+    }
+
+
 def page(items: list[Any], *, page: int, limit: int, total: int) -> dict[str, Any]:
     return {
         "status": "success",
         "data": items,
-        "meta": {
-            "pagination": {
-                "page": page,
-                "limit": limit,
-                "total": total,
-                "totalPages": math.ceil(total / limit) if total else 0,
-            }
-        },
+        "meta": page_meta(page=page, limit=limit, total=total),
     }
 
 
-class PageParams(BaseModel):
+def ok_text(data_json: str) -> str:
+    """`ok` around data that is JSON text already (rendered by the database)."""
+    return f'{{"status":"success","data":{data_json}}}'
+
+
+def page_text(items_json: list[str], meta: dict[str, Any]) -> str:
+    """`page` around items that are JSON text already; `meta` as `page_meta` makes it."""
+    return (
+        f'{{"status":"success","data":[{",".join(items_json)}],'
+        f'"meta":{json.dumps(meta, separators=(",", ":"))}}}'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
     page: int
     limit: int
 
@@ -85,7 +105,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.limit
 
 
-def page_params(
+async def page_params(  # async: a plain def would run in the thread pool
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> PageParams:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from tekudasai.accounts.dependencies import Agent, CurrentUser
-from tekudasai.core.schemas import PageParams, ok, page, page_params
+from tekudasai.core.schemas import PageParams, ok, ok_text, page_meta, page_params, page_text
 from tekudasai.core.state import Cipher
 from tekudasai.db.session import DbSession, read_only
 from tekudasai.tickets import audit, conversation, listing, service
@@ -26,7 +26,6 @@ from tekudasai.tickets.schemas import (
     comment_view,
     log_view,
     ticket_view,
-    ticket_with_form,
 )
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -44,18 +43,16 @@ def _json(data: Any) -> JSONResponse:
     return JSONResponse(ok(data))
 
 
-def _page(result: listing.TicketPage, pages: PageParams, *, cursor_mode: bool) -> JSONResponse:
-    forms: dict[tuple[str, int], dict[str, Any]] = {}
-    body = page(
-        [ticket_with_form(row, forms) for row in result.rows],
-        page=1 if cursor_mode else pages.page,
-        limit=pages.limit,
-        total=result.total,
-    )
-    body["meta"]["nextCursor"] = result.next_cursor
+def _json_text(text: str) -> Response:
+    return Response(text, media_type="application/json")
+
+
+def _page(result: listing.TicketPage[str], pages: PageParams, *, cursor_mode: bool) -> Response:
+    meta = page_meta(page=1 if cursor_mode else pages.page, limit=pages.limit, total=result.total)
+    meta["nextCursor"] = result.next_cursor
     if result.total_capped:
-        body["meta"]["pagination"]["totalCapped"] = True
-    return JSONResponse(body)
+        meta["pagination"]["totalCapped"] = True
+    return _json_text(page_text(result.rows, meta))
 
 
 # -- the reporter's side (declared before /{id} so "my" is never read as an id) --------------
@@ -71,9 +68,9 @@ async def list_my_tickets(
     status: StatusFilter | None = None,
     q: FullText = None,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Response:
     spec = listing.TicketFilter(reporter_id=me.user.id, status=status, search=search, q=q)
-    result = await listing.list_tickets(
+    result = await listing.list_rendered(
         db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
     )
     return _page(result, pages, cursor_mode=cursor is not None)
@@ -95,9 +92,9 @@ async def create_ticket(
 
 @router.get("/my/{id}")
 @read_only
-async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
-    row = await service.get_my_ticket(db, ticket_id=id, reporter_id=me.user.id)
-    return _json(ticket_with_form(row))
+async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> Response:
+    text = await service.get_my_ticket_rendered(db, ticket_id=id, reporter_id=me.user.id)
+    return _json_text(ok_text(text))
 
 
 @router.patch("/my/{id}")
@@ -160,11 +157,11 @@ async def list_tickets(
         Query(alias="assigneeId", max_length=200, description="a user id, 'me' or 'none'"),
     ] = None,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Response:
     if assignee_id == "me":
         assignee_id = agent.user.id
     spec = listing.TicketFilter(status=status, search=search, q=q, assignee_id=assignee_id)
-    result = await listing.list_tickets(
+    result = await listing.list_rendered(
         db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
     )
     return _page(result, pages, cursor_mode=cursor is not None)

@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, literal, select
+from sqlalchemy import Table, Text, bindparam, delete, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -22,7 +22,7 @@ from tekudasai.core.errors import ValidationFailed
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.errors import FormNotFound
 from tekudasai.forms.models import Form, FormVersion
-from tekudasai.tickets import audit, workflow
+from tekudasai.tickets import audit, rendering, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
 from tekudasai.tickets.models import LogAction, Ticket, TicketLog, TicketStatus
 from tekudasai.uploads.models import TicketUpload
@@ -85,7 +85,7 @@ async def create_ticket(
 ) -> Ticket:
     """File a ticket against the form's current version with the validated response."""
     summary = clean_summary(summary)
-    form, version = await enabled_form_version(db, form_id=form_id)
+    version = await enabled_form_version(db, form_id=form_id)
     cleaned, upload_ids = await forms_service.validate_for_ticket(
         db, version=version, response=form_response, reporter_id=reporter_id
     )
@@ -94,16 +94,30 @@ async def create_ticket(
         assignee_id=None,
         summary=summary,
         status=TicketStatus.OPEN.value,
-        form_id=form.id,
+        form_id=version.form_id,
         form_version=version.version,
         form_response=cleaned,
         form_open=False,
     )
-    # The ticket and its audit row in one statement (one round trip, one transaction).
+    params = {f"new_{name}": getattr(ticket, name) for name in FILED_COLUMNS}
+    params["log_details"] = {"ticket": snapshot(ticket)}
+    row = (await db.execute(_create_statement(), params)).one()
+    ticket.id, ticket.created_at, ticket.updated_at = row.id, row.created_at, row.updated_at
+    if upload_ids:
+        await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
+    return ticket
+
+
+@functools.cache
+def _create_statement() -> Any:
+    """The ticket and its audit row in one statement (one round trip, one transaction); built
+    once, the values travel as parameters."""
     table = cast(Table, Ticket.__table__)
     created = (
         insert(table)
-        .values({name: getattr(ticket, name) for name in FILED_COLUMNS})
+        .values(
+            {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in FILED_COLUMNS}
+        )
         .returning(table.c.id, table.c.created_at, table.c.updated_at)
         .cte("created")
     )
@@ -113,37 +127,33 @@ async def create_ticket(
             ["ticket_id", "user_id", "action_type", "action", "details", "internal"],
             select(
                 created.c.id,
-                literal(reporter_id),
+                bindparam("new_reporter_id", type_=Text),
                 literal(LogAction.CREATE.value),
                 literal("Ticket created"),
-                literal({"ticket": snapshot(ticket)}, JSONB),
+                bindparam("log_details", type_=JSONB),
                 literal(False),
             ),
         )
         .cte("create_log")
     )
-    row = (await db.execute(select(created).add_cte(log))).one()
-    ticket.id, ticket.created_at, ticket.updated_at = row.id, row.created_at, row.updated_at
-    if upload_ids:
-        await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
-    return ticket
+    return select(created).add_cte(log)
 
 
-async def enabled_form_version(db: AsyncSession, *, form_id: str) -> tuple[Form, FormVersion]:
-    """An enabled form with its current version, in one query; 404 when missing or disabled."""
-    row = (
-        await db.execute(
-            select(Form, FormVersion)
-            .join(
-                FormVersion,
-                (FormVersion.form_id == Form.id) & (FormVersion.version == Form.version),
-            )
-            .where(Form.id == form_id, Form.disabled.is_(False))
-        )
-    ).first()
-    if row is None:
+@functools.cache
+def _enabled_version_statement() -> Any:
+    return (
+        select(FormVersion)
+        .join(Form, (FormVersion.form_id == Form.id) & (FormVersion.version == Form.version))
+        .where(Form.id == bindparam("form_id"), Form.disabled.is_(False))
+    )
+
+
+async def enabled_form_version(db: AsyncSession, *, form_id: str) -> FormVersion:
+    """The current version of an enabled form, in one query; 404 when missing or disabled."""
+    version = await db.scalar(_enabled_version_statement(), {"form_id": form_id})
+    if version is None:
         raise FormNotFound()
-    return row[0], row[1]
+    return version
 
 
 async def _link_uploads(db: AsyncSession, *, ticket_id: int, upload_ids: list[str]) -> None:
@@ -213,6 +223,22 @@ async def get_my_ticket(db: AsyncSession, *, ticket_id: int, reporter_id: str) -
     if row is None:
         raise TicketNotFound()
     return TicketRow(ticket=row[0], form=row[1], version=row[2])
+
+
+@functools.cache
+def _my_rendered_statement() -> Any:
+    return rendering.rendered_head().where(
+        Ticket.id == bindparam("ticket_id"), Ticket.reporter_id == bindparam("reporter_id")
+    )
+
+
+async def get_my_ticket_rendered(db: AsyncSession, *, ticket_id: int, reporter_id: str) -> str:
+    """The reporter's ticket with its form, as the API's JSON text."""
+    params = {"ticket_id": ticket_id, "reporter_id": reporter_id}
+    row = (await db.execute(_my_rendered_statement(), params)).first()
+    if row is None:
+        raise TicketNotFound()
+    return (await rendering.with_forms(db, [row]))[0]
 
 
 async def get_ticket(db: AsyncSession, *, ticket_id: int) -> TicketRow:

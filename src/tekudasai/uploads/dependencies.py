@@ -14,7 +14,8 @@ def storage_for(settings: Settings) -> Storage:
     return LocalStorage(settings.uploads_dir)
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
+    # async although it does not await: FastAPI runs a plain def in the thread pool.
     storage = getattr(request.app.state, "upload_storage", None)
     if storage is None:
         storage = request.app.state.upload_storage = storage_for(request.app.state.settings)
