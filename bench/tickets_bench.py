@@ -34,6 +34,7 @@ from sqlalchemy import event, text
 from tekudasai.accounts import service as accounts_service
 from tekudasai.app import create_app
 from tekudasai.config import Settings
+from tekudasai.db import raw
 from tekudasai.db.embedded import EmbeddedPostgres, bin_path
 from tekudasai.db.session import Database
 from tekudasai.tickets import listing
@@ -184,12 +185,18 @@ async def capture(app: Any, database: Database, method: str, path: str, **kw: An
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         warm = await http.request(method, path, **kw)
         assert warm.status_code == 200, warm.text[:300]
+
+    def record_raw(statement: str, values: list[Any], seconds: float) -> None:
+        seen.append(render(statement, values))
+
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    observer, raw.observer = raw.observer, record_raw  # statements sent straight to asyncpg
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             response = await http.request(method, path, **kw)
             assert response.status_code == 200, response.text[:300]
     finally:
+        raw.observer = observer
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
     return seen
 

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, replace
+from typing import Annotated
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import LargeBinary, bindparam, func, select
 
 from tekudasai.accounts import service
 from tekudasai.accounts.models import Role, Session, User
+from tekudasai.accounts.signed_in import (
+    SESSION_FIELDS,
+    USER_FIELDS,
+    AnySession,
+    SignedInSession,
+    SignedInUser,
+)
 from tekudasai.config import Settings
 from tekudasai.core.crypto import hash_token
 from tekudasai.core.errors import NotFound, Unauthorized
+from tekudasai.db.raw import RawStatement
 from tekudasai.db.session import DbSession
 
 SESSION_COOKIE = "tk.session_token"
@@ -23,8 +31,8 @@ MAX_TOKEN_LENGTH = 200
 
 @dataclass(frozen=True)
 class Principal:
-    user: User
-    session: Session
+    user: SignedInUser
+    session: SignedInSession
     token: str | None = None
 
     @property
@@ -49,7 +57,7 @@ def session_token_from(request: Request) -> str | None:
 
 
 def set_session_cookie(
-    response: Response, settings: Settings, token: str, *, session: Session
+    response: Response, settings: Settings, token: str, *, session: AnySession
 ) -> None:
     """HttpOnly, SameSite=Lax, Secure on https; without remember-me it ends with the browser."""
     max_age = (
@@ -75,12 +83,17 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
 
 
 @functools.cache
-def _principal_statement() -> Any:
-    # Built once: composing the expression anew cost more than running it.
-    return (
-        select(User, Session)
+def _principal_statement() -> RawStatement:
+    return RawStatement(
+        select(
+            *(getattr(User, name) for name in USER_FIELDS),
+            *(getattr(Session, name) for name in SESSION_FIELDS),
+        )
         .join(Session, Session.user_id == User.id)
-        .where(Session.token_hash == bindparam("token_hash"), Session.expires_at > func.now())
+        .where(
+            Session.token_hash == bindparam("token_hash", type_=LargeBinary),
+            Session.expires_at > func.now(),
+        )
     )
 
 
@@ -90,13 +103,19 @@ async def optional_principal(
     token = session_token_from(request)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    row = (await db.execute(_principal_statement(), {"token_hash": hash_token(token)})).first()
-    if row is None or service.is_banned(row[0]):
+    row = await _principal_statement().fetchrow(db, token_hash=hash_token(token))
+    if row is None:
         return None
-    user, session = row[0], row[1]
+    user = SignedInUser(*row[: len(USER_FIELDS)])
+    if service.is_banned(user):
+        return None
+    session = SignedInSession(*row[len(USER_FIELDS) :])
     if service.needs_renewal(session):
         # Rare write (once per half lifetime): the common path stays one read.
-        await service.renew_session(db, session)
+        expires_at, updated_at = await service.renew_session(
+            db, session_id=session.id, remember_me=session.remember_me
+        )
+        session = replace(session, expires_at=expires_at, updated_at=updated_at)
         if not request.headers.get("authorization") and session.remember_me:
             set_session_cookie(response, request.app.state.settings, token, session=session)
     principal = Principal(user=user, session=session, token=token)

@@ -21,7 +21,6 @@ from tekudasai.accounts.dependencies import (
     clear_session_cookie,
     set_session_cookie,
 )
-from tekudasai.accounts.models import User
 from tekudasai.accounts.schemas import (
     BanUserIn,
     ResetPasswordIn,
@@ -33,6 +32,7 @@ from tekudasai.accounts.schemas import (
     UnbanUserIn,
     VerifyRequestIn,
 )
+from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
@@ -189,7 +189,7 @@ async def verify_request(
 ) -> dict[str, bool]:
     """Send (again) the e-mail verification link. Always answers the same."""
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
-    user: User | None
+    user: AnyUser | None
     if principal is not None:
         user = principal.user
     elif body.email:

@@ -22,6 +22,7 @@ from tekudasai.accounts.errors import (
 from tekudasai.accounts.keys import refresh_current_key
 from tekudasai.accounts.models import Account, Role, Session, User, Verification
 from tekudasai.accounts.passwords import hash_password, needs_rehash, verify_password
+from tekudasai.accounts.signed_in import AnySession, AnyUser
 from tekudasai.core.crypto import PiiCipher, hash_token, new_token, normalise_email
 from tekudasai.core.errors import NotFound, ValidationFailed
 from tekudasai.core.ids import new_id
@@ -136,7 +137,7 @@ async def set_role(db: AsyncSession, cipher: PiiCipher, *, email: str, role: str
     return user
 
 
-def public_user(user: User, cipher: PiiCipher) -> dict[str, Any]:
+def public_user(user: AnyUser, cipher: PiiCipher) -> dict[str, Any]:
     """The user as the API shows it (better-auth's shape), decrypted at the edge."""
     return {
         "id": user.id,
@@ -196,12 +197,12 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def is_banned(user: User, *, at: datetime | None = None) -> bool:
+def is_banned(user: AnyUser, *, at: datetime | None = None) -> bool:
     """Banned, and the ban (if it has an expiry) has not run out yet."""
     return user.banned and (user.ban_expires is None or user.ban_expires > (at or now_utc()))
 
 
-def public_session(session: Session, token: str | None = None) -> dict[str, Any]:
+def public_session(session: AnySession, token: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": session.id,
         "userId": session.user_id,
@@ -278,17 +279,24 @@ async def authenticate(
     return user
 
 
-def needs_renewal(session: Session, *, at: datetime | None = None) -> bool:
+def needs_renewal(session: AnySession, *, at: datetime | None = None) -> bool:
     """More than half of the session's lifetime is used: extend it (sliding expiry)."""
     lifetime = session_lifetime(session.remember_me)
     return session.expires_at - (at or now_utc()) < lifetime / 2
 
 
-async def renew_session(db: AsyncSession, session: Session) -> None:
+async def renew_session(
+    db: AsyncSession, *, session_id: str, remember_me: bool
+) -> tuple[datetime, datetime]:
+    """Extend a session by its full lifetime; (new expiry, time of the change)."""
     now = now_utc()
-    session.expires_at = now + session_lifetime(session.remember_me)
-    session.updated_at = now  # set here, so the row needs no reload after the flush
-    await db.flush()
+    expires_at = now + session_lifetime(remember_me)
+    await db.execute(
+        update(Session)
+        .where(Session.id == session_id)
+        .values(expires_at=expires_at, updated_at=now)
+    )
+    return expires_at, now
 
 
 async def revoke_session(db: AsyncSession, *, session_id: str) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy.pool import Pool, QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tekudasai.core.handlers import HTTP_CODES
+from tekudasai.db import raw
 
 slow_log = logging.getLogger("tekudasai.slow_query")
 
@@ -214,6 +215,21 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
     slow_s = slow_query_ms / 1000
     children = {kind: QUERY_SECONDS.labels(kind) for kind in (*STATEMENT_KINDS, "other")}
 
+    def observe(statement: str, seconds: float) -> None:
+        kind = statement_kind(statement)
+        children[kind].observe(seconds)
+        if seconds >= slow_s:
+            SLOW_QUERIES.labels(kind).inc()
+            slow_log.warning(
+                "slow query (%.0f ms): %s",
+                seconds * 1000,
+                normalise_sql(statement)[:2000],
+                extra={"duration_ms": round(seconds * 1000, 1), "kind": kind},
+            )
+
+    # The statements sent straight to the driver.
+    raw.observer = lambda statement, _values, seconds: observe(statement, seconds)
+
     # The start time rides on the statement's execution context: one attribute per statement.
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _before(
@@ -227,19 +243,8 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
         conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
     ) -> None:
         started = getattr(context, "_tk_started", None)
-        if started is None:
-            return
-        seconds = time.perf_counter() - started
-        kind = statement_kind(statement)
-        children[kind].observe(seconds)
-        if seconds >= slow_s:
-            SLOW_QUERIES.labels(kind).inc()
-            slow_log.warning(
-                "slow query (%.0f ms): %s",
-                seconds * 1000,
-                normalise_sql(statement)[:2000],
-                extra={"duration_ms": round(seconds * 1000, 1), "kind": kind},
-            )
+        if started is not None:
+            observe(statement, time.perf_counter() - started)
 
 
 POOL_SAMPLE_INTERVAL_S = 2.0

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.models import User
+from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.tickets import audit, workflow
 from tekudasai.tickets.models import LogAction, TicketComment
@@ -19,7 +20,7 @@ MAX_BODY = 20_000
 @dataclass(frozen=True)
 class CommentRow:
     comment: TicketComment
-    author: User | None
+    author: AnyUser | None
 
 
 def clean_body(body: str) -> str:
@@ -55,7 +56,7 @@ async def add_comment(
     db: AsyncSession,
     *,
     ticket_id: int,
-    author: User,
+    author: AnyUser,
     body: str,
     internal: bool = False,
     as_reporter: bool = False,

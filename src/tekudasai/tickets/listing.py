@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.errors import ValidationFailed
+from tekudasai.db.raw import RawStatement
 from tekudasai.tickets import rendering
 from tekudasai.tickets.errors import InvalidCursor
 from tekudasai.tickets.models import Ticket, TicketCount
@@ -227,6 +229,11 @@ def count_query(spec: TicketFilter) -> Any:
     return _count_statement(shape).params(**_params(spec, shape, page=1, limit=1, cursor=None))
 
 
+@functools.lru_cache(maxsize=256)
+def _raw_list_statement(shape: _Shape) -> RawStatement:
+    return RawStatement(_list_statement(shape, rendered=True))
+
+
 def list_query(spec: TicketFilter, *, page: int, limit: int, cursor: str | None = None) -> Any:
     """The API's page statement (limit + 1 rows, total as an uncorrelated subquery), values
     bound."""
@@ -278,10 +285,15 @@ async def _fetch(
     _check(spec, cursor)
     shape = _shape(spec, cursor)
     params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
-    result = (await db.execute(_list_statement(shape, rendered=rendered), params)).all()
+    result: Sequence[Any]
+    if rendered:
+        result = await _raw_list_statement(shape).fetch(db, **params)
+    else:
+        result = (await db.execute(_list_statement(shape), params)).all()
     rows = list(result[:limit])
     if result:
-        total = int(result[0].total)
+        first: Any = result[0]
+        total = int(first["total"] if rendered else first.total)
     elif page == 1 and cursor is None:
         total = 0
     else:
@@ -290,7 +302,7 @@ async def _fetch(
     next_cursor = None
     if len(result) > limit and not spec.q:
         last = rows[-1]
-        next_cursor = encode_cursor(last.id if rendered else last[0].id)
+        next_cursor = encode_cursor(last["id"] if rendered else last[0].id)
     cap = search_count_cap(page=page, limit=limit)
     capped = total > cap
     return TicketPage(

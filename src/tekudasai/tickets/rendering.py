@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import ColumnElement, Text, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,17 +70,6 @@ def rendered_head() -> Any:
     ).join(Form, Form.id == Ticket.form_id)
 
 
-class RenderedRow(Protocol):
-    id: int
-    ticket_json: str
-    form_id: str
-    form_version: int
-    form_disabled: bool
-    form_creator_id: str | None
-    form_created_at: datetime
-    form_updated_at: datetime
-
-
 FormKey = tuple[str, int, bool, str | None, datetime, datetime]
 
 
@@ -95,28 +85,28 @@ class FormViews:
         self.capacity = capacity
         self._entries: OrderedDict[FormKey, str] = OrderedDict()
 
-    async def get(self, db: AsyncSession, row: RenderedRow) -> str:
+    async def get(self, db: AsyncSession, row: Mapping[str, Any]) -> str:
+        """The form of a `rendered_head` row."""
         key: FormKey = (
-            row.form_id,
-            row.form_version,
-            row.form_disabled,
-            row.form_creator_id,
-            row.form_created_at,
-            row.form_updated_at,
+            row["form_id"],
+            row["form_version"],
+            row["form_disabled"],
+            row["form_creator_id"],
+            row["form_created_at"],
+            row["form_updated_at"],
         )
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
             return found
-        version = await forms_service.get_form_version(
-            db, form_id=row.form_id, version=row.form_version
-        )
+        form_id, version_number, disabled, creator_id, created_at, updated_at = key
+        version = await forms_service.get_form_version(db, form_id=form_id, version=version_number)
         form = Form(
-            id=row.form_id,
-            disabled=row.form_disabled,
-            creator_id=row.form_creator_id,
-            created_at=row.form_created_at,
-            updated_at=row.form_updated_at,
+            id=form_id,
+            disabled=disabled,
+            creator_id=creator_id,
+            created_at=created_at,
+            updated_at=updated_at,
         )
         text = json.dumps(
             forms_service.form_view(form, version, has_tickets=True), ensure_ascii=False
@@ -130,15 +120,16 @@ class FormViews:
 form_views = FormViews()
 
 
-async def with_forms(db: AsyncSession, rows: list[Any]) -> list[str]:
-    """Each ticket's JSON with its `form` (`schemas.ticket_with_form`)."""
+async def with_forms(db: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each ticket's JSON (rows of `rendered_head`) with its `form` (`ticket_with_form`)."""
     # Rows of one statement see one state of each form: look each version up once per page.
     forms: dict[tuple[str, int], str] = {}
     items = []
     for row in rows:
-        form = forms.get((row.form_id, row.form_version))
+        key = (row["form_id"], row["form_version"])
+        form = forms.get(key)
         if form is None:
-            form = forms[row.form_id, row.form_version] = await form_views.get(db, row)
+            form = forms[key] = await form_views.get(db, row)
         # The JSON object ends with "}": the form goes in as its last member.
-        items.append(f'{row.ticket_json[:-1]}, "form" : {form}}}')
+        items.append(f'{row["ticket_json"][:-1]}, "form" : {form}}}')
     return items

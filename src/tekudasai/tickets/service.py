@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
 from tekudasai.core.errors import ValidationFailed
+from tekudasai.db.raw import RawStatement
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.errors import FormNotFound
 from tekudasai.forms.models import Form, FormVersion
@@ -226,16 +227,17 @@ async def get_my_ticket(db: AsyncSession, *, ticket_id: int, reporter_id: str) -
 
 
 @functools.cache
-def _my_rendered_statement() -> Any:
-    return rendering.rendered_head().where(
-        Ticket.id == bindparam("ticket_id"), Ticket.reporter_id == bindparam("reporter_id")
+def _my_rendered_statement() -> RawStatement:
+    return RawStatement(
+        rendering.rendered_head().where(
+            Ticket.id == bindparam("ticket_id"), Ticket.reporter_id == bindparam("reporter_id")
+        )
     )
 
 
 async def get_my_ticket_rendered(db: AsyncSession, *, ticket_id: int, reporter_id: str) -> str:
     """The reporter's ticket with its form, as the API's JSON text."""
-    params = {"ticket_id": ticket_id, "reporter_id": reporter_id}
-    row = (await db.execute(_my_rendered_statement(), params)).first()
+    row = await _my_rendered_statement().fetchrow(db, ticket_id=ticket_id, reporter_id=reporter_id)
     if row is None:
         raise TicketNotFound()
     return (await rendering.with_forms(db, [row]))[0]
