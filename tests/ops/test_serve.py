@@ -51,6 +51,40 @@ def workers_of(parent: psutil.Process) -> set[int]:
     return pids
 
 
+def wait_listening(pid: int, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(
+            c.laddr.port == port and c.status == psutil.CONN_LISTEN
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"worker {pid} is not listening on {port}")
+
+
+def connections_per_worker(port: int, workers: set[int], clients: int = 32) -> dict[int, int]:
+    """Open keep-alive connections (one request each) and count which worker holds each."""
+    sockets = []
+    try:
+        for _ in range(clients):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            sockets.append(sock)
+        return {
+            pid: sum(
+                1
+                for c in psutil.Process(pid).net_connections(kind="tcp")
+                if c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            )
+            for pid in workers
+        }
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -74,6 +108,12 @@ def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
         while len(workers := workers_of(parent)) < expected and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(workers) == expected, workers
+        for pid in workers:
+            wait_listening(pid, port)
+        if expected > 1:
+            # Each worker listens on its own SO_REUSEPORT socket: connections are spread.
+            spread = connections_per_worker(port, workers)
+            assert sum(spread.values()) == 32 and min(spread.values()) >= 4, spread
 
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
@@ -89,6 +129,10 @@ def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
         else:
             raise AssertionError("dead worker was not replaced")
         wait_ready(base, timeout=20)
+        if expected > 1:
+            (replacement,) = current - workers
+            wait_listening(replacement, port)
+            assert connections_per_worker(port, current)[replacement] >= 4  # it shares too
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
