@@ -199,20 +199,24 @@ def _count_statement(shape: _Shape) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _list_statement(shape: _Shape, *, rendered: bool = False) -> Any:
+    # The page is chosen on ticket ids alone and the columns (the JSON, the form) are built for
+    # its rows only: rows an OFFSET skips have their select list computed all the same.
+    rank = func.ts_rank(Ticket.search_vector, _tsquery()).label("rank")
+    ids = select(Ticket.id, rank) if shape.q else select(Ticket.id)
+    ids = ids.where(*_conditions(shape))
+    if shape.keyset:
+        ids = ids.where(Ticket.id < bindparam("before", type_=BigInteger))
+    ids = ids.order_by(rank.desc(), Ticket.id.desc()) if shape.q else ids.order_by(Ticket.id.desc())
+    if not shape.keyset:
+        ids = ids.offset(bindparam("offset", type_=Integer))
+    # One row more than asked tells whether there is a next page.
+    page = ids.limit(bindparam("limit", type_=Integer)).subquery("page")
     total = _count_statement(shape).scalar_subquery().label("total")
     head = rendering.rendered_head() if rendered else with_form()
-    query = head.add_columns(total).where(*_conditions(shape))
-    if shape.keyset:
-        query = query.where(Ticket.id < bindparam("before", type_=BigInteger))
+    query = head.add_columns(total).join(page, page.c.id == Ticket.id)
     if shape.q:
-        rank = func.ts_rank(Ticket.search_vector, _tsquery())
-        query = query.order_by(rank.desc(), Ticket.id.desc())
-    else:
-        query = query.order_by(Ticket.id.desc())
-    if not shape.keyset:
-        query = query.offset(bindparam("offset", type_=Integer))
-    # One row more than asked tells whether there is a next page.
-    return query.limit(bindparam("limit", type_=Integer))
+        return query.order_by(page.c.rank.desc(), Ticket.id.desc())
+    return query.order_by(Ticket.id.desc())
 
 
 def _check(spec: TicketFilter, cursor: str | None) -> None:
