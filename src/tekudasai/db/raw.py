@@ -25,6 +25,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 observer: Callable[[str, list[Any], float], None] | None = None
 
 _DIALECT = asyncpg_dialect()
+# The key under which a session's info names the asyncpg connection it keeps (db/session.py).
+DRIVER_CONNECTION = "tk_driver_connection"
 
 
 class RawStatement:
@@ -62,12 +64,16 @@ class RawStatement:
 async def driver_connection(db: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session (checked out for it if need be).
 
-    In a transactional session SQLAlchemy sends BEGIN with its first statement; a raw
-    statement before that runs on its own (fine for the reads this is used for), one after
-    it runs inside the transaction."""
+    A read-only request's session keeps one connection throughout and names it in its info
+    (no trip through SQLAlchemy's greenlet bridge at all). In a transactional session
+    SQLAlchemy sends BEGIN with its first statement; a raw statement before that runs on its
+    own (fine for the reads this is used for), one after it inside the transaction."""
+    kept = db.info.get(DRIVER_CONNECTION)
+    if kept is not None:
+        return kept
     connection = await db.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    fairy = connection.sync_connection.connection  # type: ignore[union-attr]
+    return fairy.driver_connection
 
 
 def _observe(sql: str, arguments: list[Any], seconds: float) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tekudasai.config import Settings
 from tekudasai.db.engine import create_engine, make_sessionmaker
+from tekudasai.db.raw import DRIVER_CONNECTION
 
 
 @dataclass
@@ -50,7 +51,11 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     if getattr(request.scope.get("endpoint"), "__tk_read_only__", False):
         # Two round trips fewer per request (BEGIN, COMMIT) on the hottest reads.
         async with database.sessionmaker() as session:
-            await session.connection(execution_options=_AUTOCOMMIT)
+            connection = await session.connection(execution_options=_AUTOCOMMIT)
+            # Kept for the statements sent straight to the driver (db/raw.py): the session
+            # holds this one connection until it closes.
+            pooled = connection.sync_connection.connection  # type: ignore[union-attr]
+            session.info[DRIVER_CONNECTION] = pooled.driver_connection
             yield session
         return
     async with database.sessionmaker() as session, session.begin():
