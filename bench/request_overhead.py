@@ -76,6 +76,10 @@ async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
         statements[0] += 1
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+
+    def count_raw(statement: str, values: Any, seconds: float) -> None:  # sent to asyncpg
+        count()
+
     body = json.dumps(
         {
             "formId": who["form_id"],
@@ -103,6 +107,9 @@ async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http,
     ):
+        from tekudasai.db import raw
+
+        raw.observer = count_raw  # after start-up, which sets the metrics' observer
         for name, method, path, headers, content in endpoints:
             for _ in range(20):  # warm the statement caches and the pool
                 response = await http.request(method, path, headers=headers, content=content)
