@@ -308,13 +308,19 @@ async def test_old_ticket_keeps_its_definition(
         assert [e["name"] for e in view["elements"]] == ["title"]
         assert view["elements"][0]["maxLength"] == 10
         values, _ = await service.validate_for_ticket(
-            db, version=old, response=ticket.form_response, reporter_id=customer.user.id
+            db,
+            plan=service.plan_of(old),
+            response=ticket.form_response,
+            reporter_id=customer.user.id,
         )
         assert values == {"title": "short"}
         new = await service.current_version(db, form=current)
         try:
             await service.validate_for_ticket(
-                db, version=new, response=ticket.form_response, reporter_id=customer.user.id
+                db,
+                plan=service.plan_of(new),
+                response=ticket.form_response,
+                reporter_id=customer.user.id,
             )
         except InvalidFormData as exc:
             assert {e["field"] for e in exc.errors or []} == {"title", "agree"}

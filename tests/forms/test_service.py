@@ -66,7 +66,7 @@ async def test_validate_for_ticket_resolves_own_uploads(
         for answer in (mine.id, {"filename": mine.id, "originalName": "x"}):
             values, ids = await service.validate_for_ticket(
                 db,
-                version=version,
+                plan=service.plan_of(version),
                 response={"title": "t", "shot": answer, "junk": 1},
                 reporter_id=customer.user.id,
             )
@@ -84,7 +84,7 @@ async def test_validate_for_ticket_resolves_own_uploads(
         with pytest.raises(InvalidFormData) as caught:
             await service.validate_for_ticket(
                 db,
-                version=version,
+                plan=service.plan_of(version),
                 response={"title": "", "shot": theirs.id},
                 reporter_id=customer.user.id,
             )
@@ -92,3 +92,34 @@ async def test_validate_for_ticket_resolves_own_uploads(
             {"field": "title", "message": "This field is required"},
             {"field": "shot", "message": "Unknown upload"},
         ]
+
+
+async def test_plan_for_reads_the_definition_only_when_not_cached(
+    database: Database, admin: Person
+) -> None:
+    from sqlalchemy import event
+
+    form_id = await _form(database, admin)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    async with database.sessionmaker() as db:
+        version = await service.get_form_version(db, form_id=form_id, version=1)
+    service._plans.clear()
+    async with database.sessionmaker() as db:  # a fresh identity map: a miss must read
+        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            first = await service.plan_for(
+                db, form_id=form_id, version=1, created_at=version.created_at
+            )
+            read = len(statements)
+            again = await service.plan_for(
+                db, form_id=form_id, version=1, created_at=version.created_at
+            )
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert again is first
+    assert read == 1 and len(statements) == 1  # the second call sent nothing
+    assert [e.name for e in first.elements] == ["title", "shot"]

@@ -51,15 +51,22 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     if getattr(request.scope.get("endpoint"), "__tk_read_only__", False):
         # Two round trips fewer per request (BEGIN, COMMIT) on the hottest reads.
         async with database.sessionmaker() as session:
-            connection = await session.connection(execution_options=_AUTOCOMMIT)
-            # Kept for the statements sent straight to the driver (db/raw.py): the session
-            # holds this one connection until it closes.
-            pooled = connection.sync_connection.connection  # type: ignore[union-attr]
-            session.info[DRIVER_CONNECTION] = pooled.driver_connection
+            await _keep_driver_connection(session, _AUTOCOMMIT)
             yield session
         return
     async with database.sessionmaker() as session, session.begin():
+        # No statement is sent yet: SQLAlchemy sends BEGIN with the first one of its own.
+        await _keep_driver_connection(session, {})
         yield session
+
+
+async def _keep_driver_connection(session: AsyncSession, options: dict[str, Any]) -> None:
+    """Check the request's connection out now and name it for the statements sent straight to
+    the driver (db/raw.py). The session holds it until the request ends (nothing commits
+    earlier), so they need no trip through SQLAlchemy's greenlet bridge to find it."""
+    connection = await session.connection(execution_options=options)
+    pooled = connection.sync_connection.connection  # type: ignore[union-attr]
+    session.info[DRIVER_CONNECTION] = pooled.driver_connection
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit

@@ -43,7 +43,7 @@ async def validate_response(
     form = await service.get_enabled_form(db, form_id=form_id)
     version = await service.current_version(db, form=form)
     values, _ = await service.validate_for_ticket(
-        db, version=version, response=body.form_response, reporter_id=user.user.id
+        db, plan=service.plan_of(version), response=body.form_response, reporter_id=user.user.id
     )
     return ok({"formResponse": values})
 

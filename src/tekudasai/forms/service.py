@@ -61,13 +61,23 @@ async def current_version(db: AsyncSession, *, form: Form) -> FormVersion:
     return await get_form_version(db, form_id=form.id, version=form.version)
 
 
+async def plan_for(
+    db: AsyncSession, *, form_id: str, version: int, created_at: datetime
+) -> engine.FormPlan:
+    """The plan of a stored version; its definition is read only when the plan is not cached."""
+    plan = _plans.get((form_id, version, created_at))
+    if plan is not None:
+        _plans.move_to_end((form_id, version, created_at))
+        return plan
+    return plan_of(await get_form_version(db, form_id=form_id, version=version))
+
+
 async def validate_for_ticket(
-    db: AsyncSession, *, version: FormVersion, response: Any, reporter_id: str
+    db: AsyncSession, *, plan: engine.FormPlan, response: Any, reporter_id: str
 ) -> tuple[dict[str, Any], list[str]]:
     """Check a response against a version; (answers to store, upload ids it references).
 
     A file answer must be an upload of the reporter; it is stored as the upload object."""
-    plan = plan_of(version)
     result = engine.validate_response(plan, response)
     errors = list(result.errors)
     files = {

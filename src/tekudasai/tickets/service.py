@@ -20,6 +20,7 @@ from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.db.raw import RawStatement
+from tekudasai.forms import engine as forms_engine
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.errors import FormNotFound
 from tekudasai.forms.models import Form, FormVersion
@@ -86,17 +87,17 @@ async def create_ticket(
 ) -> Ticket:
     """File a ticket against the form's current version with the validated response."""
     summary = clean_summary(summary)
-    version = await enabled_form_version(db, form_id=form_id)
+    form_id, version_number, plan = await enabled_form_plan(db, form_id=form_id)
     cleaned, upload_ids = await forms_service.validate_for_ticket(
-        db, version=version, response=form_response, reporter_id=reporter_id
+        db, plan=plan, response=form_response, reporter_id=reporter_id
     )
     ticket = Ticket(
         reporter_id=reporter_id,
         assignee_id=None,
         summary=summary,
         status=TicketStatus.OPEN.value,
-        form_id=version.form_id,
-        form_version=version.version,
+        form_id=form_id,
+        form_version=version_number,
         form_response=cleaned,
         form_open=False,
     )
@@ -141,20 +142,26 @@ def _create_statement() -> Any:
 
 
 @functools.cache
-def _enabled_version_statement() -> Any:
-    return (
-        select(FormVersion)
+def _enabled_version_statement() -> RawStatement:
+    return RawStatement(
+        select(FormVersion.form_id, FormVersion.version, FormVersion.created_at)
         .join(Form, (FormVersion.form_id == Form.id) & (FormVersion.version == Form.version))
-        .where(Form.id == bindparam("form_id"), Form.disabled.is_(False))
+        .where(Form.id == bindparam("form_id", type_=Text), Form.disabled.is_(False))
     )
 
 
-async def enabled_form_version(db: AsyncSession, *, form_id: str) -> FormVersion:
-    """The current version of an enabled form, in one query; 404 when missing or disabled."""
-    version = await db.scalar(_enabled_version_statement(), {"form_id": form_id})
-    if version is None:
+async def enabled_form_plan(
+    db: AsyncSession, *, form_id: str
+) -> tuple[str, int, forms_engine.FormPlan]:
+    """An enabled form's id, current version and that version's plan; 404 when the form is
+    missing or disabled. One short read: the definition only when its plan is not cached."""
+    row = await _enabled_version_statement().fetchrow(db, form_id=form_id)
+    if row is None:
         raise FormNotFound()
-    return version
+    plan = await forms_service.plan_for(
+        db, form_id=row["form_id"], version=row["version"], created_at=row["created_at"]
+    )
+    return row["form_id"], row["version"], plan
 
 
 async def _link_uploads(db: AsyncSession, *, ticket_id: int, upload_ids: list[str]) -> None:
@@ -180,7 +187,10 @@ async def _validated_response(
         db, form_id=ticket.form_id, version=ticket.form_version
     )
     cleaned, upload_ids = await forms_service.validate_for_ticket(
-        db, version=version, response=response, reporter_id=ticket.reporter_id
+        db,
+        plan=forms_service.plan_of(version),
+        response=response,
+        reporter_id=ticket.reporter_id,
     )
     return cleaned, list(upload_ids)
 

@@ -174,7 +174,10 @@ async def file_ticket(
         )
         try:
             await forms_service.validate_for_ticket(
-                db, version=version, response=response, reporter_id=me.user.id
+                db,
+                plan=forms_service.plan_of(version),
+                response=response,
+                reporter_id=me.user.id,
             )
         except AppError as invalid:
             errors.update(field_errors(invalid.errors))
