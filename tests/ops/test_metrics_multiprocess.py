@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from tekudasai.config import Settings
 from tests.conftest import TEST_SECRET
 from tests.ops.conftest import parse_metrics, value
 
@@ -75,7 +76,8 @@ def test_metrics_are_merged_across_workers(db_url: str, tmp_path: Path) -> None:
             )
             == 60
         )
-        assert value(scraped, "tk_db_pool_size") == 2 * 10  # both workers' pools, summed
+        pool_size = Settings.model_fields["db_pool_size"].default
+        assert value(scraped, "tk_db_pool_size") == 2 * pool_size  # both workers' pools, summed
         pids = {p.name.rsplit("_", 1)[-1] for p in stale.glob("counter_*.db")}
         assert len(pids) == 2, pids  # two live workers wrote samples; the stale file is gone
         assert not (stale / "counter_999999.db").exists()

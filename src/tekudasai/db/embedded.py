@@ -48,7 +48,7 @@ BASE_SETTINGS = {
     "shared_preload_libraries": "'pg_stat_statements'",
     "pg_stat_statements.track": "'top'",
     "wal_level": "'replica'",
-    "max_connections": "200",
+    "max_connections": "300",  # workers * (pool size + overflow), and the rest
     "shared_buffers": "'256MB'",
     "log_min_duration_statement": "-1",
     "timezone": "'UTC'",
