@@ -8,10 +8,21 @@ concurrent changes to one ticket are applied one after another, none lost.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, delete, literal, select
+from sqlalchemy import (
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    false,
+    literal_column,
+    select,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -30,16 +41,6 @@ from tekudasai.tickets.models import LogAction, Ticket, TicketLog, TicketStatus
 from tekudasai.uploads.models import TicketUpload
 
 MAX_SUMMARY = 500
-FILED_COLUMNS = (
-    "reporter_id",
-    "assignee_id",
-    "summary",
-    "status",
-    "form_id",
-    "form_version",
-    "form_response",
-    "form_open",
-)
 
 
 @dataclass(frozen=True)
@@ -101,24 +102,45 @@ async def create_ticket(
         form_response=cleaned,
         form_open=False,
     )
-    params = {f"new_{name}": getattr(ticket, name) for name in FILED_COLUMNS}
-    params["log_details"] = {"ticket": snapshot(ticket)}
-    row = (await db.execute(_create_statement(), params)).one()
-    ticket.id, ticket.created_at, ticket.updated_at = row.id, row.created_at, row.updated_at
+    row = await _create_statement().fetchrow(
+        db,
+        reporter_id=reporter_id,
+        summary=summary,
+        form_id=form_id,
+        form_version=version_number,
+        form_response=json.dumps(cleaned),
+        log_details=json.dumps({"ticket": snapshot(ticket)}),
+    )
+    assert row is not None  # INSERT … RETURNING returns its row
+    ticket.id, ticket.created_at = row["id"], row["created_at"]
+    ticket.updated_at = row["updated_at"]
+    # With uploads, checking them (FOR KEY SHARE) began the request's transaction: the insert
+    # above and the links below commit together.
     if upload_ids:
         await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
     return ticket
 
 
 @functools.cache
-def _create_statement() -> Any:
-    """The ticket and its audit row in one statement (one round trip, one transaction); built
-    once, the values travel as parameters."""
+def _create_statement() -> RawStatement:
+    """The ticket and its audit row in one statement: one round trip, atomic on its own (and
+    inside the request's transaction when one has begun). Built once; JSON values travel as
+    text and are cast by the database."""
     table = cast(Table, Ticket.__table__)
+
+    def json_value(name: str) -> Any:
+        return sql_cast(bindparam(name, type_=Text), JSONB)
+
     created = (
         insert(table)
         .values(
-            {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in FILED_COLUMNS}
+            reporter_id=bindparam("reporter_id", type_=Text),
+            summary=bindparam("summary", type_=Text),
+            status=literal_column(f"'{TicketStatus.OPEN.value}'"),
+            form_id=bindparam("form_id", type_=Text),
+            form_version=bindparam("form_version", type_=Integer),
+            form_response=json_value("form_response"),
+            form_open=false(),
         )
         .returning(table.c.id, table.c.created_at, table.c.updated_at)
         .cte("created")
@@ -129,16 +151,16 @@ def _create_statement() -> Any:
             ["ticket_id", "user_id", "action_type", "action", "details", "internal"],
             select(
                 created.c.id,
-                bindparam("new_reporter_id", type_=Text),
-                literal(LogAction.CREATE.value),
-                literal("Ticket created"),
-                bindparam("log_details", type_=JSONB),
-                literal(False),
+                bindparam("reporter_id", type_=Text),
+                literal_column(f"'{LogAction.CREATE.value}'"),
+                literal_column("'Ticket created'"),
+                json_value("log_details"),
+                false(),
             ),
         )
         .cte("create_log")
     )
-    return select(created).add_cte(log)
+    return RawStatement(select(created).add_cte(log))
 
 
 @functools.cache
