@@ -143,3 +143,37 @@ def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    from tekudasai.db.embedded import EmbeddedPostgres
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
+    env.update(TK_DATA_DIR=str(tmp_path / "data"), BETTER_AUTH_SECRET=TEST_SECRET)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+        parent = psutil.Process(process.pid)
+        deadline = time.monotonic() + 20
+        while len(workers := workers_of(parent)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+        for pid in workers:
+            wait_listening(pid, port)
+        process.kill()  # no chance to stop its workers
+        process.wait()
+        _, alive = psutil.wait_procs([psutil.Process(pid) for pid in workers], timeout=30)
+        assert not alive, f"workers outlived their supervisor: {alive}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        # The embedded server is a daemon of its own: a killed launcher leaves it for the next.
+        EmbeddedPostgres(tmp_path / "data" / "pgdata").stop()
