@@ -331,3 +331,63 @@ async def test_agent_bad_input_is_a_clear_error_never_a_500(
     )
     assert broken.status_code == 400
     assert await scalar(database, "SELECT count(*) FROM ticket_logs") == 1
+
+
+async def test_nul_characters_are_a_clear_error_and_store_nothing(
+    client: httpx.AsyncClient,
+    agent: Person,
+    reporter: Person,
+    ticket: dict[str, Any],
+    database: Database,
+) -> None:
+    """PostgreSQL cannot store U+0000; whichever path a value takes, it is refused with 400."""
+    tid = ticket["id"]
+    good = {"category": "hardware", "description": "ok"}
+    calls: list[tuple[Person, str, str, Any, str]] = [
+        (reporter, "GET", "/api/tickets/my?search=a%00b", None, "VALIDATION_ERROR"),
+        (reporter, "GET", "/api/tickets/my?q=a%00b", None, "VALIDATION_ERROR"),
+        (agent, "GET", "/api/tickets?search=%00", None, "VALIDATION_ERROR"),
+        (agent, "GET", "/api/tickets?assigneeId=%00", None, "VALIDATION_ERROR"),
+        (
+            reporter,
+            "POST",
+            "/api/tickets/my",
+            {"formId": "it-support\x00", "summary": "x"},
+            "VALIDATION_ERROR",
+        ),
+        (
+            reporter,
+            "POST",
+            "/api/tickets/my",
+            {"formId": "it-support", "summary": "a\x00b", "formResponse": good},
+            "VALIDATION_ERROR",
+        ),
+        (
+            reporter,
+            "POST",
+            "/api/tickets/my",
+            {
+                "formId": "it-support",
+                "summary": "fine",
+                "formResponse": {**good, "description": "nul \x00 here"},
+            },
+            "INVALID_FORM_DATA",  # the forms engine names the field
+        ),
+        (agent, "PATCH", f"/api/tickets/{tid}", {"summary": "a\x00b"}, "VALIDATION_ERROR"),
+        (agent, "POST", f"/api/tickets/{tid}/comments", {"body": "a\x00b"}, "VALIDATION_ERROR"),
+        (
+            reporter,
+            "POST",
+            f"/api/tickets/my/{tid}/comments",
+            {"body": "a\x00b"},
+            "VALIDATION_ERROR",
+        ),
+    ]
+    for person, method, path, body, code in calls:
+        response = await client.request(method, path, json=body, headers=person.auth)
+        assert response.status_code == 400, (method, path, response.text)
+        assert response.json()["code"] == code, response.text
+    assert await scalar(database, "SELECT count(*) FROM tickets") == 1
+    assert await scalar(database, "SELECT count(*) FROM ticket_comments") == 0
+    assert await scalar(database, "SELECT count(*) FROM ticket_logs") == 1
+    assert await scalar(database, "SELECT summary FROM tickets") == ticket["summary"]

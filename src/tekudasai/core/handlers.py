@@ -28,6 +28,22 @@ HTTP_CODES = {
     503: "SERVICE_UNAVAILABLE",
 }
 HTTP_MESSAGES = {404: "Not found.", 405: "Method not allowed."}
+# Text PostgreSQL cannot store (a NUL character, \u0000 in JSON): bad input, whatever the
+# route and whichever path the statement took to the database.
+UNSTORABLE_TEXT_STATES = frozenset({"22021", "22P05"})
+
+
+def unstorable_text(exc: BaseException) -> bool:
+    """Whether the database refused a value as text it cannot store (asyncpg's error, or
+    SQLAlchemy's wrapping of it)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, SQLAlchemy's wrappers, the driver's own
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) in UNSTORABLE_TEXT_STATES:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def error_body(
@@ -105,5 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if unstorable_text(exc):
+            message = "Text may not contain the NUL character."
+            return error_response(request, 400, message, "VALIDATION_ERROR")
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "An unexpected error occurred.", "UNEXPECTED_ERROR")
