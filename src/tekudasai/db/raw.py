@@ -45,20 +45,21 @@ class RawStatement:
         return [values[n] if n in values else self._defaults[n] for n in self._names]
 
     async def fetch(self, db: AsyncSession, **values: Any) -> list[asyncpg.Record]:
-        connection = await driver_connection(db)
-        arguments = self.arguments(values)
-        started = time.perf_counter()
-        rows: list[asyncpg.Record] = await connection.fetch(self.sql, *arguments)
-        _observe(self.sql, arguments, time.perf_counter() - started)
+        rows: list[asyncpg.Record] = await self._run(db, "fetch", values)
         return rows
 
     async def fetchrow(self, db: AsyncSession, **values: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run(db, "fetchrow", values)
+        return row
+
+    async def _run(self, db: AsyncSession, method: str, values: Mapping[str, Any]) -> Any:
         connection = await driver_connection(db)
         arguments = self.arguments(values)
         started = time.perf_counter()
-        row: asyncpg.Record | None = await connection.fetchrow(self.sql, *arguments)
-        _observe(self.sql, arguments, time.perf_counter() - started)
-        return row
+        result = await getattr(connection, method)(self.sql, *arguments)
+        if observer is not None:
+            observer(self.sql, arguments, time.perf_counter() - started)
+        return result
 
 
 async def driver_connection(db: AsyncSession) -> asyncpg.Connection:
@@ -74,8 +75,3 @@ async def driver_connection(db: AsyncSession) -> asyncpg.Connection:
     connection = await db.connection()
     fairy = connection.sync_connection.connection  # type: ignore[union-attr]
     return fairy.driver_connection
-
-
-def _observe(sql: str, arguments: list[Any], seconds: float) -> None:
-    if observer is not None:
-        observer(sql, arguments, seconds)

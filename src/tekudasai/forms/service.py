@@ -24,17 +24,21 @@ _PARSED_MAX = 512
 _plans: OrderedDict[tuple[str, int, datetime], engine.FormPlan] = OrderedDict()
 
 
+def _cached_plan(key: tuple[str, int, datetime]) -> engine.FormPlan | None:
+    plan = _plans.get(key)
+    if plan is not None:
+        _plans.move_to_end(key)
+    return plan
+
+
 def plan_of(version: FormVersion) -> engine.FormPlan:
     """The engine's plan for a stored version (cached: versions never change)."""
     key = (version.form_id, version.version, version.created_at)
-    plan = _plans.get(key)
+    plan = _cached_plan(key)
     if plan is None:
-        plan = engine.FormPlan(engine.parse_elements(version.elements))
-        _plans[key] = plan
+        plan = _plans[key] = engine.FormPlan(engine.parse_elements(version.elements))
         if len(_plans) > _PARSED_MAX:
             _plans.popitem(last=False)
-    else:
-        _plans.move_to_end(key)
     return plan
 
 
@@ -65,10 +69,9 @@ async def plan_for(
     db: AsyncSession, *, form_id: str, version: int, created_at: datetime
 ) -> engine.FormPlan:
     """The plan of a stored version; its definition is read only when the plan is not cached."""
-    plan = _plans.get((form_id, version, created_at))
-    if plan is not None:
-        _plans.move_to_end((form_id, version, created_at))
-        return plan
+    cached = _cached_plan((form_id, version, created_at))
+    if cached is not None:
+        return cached
     return plan_of(await get_form_version(db, form_id=form_id, version=version))
 
 
