@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     false,
+    func,
     literal_column,
     select,
 )
@@ -110,22 +111,19 @@ async def create_ticket(
         form_version=version_number,
         form_response=json.dumps(cleaned),
         log_details=json.dumps({"ticket": snapshot(ticket)}),
+        upload_ids=json.dumps(upload_ids),
     )
     assert row is not None  # INSERT … RETURNING returns its row
     ticket.id, ticket.created_at = row["id"], row["created_at"]
     ticket.updated_at = row["updated_at"]
-    # With uploads, checking them (FOR KEY SHARE) began the request's transaction: the insert
-    # above and the links below commit together.
-    if upload_ids:
-        await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
     return ticket
 
 
 @functools.cache
 def _create_statement() -> RawStatement:
-    """The ticket and its audit row in one statement: one round trip, atomic on its own (and
-    inside the request's transaction when one has begun). Built once; JSON values travel as
-    text and are cast by the database."""
+    """The ticket, its audit row and its upload links in one statement: one round trip,
+    atomic on its own (and inside the request's transaction when one has begun). Built once;
+    JSON values travel as text and are cast by the database."""
     table = cast(Table, Ticket.__table__)
 
     def json_value(name: str) -> Any:
@@ -160,7 +158,15 @@ def _create_statement() -> RawStatement:
         )
         .cte("create_log")
     )
-    return RawStatement(select(created).add_cte(log))
+    links = (
+        insert(cast(Table, TicketUpload.__table__))
+        .from_select(
+            ["ticket_id", "upload_id"],
+            select(created.c.id, func.jsonb_array_elements_text(json_value("upload_ids"))),
+        )
+        .cte("create_links")
+    )
+    return RawStatement(select(created).add_cte(log).add_cte(links))
 
 
 @functools.cache
