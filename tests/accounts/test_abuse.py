@@ -6,11 +6,12 @@ import pytest
 from fastapi import Depends, FastAPI
 from sqlalchemy import func, select
 
+from tekudasai.accounts.limits import rate_limit
 from tekudasai.accounts.models import RateLimitCounter
 from tekudasai.config import ConfigError
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.csrf import csrf_token_for, verify_csrf_token
-from tekudasai.core.ratelimit import Limit, hit, parse_limits, rate_limit
+from tekudasai.core.ratelimit import Limit, hit, parse_limits
 from tekudasai.db.session import Database
 from tests.accounts.conftest import client_for
 from tests.conftest import BASE_URL
