@@ -234,6 +234,7 @@ async def test_a_reset_keeps_links_made_with_a_verified_address(
         "\uff41dmin@example.test",  # full-width a
         "ad\u200bmin@example.test",  # zero-width space
         "admin@xn--pple-43d.test",  # punycode of a Cyrillic a in "apple"
+        "admin@XN--PPLE-43D.test",  # the same, upper-case
     ],
 )
 async def test_sign_up_refuses_look_alike_addresses(

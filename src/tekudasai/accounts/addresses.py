@@ -81,7 +81,7 @@ def _parts(email: str) -> list[str]:
     for label in domain.split("."):
         if label.lower().startswith("xn--"):
             try:
-                label = label.encode("ascii").decode("idna")
+                label = label.lower().encode("ascii").decode("idna")
             except UnicodeError:
                 raise _invalid() from None
         labels.append(label)
@@ -91,7 +91,10 @@ def _parts(email: str) -> list[str]:
 def imitation_reason(email: str) -> str | None:
     """Why `email` could pass for another address, or None when it cannot."""
     for char in email:
-        if unicodedata.category(char)[0] in "CZ":
+        kind = unicodedata.category(char)
+        if kind in ("Cs", "Cn", "Co"):  # surrogates, unassigned, private use
+            return "Invalid e-mail address"
+        if kind[0] in "CZ":
             return "E-mail address contains invisible characters"
     if unicodedata.normalize("NFKC", email) != unicodedata.normalize("NFC", email):
         return "E-mail address contains look-alike characters (such as full-width letters)"
