@@ -6,11 +6,12 @@ import pytest
 from fastapi import Depends, FastAPI
 from sqlalchemy import func, select
 
+from tekudasai.accounts.limits import rate_limit
 from tekudasai.accounts.models import RateLimitCounter
 from tekudasai.config import ConfigError
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.csrf import csrf_token_for, verify_csrf_token
-from tekudasai.core.ratelimit import Limit, hit, parse_limits, rate_limit
+from tekudasai.core.ratelimit import Limit, hit, parse_limits
 from tekudasai.db.session import Database
 from tests.accounts.conftest import client_for
 from tests.conftest import BASE_URL
@@ -222,3 +223,60 @@ async def test_two_workers_share_the_counters(settings_with, db_url: str) -> Non
     finally:
         await first.dispose()
         await second.dispose()
+
+
+async def test_mail_requests_cannot_lock_an_account_out_of_signing_in(
+    settings_with,  # type: ignore[no-untyped-def]
+    database: Database,
+    cipher: PiiCipher,
+) -> None:
+    person = await make_person(database, cipher)
+    settings = settings_with(TK_RATE_LIMITS="auth_account=5/minute,auth_ip=100/minute")
+    async with client_for(database, settings) as client:
+        # Anyone may ask for mail to any address: five resets, then verification requests.
+        asked = [
+            (
+                await client.post("/api/auth/request-password-reset", json={"email": person.email})
+            ).status_code
+            for _ in range(6)
+        ]
+        assert asked == [200] * 5 + [429]  # the mail bucket has its own limit
+        more = await client.post("/api/auth/verify-request", json={"email": person.email})
+        assert more.status_code == 429
+        signed_in = await client.post(
+            "/api/auth/signin", json={"email": person.email, "password": person.password}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+
+
+async def test_only_failed_sign_ins_count_against_the_account(
+    settings_with,  # type: ignore[no-untyped-def]
+    database: Database,
+    cipher: PiiCipher,
+) -> None:
+    person = await make_person(database, cipher)
+    settings = settings_with(TK_RATE_LIMITS="auth_account=3/minute,auth_ip=100/minute")
+    right = {"email": person.email, "password": person.password}
+    wrong = {"email": person.email, "password": "guess-guess"}
+    async with client_for(database, settings) as client:
+        ok = [(await client.post("/api/auth/signin", json=right)).status_code for _ in range(5)]
+        assert ok == [200] * 5
+        failed = [(await client.post("/api/auth/signin", json=wrong)).status_code for _ in range(3)]
+        assert failed == [401] * 3
+        assert (await client.post("/api/auth/signin", json=right)).status_code == 429
+
+
+def test_core_rate_limiter_imports_no_domain() -> None:
+    import ast
+    from pathlib import Path
+
+    import tekudasai.core.ratelimit as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {
+        node.module or ""
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    domains = ("accounts", "forms", "tickets", "uploads", "ops", "web")
+    assert not [m for m in imported if m.split(".")[1:2] and m.split(".")[1] in domains]

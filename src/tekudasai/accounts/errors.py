@@ -63,8 +63,17 @@ class AccountNotLinked(AppError):
     status_code = 403
     code = "ACCOUNT_NOT_LINKED"
     message = (
-        "An account with this e-mail exists, but the provider did not confirm the address; "
-        "sign in with your password instead."
+        "An account with this e-mail exists, but the provider did not confirm this very "
+        "address; sign in with your password instead."
+    )
+
+
+class ProviderEmailNotVerified(AppError):
+    status_code = 403
+    code = "EMAIL_NOT_VERIFIED"
+    message = (
+        "The sign-in provider has not confirmed your e-mail address; confirm it there first, "
+        "or sign up with e-mail and password."
     )
 
 

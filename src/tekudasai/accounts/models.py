@@ -45,6 +45,9 @@ class User(Timestamped, Base):
     name_index: Mapped[bytes] = mapped_column(LargeBinary, index=True)
     pii_key_id: Mapped[int] = mapped_column(SmallInteger, index=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # When the address was first proven (mail link, reset, provider): OAuth links older than
+    # this were made by whoever claimed the address first, and a password reset drops them.
+    email_verified_at: Mapped[datetime | None]
     image: Mapped[str | None] = mapped_column(Text)
     role: Mapped[str] = mapped_column(
         Text, default=Role.USER.value, server_default="user", index=True

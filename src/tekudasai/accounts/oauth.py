@@ -31,6 +31,7 @@ from tekudasai.accounts.errors import (
     BannedUser,
     InvalidOAuthState,
     OAuthFailed,
+    ProviderEmailNotVerified,
     ProviderNotFound,
     UntrustedCallback,
 )
@@ -396,6 +397,45 @@ def _token_values(cipher: PiiCipher, token: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _user_for_new_link(db: AsyncSession, cipher: PiiCipher, identity: Identity) -> User:
+    """The user a new provider identity may join: a new one, or the owner of the same address.
+
+    Only an address the provider vouches for counts, and only when it is the stored address
+    itself: the lookup index folds look-alikes (`straße` finds `strasse`), which is no proof.
+    """
+    if not identity.email:
+        raise OAuthFailed("The provider did not share an e-mail address.")
+    if not identity.email_verified:
+        # Whoever holds this identity has not shown that the address is theirs (pre-hijack).
+        user = await service.find_by_email(db, cipher, identity.email)
+        raise AccountNotLinked() if user is not None else ProviderEmailNotVerified()
+    user = await service.find_by_email(db, cipher, identity.email)
+    if user is None:
+        name = (identity.name or identity.email.split("@", 1)[0]).strip()[:200]
+        return await service.create_user(
+            db,
+            cipher,
+            email=identity.email,
+            name=name or "User",
+            password=None,
+            email_verified=True,
+            image=identity.image,
+        )
+    if identity.email.strip().lower() != service.stored_email(user, cipher).lower():
+        raise AccountNotLinked()
+    if not user.email_verified:
+        # Whoever registered this address never proved owning it (pre-hijack): their
+        # password and sessions go; the provider has just proved the real owner.
+        await db.execute(
+            delete(Account).where(
+                Account.user_id == user.id, Account.provider_id == service.CREDENTIAL_PROVIDER
+            )
+        )
+        await service.revoke_all_sessions(db, user_id=user.id)
+        service.mark_verified(user)
+    return user
+
+
 async def link_or_create(
     db: AsyncSession,
     cipher: PiiCipher,
@@ -418,33 +458,7 @@ async def link_or_create(
         for key, value in tokens.items():
             setattr(account, key, value)
     else:
-        if not identity.email:
-            raise OAuthFailed("The provider did not share an e-mail address.")
-        user = await service.find_by_email(db, cipher, identity.email)
-        if user is None:
-            name = (identity.name or identity.email.split("@", 1)[0]).strip()[:200]
-            user = await service.create_user(
-                db,
-                cipher,
-                email=identity.email,
-                name=name or "User",
-                password=None,
-                email_verified=identity.email_verified,
-                image=identity.image,
-            )
-        elif not identity.email_verified:
-            # Linking on an unconfirmed address would let anyone claim someone's account.
-            raise AccountNotLinked()
-        elif not user.email_verified:
-            # Whoever registered this address never proved owning it (pre-hijack): their
-            # password and sessions go; the provider has just proved the real owner.
-            await db.execute(
-                delete(Account).where(
-                    Account.user_id == user.id, Account.provider_id == service.CREDENTIAL_PROVIDER
-                )
-            )
-            await service.revoke_all_sessions(db, user_id=user.id)
-            user.email_verified = True
+        user = await _user_for_new_link(db, cipher, identity)
         db.add(
             Account(user_id=user.id, provider_id=provider, account_id=identity.account_id, **tokens)
         )

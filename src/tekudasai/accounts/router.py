@@ -13,7 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from fastapi.responses import RedirectResponse
 
 from tekudasai.accounts import jobs as _jobs  # noqa: F401 - registers the hourly clean-up
-from tekudasai.accounts import oauth, service, signin
+from tekudasai.accounts import limits, oauth, service, signin
 from tekudasai.accounts.dependencies import (
     Admin,
     CurrentUser,
@@ -37,7 +37,7 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
 from tekudasai.core.mail import send_mail_quietly
-from tekudasai.core.ratelimit import AuthIpLimit, account_limit, client_ip
+from tekudasai.core.ratelimit import client_ip
 from tekudasai.core.schemas import PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
@@ -81,10 +81,9 @@ async def sign_up(
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
-    _: AuthIpLimit,
 ) -> dict[str, Any]:
     """Create an account with e-mail and password; signs the new user in."""
-    await account_limit(request, cipher, body.email)
+    await limits.mail_request(request, cipher, body.email)
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
     signed_in, mail = await signin.sign_up(
         db,
@@ -115,10 +114,9 @@ async def sign_in(
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
-    _: AuthIpLimit,
 ) -> dict[str, Any]:
     """Sign in with e-mail and password."""
-    await account_limit(request, cipher, body.email)
+    await limits.sign_in_attempt(request, cipher, body.email)
     signed_in = await signin.sign_in(
         db,
         cipher,
@@ -129,6 +127,7 @@ async def sign_in(
         ip_address=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
+    await limits.sign_in_succeeded(request, cipher, body.email)
     _set_session(response, settings, signed_in)
     return {
         "redirect": False,
@@ -185,16 +184,16 @@ async def verify_request(
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
-    _: AuthIpLimit,
 ) -> dict[str, bool]:
     """Send (again) the e-mail verification link. Always answers the same."""
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
     user: AnyUser | None
     if principal is not None:
         user = principal.user
+        await limits.mail_request(request, cipher, service.stored_email(user, cipher))
     elif body.email:
         service.check_email(body.email)
-        await account_limit(request, cipher, body.email)
+        await limits.mail_request(request, cipher, body.email)
         user = await service.find_by_email(db, cipher, body.email)
     else:
         service.check_email("")  # raises: an e-mail is needed when signed out
@@ -202,7 +201,7 @@ async def verify_request(
     if user is not None and not user.email_verified:
         token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
         subject, text = signin.verification_mail(settings, token, callback)
-        address = cipher.decrypt(user.email_ciphertext, context="user.email")
+        address = service.stored_email(user, cipher)  # never the address as typed
         background.add_task(send_mail_quietly, settings, to=address, subject=subject, body=text)
     return {"status": True}
 
@@ -233,36 +232,27 @@ async def reset_password_request(
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
-    _: AuthIpLimit,
 ) -> dict[str, Any]:
     """Mail a reset link when the account exists; the answer never says whether it does."""
     email = service.check_email(body.email)
     target = (
         oauth.safe_callback_url(settings, body.redirect_to)
         if body.redirect_to
-        else "/auth/reset-password"
+        else signin.RESET_PAGE
     )
-    await account_limit(request, cipher, email)
-    user = await service.find_by_email(db, cipher, email)
-    if user is not None:
-        token = await service.issue_token(db, user_id=user.id, purpose=service.RESET_PASSWORD)
-        base = target if target.startswith("http") else f"{settings.base_url}{target}"
-        link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
+    await limits.mail_request(request, cipher, email)
+    mail = await signin.password_reset(db, cipher, settings, email=email, target=target)
+    if mail is not None:
         background.add_task(
-            send_mail_quietly,
-            settings,
-            to=email,
-            subject="Reset your password",
-            body=(
-                f"Someone asked to reset the password of your Te Kudasai account.\n\n{link}\n\n"
-                "The link works once and expires in one hour. If it was not you, ignore this mail."
-            ),
+            send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
         )
     return {"status": True, "message": "If this e-mail is registered, a reset link is on its way."}
 
 
 @router.post("/auth/reset-password")
-async def reset_password(body: ResetPasswordIn, db: DbSession, _: AuthIpLimit) -> dict[str, bool]:
+async def reset_password(
+    body: ResetPasswordIn, db: DbSession, _: limits.SignInIpLimit
+) -> dict[str, bool]:
     """Set a new password with a reset token; every session of the account ends."""
     await service.reset_password(db, token=body.token, new_password=body.new_password)
     return {"status": True}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from tekudasai.accounts import addresses
 from tekudasai.accounts.errors import (
     BannedUser,
     CannotBanYourself,
@@ -23,7 +23,7 @@ from tekudasai.accounts.keys import refresh_current_key
 from tekudasai.accounts.models import Account, Role, Session, User, Verification
 from tekudasai.accounts.passwords import hash_password, needs_rehash, verify_password
 from tekudasai.accounts.signed_in import AnySession, AnyUser
-from tekudasai.core.crypto import PiiCipher, hash_token, new_token, normalise_email
+from tekudasai.core.crypto import PiiCipher, hash_token, new_token
 from tekudasai.core.errors import NotFound, ValidationFailed
 from tekudasai.core.ids import new_id
 from tekudasai.core.schemas import iso
@@ -31,21 +31,8 @@ from tekudasai.core.schemas import iso
 CREDENTIAL_PROVIDER = "credential"
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
-# Syntax only: internal domains (.local, .internal, a bare company domain) are valid addresses.
-EMAIL_PATTERN = re.compile(
-    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
-)
-
-
-def check_email(email: str) -> str:
-    email = email.strip()
-    if len(email) > 254 or not EMAIL_PATTERN.match(email):
-        raise ValidationFailed(
-            "Invalid e-mail address.",
-            errors=[{"field": "email", "message": "Invalid e-mail address"}],
-        )
-    return email
+EMAIL_PATTERN = addresses.EMAIL_PATTERN
+check_email = addresses.check_email  # syntax only: lookups (sign-in, reset) use this
 
 
 def check_password(password: str) -> None:
@@ -75,7 +62,7 @@ async def create_user(
     image: str | None = None,
 ) -> User:
     """Create a user (and a password account when a password is given); flushes, never commits."""
-    email = check_email(email)
+    email = addresses.check_new_email(email)
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed(
@@ -94,12 +81,13 @@ async def create_user(
     user = User(
         id=user_id,
         name_ciphertext=cipher.encrypt(name, context="user.name"),
-        email_ciphertext=cipher.encrypt(normalise_email(email), context="user.email"),
+        email_ciphertext=cipher.encrypt(addresses.stored_form(email), context="user.email"),
         email_index=index,
         name_index=cipher.name_index(name),
         pii_key_id=cipher.current_key_id,
         role=str(role),
         email_verified=email_verified,
+        email_verified_at=func.now() if email_verified else None,
         image=image,
     )
     db.add(user)
@@ -121,7 +109,23 @@ async def create_user(
 
 
 async def find_by_email(db: AsyncSession, cipher: PiiCipher, email: str) -> User | None:
+    """The account whose address folds (NFKC, casefold) to the same as `email`.
+
+    A match is not the same address (`straße` finds `strasse`): mail goes to `stored_email`.
+    """
     return await db.scalar(select(User).where(User.email_index == cipher.email_index(email)))
+
+
+def stored_email(user: AnyUser, cipher: PiiCipher) -> str:
+    """The address on the account: the only one its mail ever goes to."""
+    return cipher.decrypt(user.email_ciphertext, context="user.email")
+
+
+def mark_verified(user: User) -> None:
+    """The address is proven now (the first proof's time is kept)."""
+    if not user.email_verified or user.email_verified_at is None:
+        user.email_verified = True
+        user.email_verified_at = func.now()  # type: ignore[assignment]
 
 
 async def set_role(db: AsyncSession, cipher: PiiCipher, *, email: str, role: str) -> User:
@@ -350,12 +354,27 @@ async def consume_token(db: AsyncSession, *, token: str, purpose: str) -> str:
     return user_id
 
 
+async def token_is_valid(db: AsyncSession, *, token: str, purpose: str) -> bool:
+    """Whether a token would be accepted now (without using it up): for pages that ask first."""
+    if not token or len(token) > 200:
+        return False
+    found = await db.scalar(
+        select(Verification.id).where(
+            Verification.token_hash == hash_token(token),
+            Verification.purpose == purpose,
+            Verification.used_at.is_(None),
+            Verification.expires_at > func.now(),
+        )
+    )
+    return found is not None
+
+
 async def verify_email(db: AsyncSession, *, token: str) -> User:
     user_id = await consume_token(db, token=token, purpose=VERIFY_EMAIL)
     user = await db.get(User, user_id)
     if user is None:
         raise InvalidToken()
-    user.email_verified = True
+    mark_verified(user)
     await db.flush()
     return user
 
@@ -384,8 +403,18 @@ async def reset_password(db: AsyncSession, *, token: str, new_password: str) -> 
         )
     else:
         account.password = hashed
+    # Provider links made before the address was proven may be someone else's (pre-hijack):
+    # they go; the owner's own comes back at the next sign-in with a verified, equal address.
+    proven_at = user.email_verified_at if user.email_verified else None
+    await db.execute(
+        delete(Account).where(
+            Account.user_id == user_id,
+            Account.provider_id != CREDENTIAL_PROVIDER,
+            true() if proven_at is None else Account.created_at < proven_at,
+        )
+    )
     # Whoever received the reset mail controls the address.
-    user.email_verified = True
+    mark_verified(user)
     await revoke_all_sessions(db, user_id=user_id)
     await db.flush()
     return user

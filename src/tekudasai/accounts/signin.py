@@ -32,9 +32,9 @@ class Mail:
 
 
 def verification_mail(settings: Settings, token: str, callback: str | None) -> tuple[str, str]:
-    """Subject and body of the e-mail verification message."""
+    """Subject and body of the e-mail verification message (the link opens a web page)."""
     query = {"token": token, **({"callbackURL": callback} if callback else {})}
-    link = f"{settings.base_url}/api/auth/verify?{urlencode(query)}"
+    link = f"{settings.base_url}/auth/verify?{urlencode(query)}"
     return (
         "Confirm your e-mail address",
         f"Please confirm your e-mail address for Te Kudasai by opening this link:\n\n{link}\n\n"
@@ -101,4 +101,36 @@ async def sign_up(
     )
     verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
     subject, body = verification_mail(settings, verify_token, callback)
-    return signed_in, Mail(to=email.strip(), subject=subject, body=body)
+    return signed_in, Mail(to=service.stored_email(user, cipher), subject=subject, body=body)
+
+
+RESET_PAGE = "/auth/reset-password"
+
+
+async def password_reset(
+    db: AsyncSession,
+    cipher: PiiCipher,
+    settings: Settings,
+    *,
+    email: str,
+    target: str = RESET_PAGE,
+) -> Mail | None:
+    """The reset mail for the account `email` finds (None without one).
+
+    It goes to the address stored on the account, never to `email` as typed: the lookup folds
+    look-alikes together (`straße` finds `strasse`).
+    """
+    user = await service.find_by_email(db, cipher, email)
+    if user is None:
+        return None
+    token = await service.issue_token(db, user_id=user.id, purpose=service.RESET_PASSWORD)
+    base = target if target.startswith("http") else f"{settings.base_url}{target}"
+    link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
+    return Mail(
+        to=service.stored_email(user, cipher),
+        subject="Reset your password",
+        body=(
+            f"Someone asked to reset the password of your Te Kudasai account.\n\n{link}\n\n"
+            "The link works once and expires in one hour. If it was not you, ignore this mail."
+        ),
+    )

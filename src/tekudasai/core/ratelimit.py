@@ -4,6 +4,9 @@ Each hit upserts the counter of the current fixed window and reads the previous 
 same statement; the estimate `previous * (1 - elapsed/window) + current` smooths the burst a
 plain fixed window allows at its edges. Counters are written in their own short transaction,
 so a request that fails afterwards (a wrong password) still counts.
+
+Generic: counters by name and key. Who is counted (accounts, signed-in users) is decided in
+the domains (accounts/limits.py).
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy import text
 
 from tekudasai.config import ConfigError, Settings
-from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import RateLimited
 from tekudasai.db.session import Database
 
@@ -50,6 +52,12 @@ _HIT_SQL = text(
            coalesce((SELECT hits FROM rate_limit_counters
                      WHERE key = :key AND window_start = :previous_start), 0) AS previous
     """
+)
+
+
+_FORGIVE_SQL = text(
+    "UPDATE rate_limit_counters SET hits = hits - 1"
+    " WHERE key = :key AND window_start = :window_start AND hits > 0"
 )
 
 
@@ -136,37 +144,29 @@ async def enforce(request: Request, *, name: str, key: str) -> None:
         raise RateLimited(headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
-async def account_limit(request: Request, cipher: PiiCipher, email: str) -> None:
-    """Count an attempt on the account named by `email` (sign-in, sign-up, mail requests)."""
-    # Keyed by the blind index: the counter table never holds an address.
-    await enforce(request, name="auth_account", key=cipher.email_index(email).hex()[:40])
-
-
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def rate_limit(name: str) -> Callable[..., Awaitable[None]]:
-    """A dependency counting per signed-in user, or per client IP when signed out."""
-    from tekudasai.accounts.dependencies import optional_principal
+async def forgive(request: Request, *, name: str, key: str) -> None:
+    """Take back one hit of the current window (a sign-in that turned out right)."""
+    limit = limit_for(request.app.state.settings, name)
+    if limit is None:
+        return
+    database: Database = request.app.state.database
+    window_start = math.floor(time.time() / limit.seconds) * limit.seconds
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            _FORGIVE_SQL,
+            {"key": f"{name}:{key}", "window_start": datetime.fromtimestamp(window_start, UTC)},
+        )
 
-    # Annotations are strings here (future import): the dependency goes in the default.
-    async def dependency(request: Request, principal: Any = Depends(optional_principal)) -> None:
-        key = f"user:{principal.user.id}" if principal else f"ip:{client_ip(request)}"
-        await enforce(request, name=name, key=key)
 
-    dependency.__name__ = f"rate_limit_{name}"
-    return dependency
-
-
-def ip_rate_limit(name: str) -> Callable[..., Awaitable[None]]:
-    """A dependency counting per client IP only (sign-in, sign-up, reset requests)."""
+def ip_rate_limit(name: str, bucket: str = "ip") -> Callable[..., Awaitable[None]]:
+    """A dependency counting per client IP only, in `bucket` of the named limit."""
 
     async def dependency(request: Request) -> None:
-        await enforce(request, name=name, key=f"ip:{client_ip(request)}")
+        await enforce(request, name=name, key=f"{bucket}:{client_ip(request)}")
 
-    dependency.__name__ = f"ip_rate_limit_{name}"
+    dependency.__name__ = f"ip_rate_limit_{name}_{bucket}"
     return dependency
-
-
-AuthIpLimit = Annotated[None, Depends(ip_rate_limit("auth_ip"))]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from tekudasai.accounts.dependencies import Admin, CurrentUser
-from tekudasai.core.ratelimit import rate_limit
+from tekudasai.accounts.limits import rate_limit
 from tekudasai.core.schemas import ok, page
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
-from tekudasai.core.ratelimit import rate_limit
+from tekudasai.accounts.limits import rate_limit
 
 # Ticket ids are PostgreSQL integers: anything else is a 400 before it reaches the database.
 TicketId = Annotated[int, Path(ge=1, le=2_147_483_647, description="ticket id")]

@@ -1,4 +1,7 @@
-"""Sign-in, sign-up and sign-out pages: plain forms that post and redirect."""
+"""Sign-in, sign-up, sign-out, password reset and e-mail verification pages.
+
+Plain forms that post and redirect; every post carries the CSRF token (web/deps.PostedForm).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tekudasai.accounts import oauth, signin
+from tekudasai.accounts import limits, oauth, signin
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
 from tekudasai.core.errors import AppError
 from tekudasai.core.mail import send_mail_quietly
-from tekudasai.core.ratelimit import account_limit, client_ip, enforce
+from tekudasai.core.ratelimit import client_ip
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
 from tekudasai.web.deps import PageUser, PostedForm, safe_next
@@ -72,8 +75,7 @@ async def login_submit(
     remember = form.get("remember") == "on"
     next_path = safe_next(str(form.get("next", "")))
     try:
-        await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
-        await account_limit(request, cipher, email)
+        await limits.sign_in_attempt(request, cipher, email)
         signed_in = await signin.sign_in(
             db,
             cipher,
@@ -83,6 +85,7 @@ async def login_submit(
             ip_address=client_ip(request),
             user_agent=request.headers.get("user-agent"),
         )
+        await limits.sign_in_succeeded(request, cipher, email)
     except AppError as exc:
         message = exc.message
         if exc.code == "INVALID_EMAIL_OR_PASSWORD":
@@ -136,7 +139,7 @@ async def signup_submit(
         errors["password_confirm"] = "The passwords do not match."  # noqa: S105
     if not errors:
         try:
-            await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
+            await limits.mail_request(request, cipher, values["email"])
             signed_in, mail = await signin.sign_up(
                 db,
                 cipher,
@@ -180,3 +183,120 @@ async def logout(
     clear_session_cookie(response, settings)
     flash(request, response, "You are signed out.", "info")
     return response
+
+
+RATE_LIMITED_MESSAGE = "Too many requests. Please wait a minute and try again."
+RESET_SENT = "If this e-mail is registered, a reset link is on its way. Check your inbox."
+BAD_LINK = "This link is invalid, has expired or was already used."
+
+
+@router.get("/forgot-password")
+async def forgot_password_page(
+    request: Request, principal: MaybeUser, settings: AppSettings
+) -> Response:
+    return _auth_page(request, "auth/forgot_password.html", settings)
+
+
+@router.post("/forgot-password")
+async def forgot_password_submit(
+    request: Request,
+    form: PostedForm,
+    background: BackgroundTasks,
+    db: DbSession,
+    cipher: Cipher,
+    settings: AppSettings,
+) -> Response:
+    """Mail a reset link; the answer is the same whether or not the account exists."""
+    email = str(form.get("email", "")).strip()
+    try:
+        email = accounts_service.check_email(email)
+        await limits.mail_request(request, cipher, email)
+        mail = await signin.password_reset(db, cipher, settings, email=email)
+    except AppError as exc:
+        message = RATE_LIMITED_MESSAGE if exc.code == "RATE_LIMITED" else exc.message
+        return _auth_page(
+            request,
+            "auth/forgot_password.html",
+            settings,
+            values={"email": email},
+            errors={"email": message} if exc.code != "RATE_LIMITED" else {},
+            form_error=message,
+            status=429 if exc.code == "RATE_LIMITED" else 400,
+        )
+    if mail is not None:
+        background.add_task(
+            send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
+        )
+    response = RedirectResponse("/auth/login", status_code=303)
+    flash(request, response, RESET_SENT, "info")
+    return response
+
+
+@router.get("/reset-password")
+async def reset_password_page(
+    request: Request, principal: MaybeUser, db: DbSession, settings: AppSettings
+) -> Response:
+    token = request.query_params.get("token", "")
+    if not await accounts_service.token_is_valid(
+        db, token=token, purpose=accounts_service.RESET_PASSWORD
+    ):
+        return _auth_page(request, "auth/reset_password.html", settings, invalid=True, status=400)
+    return _auth_page(request, "auth/reset_password.html", settings, token=token)
+
+
+@router.post("/reset-password")
+async def reset_password_submit(
+    request: Request, form: PostedForm, db: DbSession, settings: AppSettings
+) -> Response:
+    """Set the new password; every session ends, then the person signs in with it."""
+    token = str(form.get("token", ""))
+    password = str(form.get("password", ""))
+    errors: dict[str, str] = {}
+    if password != str(form.get("password_confirm", password)):
+        errors["password_confirm"] = "The passwords do not match."  # noqa: S105
+    else:
+        try:
+            await limits.token_attempt(request)
+            await accounts_service.reset_password(db, token=token, new_password=password)
+        except AppError as exc:
+            if exc.code == "INVALID_TOKEN":
+                return _auth_page(
+                    request, "auth/reset_password.html", settings, invalid=True, status=400
+                )
+            if exc.code == "RATE_LIMITED":
+                errors["password"] = RATE_LIMITED_MESSAGE
+            for item in exc.errors or []:
+                errors[str(item["field"])] = str(item["message"])
+            errors = errors or {"password": exc.message}
+        else:
+            response = RedirectResponse("/auth/login", status_code=303)
+            clear_session_cookie(response, settings)  # every session was revoked
+            flash(request, response, "Your password has been changed. Please sign in.")
+            return response
+    return _auth_page(
+        request,
+        "auth/reset_password.html",
+        settings,
+        token=token,
+        errors=errors,
+        form_error="Please correct the marked fields.",
+        status=400,
+    )
+
+
+@router.get("/verify")
+async def verify_page(
+    request: Request, principal: MaybeUser, db: DbSession, settings: AppSettings
+) -> Response:
+    """The verification mail's link: confirm the address and say so on a page."""
+    token = request.query_params.get("token", "")
+    callback_url = request.query_params.get("callbackURL")
+    try:
+        callback = oauth.safe_callback_url(settings, callback_url) if callback_url else None
+        async with db.begin_nested():  # a refused token leaves nothing behind
+            await accounts_service.verify_email(db, token=token)
+    except AppError:
+        return _auth_page(request, "auth/verify.html", settings, verified=False, status=400)
+    if callback:
+        return RedirectResponse(callback, status_code=303)
+    return _auth_page(request, "auth/verify.html", settings, verified=True)
