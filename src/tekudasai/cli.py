@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -11,6 +14,7 @@ from tekudasai.accounts.commands import keys_app, users_app
 from tekudasai.config import get_settings
 from tekudasai.core.cli_support import friendly_errors
 from tekudasai.db.commands import db_app
+from tekudasai.jobs.commands import jobs_app
 from tekudasai.ops.backup_commands import register as register_backup_commands
 from tekudasai.uploads.commands import uploads_app
 
@@ -25,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(uploads_app, name="uploads")
 app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
 
 
 @app.command("serve")
@@ -41,6 +46,34 @@ def serve_command(
     from tekudasai.server import serve
 
     serve(get_settings(), host=host, port=port, workers=workers or os.cpu_count() or 1, demo=demo)
+
+
+@app.command("worker")
+@friendly_errors
+def worker_command(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="jobs run at once")] = 2,
+    lease: Annotated[
+        float,
+        typer.Option(
+            min=1.0, max=3600.0, help="seconds a running job stays ours without a heartbeat"
+        ),
+    ] = 60.0,
+) -> None:
+    """Run the background job queue alone (mail, backups, sampling, alerts), until stopped."""
+    from tekudasai.core.cli_support import command_database, run
+    from tekudasai.tasks import make_worker
+
+    async def go() -> None:
+        async with command_database() as database:
+            worker = make_worker(database, get_settings(), concurrency=concurrency, lease=lease)
+            task = asyncio.create_task(worker.run())
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    run(go())
 
 
 def main() -> None:

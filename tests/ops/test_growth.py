@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
+from tekudasai.config import Settings
 from tekudasai.db.session import Database
-from tekudasai.ops import background, growth, traffic
+from tekudasai.jobs.worker import Periodic, Worker
+from tekudasai.ops import growth, traffic
 from tekudasai.ops.models import SizeSample, TrafficSample
+from tekudasai.tasks import TASKS
 
 MIB = 1024 * 1024
 
@@ -62,18 +65,13 @@ async def test_growth_needs_an_hour_of_history(database: Database) -> None:
     assert result is not None and result.bytes_per_day is None
 
 
-async def test_size_sampler_job_runs_in_one_process_at_a_time(app, database: Database) -> None:
-    job = next(j for j in background.JOBS if j.name == "size-sampler")
-    async with database.engine.connect() as other_worker:
-        # Another worker holds the job's lock: this run is skipped.
-        await other_worker.exec_driver_sql(
-            f"SELECT pg_advisory_lock({background.lock_key(job.name)})"
-        )
-        assert not await background.run_exclusively(database, job.name, lambda: job.run(app))
-        await other_worker.exec_driver_sql(
-            f"SELECT pg_advisory_unlock({background.lock_key(job.name)})"
-        )
-    assert await background.run_exclusively(database, job.name, lambda: job.run(app))
+async def test_size_sampler_job_runs_once_per_period(
+    database: Database, settings: Settings
+) -> None:
+    sampler = (Periodic("monitoring.sizes", growth.sample_every),)
+    workers = [Worker(database, settings, TASKS, sampler) for _ in range(2)]
+    assert [await w.schedule_due() for w in workers] == [1, 0]  # both try; one is queued
+    assert sum([await w.run_pending() for w in workers]) == 1
     async with database.sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(SizeSample)) == 1
 

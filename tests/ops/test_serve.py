@@ -135,7 +135,8 @@ def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
             assert connections_per_worker(port, current)[replacement] >= 4  # it shares too
 
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        rc = process.wait(timeout=60)
+        assert rc == 0, process.stderr.read().decode()[-5000:]  # type: ignore[union-attr]
         assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists(), (
             "postgres left running"
         )

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from tekudasai.accounts import jobs as _jobs  # noqa: F401 - registers the hourly clean-up
 from tekudasai.accounts import oauth, service, signin
 from tekudasai.accounts.dependencies import (
     Admin,
@@ -36,11 +35,11 @@ from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
-from tekudasai.core.mail import send_mail_quietly
 from tekudasai.core.ratelimit import AuthIpLimit, account_limit, client_ip
 from tekudasai.core.schemas import PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
+from tekudasai.jobs.mail import enqueue_mail
 
 router = APIRouter(tags=["auth"])
 
@@ -77,7 +76,6 @@ async def sign_up(
     body: SignUpIn,
     request: Request,
     response: Response,
-    background: BackgroundTasks,
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
@@ -86,7 +84,7 @@ async def sign_up(
     """Create an account with e-mail and password; signs the new user in."""
     await account_limit(request, cipher, body.email)
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
-    signed_in, mail = await signin.sign_up(
+    signed_in = await signin.sign_up(
         db,
         cipher,
         settings,
@@ -100,9 +98,6 @@ async def sign_up(
         user_agent=request.headers.get("user-agent"),
     )
     _set_session(response, settings, signed_in)
-    background.add_task(
-        send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
-    )
     return {"token": signed_in.token, "user": service.public_user(signed_in.user, cipher)}
 
 
@@ -181,7 +176,6 @@ async def verify_request(
     body: VerifyRequestIn,
     request: Request,
     principal: MaybeUser,
-    background: BackgroundTasks,
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
@@ -203,7 +197,7 @@ async def verify_request(
         token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
         subject, text = signin.verification_mail(settings, token, callback)
         address = cipher.decrypt(user.email_ciphertext, context="user.email")
-        background.add_task(send_mail_quietly, settings, to=address, subject=subject, body=text)
+        await enqueue_mail(db, cipher, to=address, subject=subject, body=text)
     return {"status": True}
 
 
@@ -229,7 +223,6 @@ async def verify(
 async def reset_password_request(
     body: ResetRequestIn,
     request: Request,
-    background: BackgroundTasks,
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
@@ -248,9 +241,9 @@ async def reset_password_request(
         token = await service.issue_token(db, user_id=user.id, purpose=service.RESET_PASSWORD)
         base = target if target.startswith("http") else f"{settings.base_url}{target}"
         link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
-        background.add_task(
-            send_mail_quietly,
-            settings,
+        await enqueue_mail(
+            db,
+            cipher,
             to=email,
             subject="Reset your password",
             body=(

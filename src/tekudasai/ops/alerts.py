@@ -1,5 +1,6 @@
-"""Threshold alerts: evaluated periodically by one worker; a crossing logs a warning and is
-POSTed to TK_ALERT_WEBHOOK_URL once, and a recovery message follows when it clears."""
+"""Threshold alerts: evaluated once per period cluster-wide (a periodic job of the queue); a
+crossing logs a warning and is POSTed to TK_ALERT_WEBHOOK_URL once, and a recovery message
+follows when it clears."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tekudasai.config import ConfigError, Settings, parse_duration
 from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
-from tekudasai.ops import background, growth, metrics, traffic
+from tekudasai.jobs.worker import JobContext
+from tekudasai.ops import growth, metrics, traffic
 from tekudasai.ops.backup_status import last_backup_at
 from tekudasai.ops.models import AlertState, SizeSample
 
@@ -243,12 +244,10 @@ async def current_states(db: AsyncSession) -> list[AlertState]:
     return list(await db.scalars(select(AlertState).order_by(AlertState.name)))
 
 
-async def _job(app: FastAPI) -> None:
-    await evaluate_and_notify(app.state.database, app.state.settings)
+def evaluate_every(_settings: Settings) -> float:
+    return float(EVALUATE_INTERVAL_S)
 
 
-background.register(
-    background.Job(
-        name="alerts", interval=lambda app: EVALUATE_INTERVAL_S, run=_job, first_delay=45
-    )
-)
+async def evaluate_task(ctx: JobContext) -> None:
+    """Periodic: evaluate the thresholds once per period, cluster-wide."""
+    await evaluate_and_notify(ctx.database, ctx.settings)

@@ -1,4 +1,4 @@
-"""One backup run (used by `db backup` and the scheduled job), and the job itself."""
+"""One backup run (used by `db backup` and the scheduled job), and the periodic job itself."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from tekudasai.config import Settings, parse_duration
-from tekudasai.ops import background, pitr, storage_s3
+from tekudasai.jobs.worker import JobContext
+from tekudasai.ops import pitr, storage_s3
 from tekudasai.ops.backup import (
     Backup,
     Progress,
@@ -24,8 +23,7 @@ from tekudasai.ops.backup import (
 
 log = logging.getLogger(__name__)
 
-JOB_NAME = "backup"
-# How often the job wakes up to see whether a backup is due (it never runs more often than that).
+# How often the job runs to see whether a backup is due (it never runs more often than that).
 CHECK_EVERY_S = 900.0
 
 
@@ -83,19 +81,15 @@ def backup_due(settings: Settings, now: datetime | None = None) -> bool:
     return age >= interval - min(CHECK_EVERY_S, interval / 10)
 
 
-def _interval(app: FastAPI) -> float | None:
-    interval = parse_duration(app.state.settings.backup_interval)
+def check_every(settings: Settings) -> float | None:
+    """Period of the scheduled-backup job; None when TK_BACKUP_INTERVAL is off."""
+    interval = parse_duration(settings.backup_interval)
     return None if interval is None else min(float(interval), CHECK_EVERY_S)
 
 
-async def scheduled_backup(app: FastAPI) -> None:
+async def scheduled_backup(ctx: JobContext) -> None:
     """The periodic job: back up (and prune) when the newest backup is older than the interval."""
-    settings: Settings = app.state.settings
-    if not backup_due(settings):
+    if not backup_due(ctx.settings):
         return
-    outcome = await perform_backup(settings, url=app.state.database.url, prune=True)
+    outcome = await perform_backup(ctx.settings, url=ctx.database.url, prune=True)
     log.info("scheduled backup written to %s; %s", outcome.backup.path, "; ".join(outcome.notes))
-
-
-JOB = background.Job(name=JOB_NAME, interval=_interval, run=scheduled_backup, first_delay=30.0)
-background.register(JOB)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.db.session import Database
-from tekudasai.ops import background
+from tekudasai.config import Settings
+from tekudasai.jobs.worker import JobContext
 from tekudasai.ops.models import SizeSample
 
 SAMPLE_INTERVAL_S = 15 * 60
@@ -100,16 +99,11 @@ async def history(db: AsyncSession, *, since: timedelta = timedelta(days=30)) ->
     return list(rows)
 
 
-async def _job(app: FastAPI) -> None:
-    database: Database = app.state.database
-    async with database.sessionmaker() as db, db.begin():
-        newest = await db.scalar(select(func.max(SizeSample.sampled_at)))
-        # Another worker may have sampled a moment ago (the lock only prevents overlap).
-        if newest and newest > datetime.now(UTC) - timedelta(seconds=SAMPLE_INTERVAL_S / 2):
-            return
+def sample_every(_settings: Settings) -> float:
+    return float(SAMPLE_INTERVAL_S)
+
+
+async def sample_task(ctx: JobContext) -> None:
+    """Periodic: one size sample (the queue runs each period once cluster-wide)."""
+    async with ctx.database.sessionmaker() as db, db.begin():
         await sample_sizes(db)
-
-
-background.register(
-    background.Job(name="size-sampler", interval=lambda app: SAMPLE_INTERVAL_S, run=_job)
-)

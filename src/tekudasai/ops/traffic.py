@@ -4,15 +4,15 @@ previous sample, taken from the merged Prometheus counters of all workers."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.db.session import Database
-from tekudasai.ops import background, metrics
+from tekudasai.config import Settings
+from tekudasai.jobs.worker import JobContext
+from tekudasai.ops import metrics
 from tekudasai.ops.models import TrafficSample
 
 SAMPLE_INTERVAL_S = 60
@@ -119,21 +119,11 @@ async def latest(db: AsyncSession) -> TrafficSample | None:
     )
 
 
-async def _job(app: FastAPI) -> None:
-    database: Database = app.state.database
-    async with database.sessionmaker() as db, db.begin():
-        previous = await latest(db)
-        # Workers take turns on the lock; one that comes right after another must not add a
-        # near-empty sample.
-        if previous and previous.sampled_at > datetime.now(UTC) - timedelta(
-            seconds=SAMPLE_INTERVAL_S / 2
-        ):
-            return
+def sample_every(_settings: Settings) -> float:
+    return float(SAMPLE_INTERVAL_S)
+
+
+async def sample_task(ctx: JobContext) -> None:
+    """Periodic: one traffic sample (the queue runs each period once cluster-wide)."""
+    async with ctx.database.sessionmaker() as db, db.begin():
         await sample_traffic(db)
-
-
-background.register(
-    background.Job(
-        name="traffic-sampler", interval=lambda app: SAMPLE_INTERVAL_S, run=_job, first_delay=30
-    )
-)

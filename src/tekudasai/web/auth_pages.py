@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tekudasai.accounts import oauth, signin
@@ -13,7 +13,6 @@ from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
 from tekudasai.core.errors import AppError
-from tekudasai.core.mail import send_mail_quietly
 from tekudasai.core.ratelimit import account_limit, client_ip, enforce
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
@@ -121,7 +120,6 @@ async def signup_page(request: Request, principal: MaybeUser, settings: AppSetti
 async def signup_submit(
     request: Request,
     form: PostedForm,
-    background: BackgroundTasks,
     db: DbSession,
     cipher: Cipher,
     settings: AppSettings,
@@ -137,7 +135,7 @@ async def signup_submit(
     if not errors:
         try:
             await enforce(request, name="auth_ip", key=f"ip:{client_ip(request)}")
-            signed_in, mail = await signin.sign_up(
+            signed_in = await signin.sign_up(
                 db,
                 cipher,
                 settings,
@@ -154,9 +152,6 @@ async def signup_submit(
         else:
             response = RedirectResponse(next_path, status_code=303)
             set_session_cookie(response, settings, signed_in.token, session=signed_in.session)
-            background.add_task(
-                send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
-            )
             flash(request, response, "Your account is ready.")
             return response
     return _auth_page(

@@ -1,20 +1,18 @@
-"""Scheduled backups through the background runner, and the retention policy."""
+"""Scheduled backups through the job queue, and the retention policy."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tekudasai.app import create_app
 from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
-from tekudasai.ops import background, backup_jobs
+from tekudasai.jobs.worker import JobContext, Periodic, Worker
+from tekudasai.ops import backup_jobs
 from tekudasai.ops.backup import (
     DUMP,
     MANIFEST,
@@ -25,7 +23,9 @@ from tekudasai.ops.backup import (
     select_kept,
 )
 from tekudasai.ops.backup_tools import BackupError
+from tekudasai.tasks import TASKS
 from tests.conftest import make_settings
+from tests.jobs.conftest import jobs_named
 from tests.ops.backup.conftest import Populated, cli_env, tekudasai
 
 
@@ -43,8 +43,11 @@ def fake_backup(directory: Path, created_at: datetime) -> Path:
     return path
 
 
+BACKUP_ONLY = (Periodic("backup.scheduled", backup_jobs.check_every),)
+
+
 async def test_scheduled_backup_appears_and_retention_prunes_old_ones(
-    populated: Populated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    populated: Populated, tmp_path: Path
 ) -> None:
     settings = make_settings(
         populated.url, populated.settings.data_dir, TK_BACKUP_INTERVAL="1h", TK_BACKUP_KEEP="2"
@@ -52,10 +55,7 @@ async def test_scheduled_backup_appears_and_retention_prunes_old_ones(
     now = datetime.now(UTC)
     old = [fake_backup(settings.backups_dir, now - timedelta(days=d)) for d in (3, 2, 1)]
     database = Database.connect(populated.url, settings, pool_size=2)
-    app = create_app(settings, database)
-    app.state.database = database
-    monkeypatch.setattr(background, "JOBS", [dataclasses.replace(backup_jobs.JOB, first_delay=0.0)])
-    tasks = background.start(app)
+    runner = asyncio.create_task(Worker(database, settings, TASKS, BACKUP_ONLY).run())
     try:
         for _ in range(300):
             names = [b.path.name for b in list_backups(settings.backups_dir)]
@@ -63,7 +63,8 @@ async def test_scheduled_backup_appears_and_retention_prunes_old_ones(
                 break
             await asyncio.sleep(0.1)
     finally:
-        await background.stop(tasks)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
         await database.dispose()
     backups = list_backups(settings.backups_dir)
     assert backups[0].path == old[2]  # the newest old one survives (keep 2)
@@ -73,34 +74,23 @@ async def test_scheduled_backup_appears_and_retention_prunes_old_ones(
     assert not old[0].exists() and not old[1].exists()
 
 
-async def test_scheduled_job_skips_when_not_due_or_when_another_process_runs_it(
+async def test_scheduled_job_skips_when_not_due_and_is_queued_once_per_period(
     populated: Populated,
 ) -> None:
     settings = make_settings(populated.url, populated.settings.data_dir, TK_BACKUP_INTERVAL="6h")
     fake_backup(settings.backups_dir, datetime.now(UTC) - timedelta(hours=1))
     database = Database.connect(populated.url, settings, pool_size=2)
-    app = create_app(settings, database)
-    app.state.database = database
     try:
         assert not backup_jobs.backup_due(settings)
-        await backup_jobs.scheduled_backup(app)
+        await backup_jobs.scheduled_backup(JobContext(database, settings, job_id=0, attempt=1))
         assert len(list_backups(settings.backups_dir)) == 1
 
         due = make_settings(populated.url, settings.data_dir, TK_BACKUP_INTERVAL="30m")
         assert backup_jobs.backup_due(due)
-        holder = await asyncpg.connect(populated.url)
-        try:
-            await holder.execute(
-                "SELECT pg_advisory_lock($1)", background.lock_key(backup_jobs.JOB_NAME)
-            )
-            app.state.settings = due
-            ran = await background.run_exclusively(
-                database, backup_jobs.JOB_NAME, lambda: backup_jobs.scheduled_backup(app)
-            )
-        finally:
-            await holder.close()
-        assert ran is False
-        assert len(list_backups(settings.backups_dir)) == 1
+        # Two processes (or nodes) both schedule this period: one run is queued.
+        workers = [Worker(database, due, TASKS, BACKUP_ONLY) for _ in range(2)]
+        assert [await w.schedule_due() for w in workers] == [1, 0]
+        assert len(await jobs_named(database, "backup.scheduled")) == 1
     finally:
         await database.dispose()
     off = make_settings(populated.url, settings.data_dir, TK_BACKUP_INTERVAL="off")
