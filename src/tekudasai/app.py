@@ -24,14 +24,15 @@ from tekudasai.core.routing import install_prefix_dispatch
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
-from tekudasai.ops.health import router as health_router
-from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
-from tekudasai.ops.router import router as ops_router
+from tekudasai.monitoring.health import router as health_router
+from tekudasai.monitoring.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
+from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.tasks import make_worker
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
+from tekudasai.web.system_pages import router as system_page_router
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api, prefix="/api")
     app.include_router(api, prefix="/api/v1", include_in_schema=False)
     app.include_router(web_router)
-    app.include_router(ops_router)
+    app.include_router(metrics_router)
+    app.include_router(system_page_router)
 
     install_error_handlers(app)
     install_web(app)

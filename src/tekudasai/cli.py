@@ -1,4 +1,5 @@
-"""`tekudasai` command line. Subcommands live with their domains."""
+"""`tekudasai` command line: every group is assembled here, from command functions that live
+with their packages (none registers itself)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Annotated
 import typer
 
 from tekudasai.accounts.commands import keys_app, users_app
+from tekudasai.backup import commands as backup_commands
 from tekudasai.config import get_settings
-from tekudasai.core.cli_support import friendly_errors
+from tekudasai.db.cli_support import friendly_errors
 from tekudasai.db.commands import db_app
 from tekudasai.jobs.commands import jobs_app
-from tekudasai.ops.backup_commands import register as register_backup_commands
+from tekudasai.monitoring import commands as monitoring_commands
+from tekudasai.seed_commands import seed_command
 from tekudasai.uploads.commands import uploads_app
 
 app = typer.Typer(
@@ -24,7 +27,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-register_backup_commands(db_app)
+# `db`: migrations come from db/, the rest from the layers above it.
+db_app.command("seed")(friendly_errors(seed_command))
+db_app.command("backup")(friendly_errors(backup_commands.backup_command))
+db_app.command("restore")(friendly_errors(backup_commands.restore_command))
+db_app.command("verify")(friendly_errors(backup_commands.verify_command))
+db_app.command("top")(friendly_errors(monitoring_commands.top_command))
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(uploads_app, name="uploads")
@@ -60,7 +68,7 @@ def worker_command(
     ] = 60.0,
 ) -> None:
     """Run the background job queue alone (mail, backups, sampling, alerts), until stopped."""
-    from tekudasai.core.cli_support import command_database, run
+    from tekudasai.db.cli_support import command_database, run
     from tekudasai.tasks import make_worker
 
     async def go() -> None:

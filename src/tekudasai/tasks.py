@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tekudasai.accounts import jobs as accounts_jobs
+from tekudasai.backup import jobs as backup_jobs
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
 from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
-from tekudasai.ops import alerts, backup_jobs, growth, traffic
+from tekudasai.monitoring import alerts, growth, traffic
 
 PRUNE_EVERY_S = 24 * 3600.0
 

@@ -17,11 +17,11 @@ import asyncpg
 import httpx
 import pytest
 
+from tekudasai import seed
+from tekudasai.backup.tools import table_stats, upload_relpath, user_tables
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
-from tekudasai.ops import seed
-from tekudasai.ops.backup_tools import table_stats, upload_relpath, user_tables
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
 

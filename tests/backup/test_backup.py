@@ -13,13 +13,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tekudasai.backup.archive import DUMP, MANIFEST, UPLOADS_TAR, check_backup, create_backup
+from tekudasai.backup.tools import BackupError
 from tekudasai.db import migrate
 from tekudasai.db.embedded import EmbeddedPostgres
 from tekudasai.db.session import Database
-from tekudasai.ops.backup import DUMP, MANIFEST, UPLOADS_TAR, check_backup, create_backup
-from tekudasai.ops.backup_tools import BackupError
+from tests.backup.conftest import SRC, Populated, cli_env, files_in, snapshot, tekudasai
 from tests.conftest import drop_database
-from tests.ops.backup.conftest import SRC, Populated, cli_env, files_in, snapshot, tekudasai
 
 
 def _backup(populated: Populated, out: Path) -> Path:

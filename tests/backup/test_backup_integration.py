@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tekudasai.backup.archive import create_backup
+from tekudasai.backup.verify import verify_backup, verify_live
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
-from tekudasai.ops.backup import create_backup
-from tekudasai.ops.backup_verify import verify_backup, verify_live
+from tests.backup.conftest import cli_env, tekudasai
 from tests.factories import make_person
-from tests.ops.backup.conftest import cli_env, tekudasai
 
 pytest.importorskip("tekudasai.uploads.storage")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.ops.backup.conftest import Populated, cli_env, serve, snapshot, tekudasai, wait_ready
+from tests.backup.conftest import Populated, cli_env, serve, snapshot, tekudasai, wait_ready
 
 READY_WITHIN_S = 60
 

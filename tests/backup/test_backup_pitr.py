@@ -13,15 +13,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tekudasai.backup import pitr
+from tekudasai.backup.archive import Retention
+from tekudasai.backup.restore import RestoreRefused
+from tekudasai.backup.tools import BackupError
 from tekudasai.config import Settings
 from tekudasai.db.embedded import EmbeddedPostgres, wal_archive_dir
 from tekudasai.db.lifecycle import EMBEDDED_DATABASE
-from tekudasai.ops import pitr
-from tekudasai.ops.backup import Retention
-from tekudasai.ops.backup_tools import BackupError
-from tekudasai.ops.restore import RestoreRefused
+from tests.backup.conftest import cli_env, serve, tekudasai, wait_ready
 from tests.conftest import make_settings
-from tests.ops.backup.conftest import cli_env, serve, tekudasai, wait_ready
 
 
 @dataclass

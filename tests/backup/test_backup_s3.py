@@ -10,10 +10,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tekudasai.ops import storage_s3
-from tekudasai.ops.backup import DUMP, MANIFEST, UPLOADS_TAR, Backup, load_manifest
-from tekudasai.ops.backup_tools import BackupError, tool_dsn
-from tests.ops.backup.conftest import Populated, cli_env, tekudasai
+from tekudasai.backup import storage_s3
+from tekudasai.backup.archive import DUMP, MANIFEST, UPLOADS_TAR, Backup, load_manifest
+from tekudasai.backup.tools import BackupError, tool_dsn
+from tests.backup.conftest import Populated, cli_env, tekudasai
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tekudasai.core.schemas import iso
-from tekudasai.db.session import Database
-from tekudasai.jobs.worker import JobContext, Periodic, Worker
-from tekudasai.ops import backup_jobs
-from tekudasai.ops.backup import (
+from tekudasai.backup import jobs as backup_jobs
+from tekudasai.backup.archive import (
     DUMP,
     MANIFEST,
     UPLOADS_TAR,
@@ -22,11 +19,14 @@ from tekudasai.ops.backup import (
     parse_retention,
     select_kept,
 )
-from tekudasai.ops.backup_tools import BackupError
+from tekudasai.backup.tools import BackupError
+from tekudasai.core.schemas import iso
+from tekudasai.db.session import Database
+from tekudasai.jobs.worker import JobContext, Periodic, Worker
 from tekudasai.tasks import TASKS
+from tests.backup.conftest import Populated, cli_env, tekudasai
 from tests.conftest import make_settings
 from tests.jobs.conftest import jobs_named
-from tests.ops.backup.conftest import Populated, cli_env, tekudasai
 
 
 def fake_backup(directory: Path, created_at: datetime) -> Path:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
 from tekudasai.jobs.worker import Periodic, Worker
-from tekudasai.ops.models import SizeSample
+from tekudasai.monitoring.models import SizeSample
 from tekudasai.tasks import PERIODIC, TASKS
 from tests.jobs.conftest import jobs_named
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tekudasai.ops import backup
+from tekudasai.backup import archive as backup
 
 
 def parse_metrics(body: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -77,7 +77,7 @@ def receiver() -> Iterator[Receiver]:
 def write_backup_manifest(
     backups_dir: Path, name: str, created_at: str, *, revision: str = "0001"
 ) -> Path:
-    """A backup folder with a manifest `ops.backup` accepts (the parts are not checked here)."""
+    """A backup folder with a manifest `backup.archive` accepts (the parts are not checked here)."""
     folder = backups_dir / name
     folder.mkdir(parents=True)
     parts = {part: {"sha256": "0" * 64, "bytes": 0} for part in (backup.DUMP, backup.UPLOADS_TAR)}

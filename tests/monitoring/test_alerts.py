@@ -13,10 +13,10 @@ from sqlalchemy import select
 from tekudasai.config import Settings
 from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
-from tekudasai.ops import alerts
-from tekudasai.ops.models import AlertState, SizeSample, TrafficSample
+from tekudasai.monitoring import alerts
+from tekudasai.monitoring.models import AlertState, SizeSample, TrafficSample
 from tests.conftest import make_settings
-from tests.ops.conftest import Receiver, write_backup_manifest
+from tests.monitoring.conftest import Receiver, write_backup_manifest
 
 # Only the condition under test may fire: the others are set out of reach.
 QUIET = alerts.Thresholds(

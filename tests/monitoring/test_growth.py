@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
 from tekudasai.jobs.worker import Periodic, Worker
-from tekudasai.ops import growth, traffic
-from tekudasai.ops.models import SizeSample, TrafficSample
+from tekudasai.monitoring import growth, traffic
+from tekudasai.monitoring.models import SizeSample, TrafficSample
 from tekudasai.tasks import TASKS
 
 MIB = 1024 * 1024

@@ -22,7 +22,7 @@ from tekudasai.db import migrate
 from tekudasai.db.embedded import EmbeddedPostgres
 from tekudasai.db.lifecycle import ensure_database
 from tekudasai.db.session import Database
-from tekudasai.ops import health, system
+from tekudasai.monitoring import health, system
 from tests.conftest import BASE_URL, TEST_SECRET, make_settings
 
 

@@ -16,10 +16,10 @@ from sqlalchemy import text
 
 from tekudasai.app import create_app
 from tekudasai.db.session import Database
-from tekudasai.ops import metrics, system
+from tekudasai.monitoring import metrics, system
 from tests.conftest import BASE_URL, make_settings
 from tests.factories import make_person
-from tests.ops.conftest import parse_metrics, scrape, value
+from tests.monitoring.conftest import parse_metrics, scrape, value
 
 
 @pytest.fixture(autouse=True)

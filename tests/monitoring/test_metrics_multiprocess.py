@@ -16,7 +16,7 @@ import httpx
 
 from tekudasai.config import Settings
 from tests.conftest import TEST_SECRET
-from tests.ops.conftest import parse_metrics, value
+from tests.monitoring.conftest import parse_metrics, value
 
 
 async def _has_extension(url: str, name: str) -> bool:

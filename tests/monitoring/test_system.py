@@ -15,10 +15,10 @@ import httpx
 from sqlalchemy import text
 
 from tekudasai.db.session import Database
-from tekudasai.ops import growth, querystats, system, traffic
+from tekudasai.monitoring import growth, querystats, system, traffic
 from tests.conftest import TEST_SECRET
 from tests.factories import make_person
-from tests.ops.conftest import write_backup_manifest
+from tests.monitoring.conftest import write_backup_manifest
 
 HTML = {"Accept": "text/html"}
 

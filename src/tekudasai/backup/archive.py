@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tekudasai import __version__
-from tekudasai.core.schemas import iso
-from tekudasai.ops.backup_tools import (
+from tekudasai.backup.tools import (
     PARTIAL_UPLOADS_DIR,
     BackupError,
     connect,
@@ -34,6 +33,7 @@ from tekudasai.ops.backup_tools import (
     tool_dsn,
     user_tables,
 )
+from tekudasai.core.schemas import iso
 
 Progress = Callable[[str, float, float], None]
 
@@ -64,7 +64,8 @@ def backup_name(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _noop(_stage: str, _done: float, _total: float) -> None:
+def no_progress(_stage: str, _done: float, _total: float) -> None:
+    """The progress callback when the caller wants none."""
     return None
 
 
@@ -72,7 +73,7 @@ async def create_backup(
     *, url: str, uploads_dir: Path, out: Path, progress: Progress | None = None
 ) -> Backup:
     """Dump the database and archive the uploads into `out` (which must not exist yet)."""
-    report = progress or _noop
+    report = progress or no_progress
     out, tmp = _prepare_target(out)
     try:
         manifest = await _write_parts(url=url, uploads_dir=uploads_dir, tmp=tmp, report=report)
@@ -245,7 +246,7 @@ def load_manifest(path: Path) -> dict[str, Any]:
 
 def check_backup(path: Path, progress: Progress | None = None) -> Backup:
     """Manifest present and every part's size and sha256 as recorded; raises otherwise."""
-    report = progress or _noop
+    report = progress or no_progress
     manifest = load_manifest(path)
     parts = manifest["parts"]
     for index, (name, expected) in enumerate(sorted(parts.items())):
@@ -337,15 +338,23 @@ def select_kept(times: list[datetime], policy: Retention) -> set[datetime]:
     return kept
 
 
+def remove_unkept(dated: list[tuple[datetime, Path]], policy: Retention) -> list[Path]:
+    """Delete the directories the policy does not keep; returns the deleted ones.
+
+    The one pruning rule for logical and base backups alike.
+    """
+    kept = select_kept([moment for moment, _ in dated], policy)
+    removed = []
+    for moment, path in dated:
+        if moment not in kept:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
 def prune_backups(directory: Path, policy: Retention) -> list[Path]:
     """Delete backups the policy does not keep (and stale temporary ones); returns the deleted."""
-    backups = list_backups(directory)
-    kept = select_kept([b.created_at for b in backups], policy)
-    removed = []
-    for backup in backups:
-        if backup.created_at not in kept:
-            shutil.rmtree(backup.path)
-            removed.append(backup.path)
+    removed = remove_unkept([(b.created_at, b.path) for b in list_backups(directory)], policy)
     if directory.is_dir():
         stale_before = time.time() - timedelta(days=1).total_seconds()
         for child in directory.iterdir():

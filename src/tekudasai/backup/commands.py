@@ -17,20 +17,20 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from tekudasai.backup import jobs as backup_jobs
+from tekudasai.backup import pitr
+from tekudasai.backup.archive import Progress as ProgressFn
+from tekudasai.backup.restore import RestoreRefused, restore_backup
+from tekudasai.backup.verify import Report, verify_backup, verify_live
 from tekudasai.config import get_settings
-from tekudasai.core.cli_support import (
+from tekudasai.db.cli_support import (
     command_database,
     console,
     err_console,
     fail,
-    friendly_errors,
     is_interactive,
     run,
 )
-from tekudasai.ops import backup_jobs, pitr
-from tekudasai.ops.backup import Progress as ProgressFn
-from tekudasai.ops.backup_verify import Report, verify_backup, verify_live
-from tekudasai.ops.restore import RestoreRefused, restore_backup
 
 
 @contextmanager
@@ -180,10 +180,3 @@ def verify_command(
     if not result.ok:
         fail(f"{len(result.problems)} problem(s) found", code=1)
     console.print("verified: no problems found")
-
-
-def register(db_app: typer.Typer) -> None:
-    """Add the backup commands to `tekudasai db`."""
-    db_app.command("backup")(friendly_errors(backup_command))
-    db_app.command("restore")(friendly_errors(restore_command))
-    db_app.command("verify")(friendly_errors(verify_command))

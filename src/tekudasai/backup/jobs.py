@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tekudasai.config import Settings, parse_duration
-from tekudasai.jobs.worker import JobContext
-from tekudasai.ops import pitr, storage_s3
-from tekudasai.ops.backup import (
+from tekudasai.backup import pitr, storage_s3
+from tekudasai.backup.archive import (
     Backup,
     Progress,
     backup_name,
@@ -20,6 +18,8 @@ from tekudasai.ops.backup import (
     parse_retention,
     prune_backups,
 )
+from tekudasai.config import Settings, parse_duration
+from tekudasai.jobs.worker import JobContext
 
 log = logging.getLogger(__name__)
 

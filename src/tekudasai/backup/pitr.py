@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tekudasai.backup.archive import Progress, Retention, no_progress, parse_time, remove_unkept
+from tekudasai.backup.restore import Confirm, RestoreRefused
+from tekudasai.backup.tools import BackupError
 from tekudasai.config import Settings
 from tekudasai.core.schemas import iso
 from tekudasai.db.embedded import (
@@ -28,9 +31,6 @@ from tekudasai.db.embedded import (
     run_as_owner_kwargs,
     wal_archive_dir,
 )
-from tekudasai.ops.backup import Progress, Retention, _noop, parse_time, select_kept
-from tekudasai.ops.backup_tools import BackupError
-from tekudasai.ops.restore import Confirm, RestoreRefused
 
 BASE_DIR = "base_backups"
 INFO_FILE = "tekudasai-base.json"
@@ -128,7 +128,7 @@ def _psql(server: EmbeddedPostgres, sql: str) -> str:
 
 def take_base_backup(pgdata: Path, progress: Progress | None = None) -> BaseBackup:
     """pg_basebackup of the running embedded server into TK_DATA_DIR/base_backups/<time>/."""
-    report = progress or _noop
+    report = progress or no_progress
     server = EmbeddedPostgres(pgdata)
     if not server.is_running():
         raise BackupError("the embedded PostgreSQL is not running: cannot take a base backup")
@@ -201,13 +201,8 @@ def list_base_backups(pgdata: Path) -> list[BaseBackup]:
 def prune_base_backups(pgdata: Path, policy: Retention) -> list[Path]:
     """Apply the retention policy to base backups, then drop WAL older than the oldest kept."""
     backups = list_base_backups(pgdata)
-    kept = select_kept([b.finished_at for b in backups], policy)
-    removed = []
-    for backup in backups:
-        if backup.finished_at not in kept:
-            shutil.rmtree(backup.path)
-            removed.append(backup.path)
-    remaining = [b for b in backups if b.finished_at in kept]
+    removed = remove_unkept([(b.finished_at, b.path) for b in backups], policy)
+    remaining = [b for b in backups if b.path not in removed]
     archive = wal_archive_dir(pgdata.expanduser().resolve())
     if remaining and archive.is_dir():
         _run_owner(
@@ -246,7 +241,7 @@ def restore_to_time(
     settings: Settings, target: datetime, *, confirm: Confirm, progress: Progress | None = None
 ) -> str:
     """Rebuild the embedded pgdata as it was at `target`; returns a summary line."""
-    report = progress or _noop
+    report = progress or no_progress
     pgdata = embedded_pgdata(settings)
     if pgdata is None:
         raise BackupError(

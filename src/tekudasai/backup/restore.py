@@ -19,11 +19,8 @@ from typing import Any
 
 import asyncpg
 
-from tekudasai.config import Settings
-from tekudasai.db import migrate
-from tekudasai.db.session import Database
-from tekudasai.ops.backup import DUMP, UPLOADS_TAR, Backup, Progress, _noop, check_backup
-from tekudasai.ops.backup_tools import (
+from tekudasai.backup.archive import DUMP, UPLOADS_TAR, Backup, Progress, check_backup, no_progress
+from tekudasai.backup.tools import (
     BackupError,
     connect,
     connect_maintenance,
@@ -37,6 +34,9 @@ from tekudasai.ops.backup_tools import (
     user_tables,
     with_database,
 )
+from tekudasai.config import Settings
+from tekudasai.db import migrate
+from tekudasai.db.session import Database
 
 Confirm = Callable[[str], bool]
 TERMINATE_TIMEOUT_S = 20.0
@@ -80,7 +80,7 @@ async def restore_backup(
     progress: Progress | None = None,
 ) -> RestoreResult:
     """Restore `path` into the database at `target_url` and the files into `uploads_dir`."""
-    report = progress or _noop
+    report = progress or no_progress
     backup = await asyncio.to_thread(check_backup, path, report)
     manifest = backup.manifest
     check_revision(manifest.get("schemaRevision"))

@@ -1,6 +1,6 @@
 """What the backup directory says, for the system page and the alerts: newest first.
 
-Reading and checking manifests is `ops.backup`'s job (the same rules as `tekudasai db backup`
+Reading and checking manifests is `backup.archive`'s job (the same rules as `tekudasai db backup`
 and its retention); this only adds the size on disk for display.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tekudasai.ops import backup
+from tekudasai.backup import archive as backup
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ def _info(found: backup.Backup) -> BackupInfo:
     return BackupInfo(found.path, found.created_at, size, found.manifest.get("schemaRevision"))
 
 
-def list_backups(backups_dir: Path) -> list[BackupInfo]:
-    """Complete backups (a manifest `ops.backup` accepts), newest first; [] when none."""
+def sizes_newest_first(backups_dir: Path) -> list[BackupInfo]:
+    """`archive.list_backups` (the one listing, oldest first) with sizes, newest first."""
     return [_info(found) for found in reversed(backup.list_backups(backups_dir))]
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tekudasai.ops.backup import MANIFEST, Backup
-from tekudasai.ops.backup_tools import BackupError, sha256_file
+from tekudasai.backup.archive import MANIFEST, Backup
+from tekudasai.backup.tools import BackupError, sha256_file
 
 
 @dataclass(frozen=True)

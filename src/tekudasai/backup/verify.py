@@ -12,8 +12,9 @@ from pathlib import Path
 
 import asyncpg
 
-from tekudasai.ops.backup import UPLOADS_TAR, Progress, _noop, check_backup
-from tekudasai.ops.backup_tools import (
+from tekudasai.backup.archive import UPLOADS_TAR, Progress, check_backup, no_progress
+from tekudasai.backup.restore import load_and_check
+from tekudasai.backup.tools import (
     PARTIAL_UPLOADS_DIR,
     BackupError,
     connect,
@@ -25,7 +26,6 @@ from tekudasai.ops.backup_tools import (
     upload_relpath,
     with_database,
 )
-from tekudasai.ops.restore import load_and_check
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Report:
 
 async def verify_backup(*, path: Path, server_url: str, progress: Progress | None = None) -> Report:
     """Checksums of the parts, then a restore into a scratch database compared with the manifest."""
-    report = progress or _noop
+    report = progress or no_progress
     result = Report()
     try:
         backup = await asyncio.to_thread(check_backup, path, report)
@@ -128,7 +128,7 @@ def _tar_hashes(archive: Path) -> dict[str, str]:
 
 async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None = None) -> Report:
     """pg_amcheck (heap + every index), constraint validity and upload files on disk."""
-    report = progress or _noop
+    report = progress or no_progress
     result = Report()
     report("amcheck", 0, 1)
     dsn, password_env = tool_dsn(url)

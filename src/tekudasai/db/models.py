@@ -4,7 +4,7 @@ from tekudasai.accounts.models import Account, RateLimitCounter, Session, User, 
 from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
-from tekudasai.ops.models import AlertState, SizeSample
+from tekudasai.monitoring.models import AlertState, SizeSample
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
 

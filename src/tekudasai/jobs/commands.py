@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tekudasai.core.cli_support import (
+from tekudasai.db.cli_support import (
     command_database,
     command_session,
     console,

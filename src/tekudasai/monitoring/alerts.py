@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tekudasai.backup.status import last_backup_at
 from tekudasai.config import ConfigError, Settings, parse_duration
 from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
 from tekudasai.jobs.worker import JobContext
-from tekudasai.ops import growth, metrics, traffic
-from tekudasai.ops.backup_status import last_backup_at
-from tekudasai.ops.models import AlertState, SizeSample
+from tekudasai.monitoring import growth, metrics, traffic
+from tekudasai.monitoring.models import AlertState, SizeSample
 
 log = logging.getLogger("tekudasai.alerts")
 

@@ -10,8 +10,8 @@ from rich.live import Live
 from rich.table import Table
 
 from tekudasai.config import get_settings
-from tekudasai.core.cli_support import command_database, console, fail, friendly_errors, run
-from tekudasai.ops.querystats import Statement, StatementStatsUnavailable, top_statements
+from tekudasai.db.cli_support import command_database, console, fail, run
+from tekudasai.monitoring.querystats import Statement, StatementStatsUnavailable, top_statements
 
 WATCH_INTERVAL_S = 2.0
 
@@ -68,7 +68,3 @@ def top_command(
         run(go())
     except KeyboardInterrupt:
         return
-
-
-def register(db_app: typer.Typer) -> None:
-    db_app.command("top")(friendly_errors(top_command))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.config import Settings
 from tekudasai.jobs.worker import JobContext
-from tekudasai.ops.models import SizeSample
+from tekudasai.monitoring.models import SizeSample
 
 SAMPLE_INTERVAL_S = 15 * 60
 KEEP_DAYS = 90

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from tekudasai.core.handlers import error_body
 from tekudasai.db import migrate
 from tekudasai.db.session import Database
-from tekudasai.ops.metrics import ERROR_CODE_KEY, pool_status
+from tekudasai.monitoring.metrics import ERROR_CODE_KEY, pool_status
 
 router = APIRouter(tags=["health"])
 

@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tekudasai.backup.status import BackupInfo, sizes_newest_first
 from tekudasai.config import Settings
 from tekudasai.db import migrate
 from tekudasai.db.session import Database
-from tekudasai.ops import alerts, growth, metrics, querystats, traffic
-from tekudasai.ops.backup_status import BackupInfo, list_backups
+from tekudasai.monitoring import alerts, growth, metrics, querystats, traffic
 from tekudasai.tickets.models import TicketStatus
 
 DB_METRICS_TTL_S = 15.0
@@ -72,7 +72,7 @@ async def database_exposition(database: Database, settings: Settings) -> bytes:
             tickets.labels(status).set(n)
         if rate and rate.bytes_per_day is not None:
             growth_rate.set(rate.bytes_per_day)
-        backups = list_backups(settings.backups_dir)
+        backups = sizes_newest_first(settings.backups_dir)
         backup_time.set(backups[0].created_at.timestamp() if backups else 0)
         body = generate_latest(registry)
         _cache[key] = (time.monotonic(), body)
@@ -110,7 +110,7 @@ async def snapshot(database: Database, settings: Settings) -> Snapshot:
     """Everything the system page shows; a database that does not answer is shown, not raised."""
     head = migrate.head_revision()
     pool = metrics.pool_status(database.engine.sync_engine.pool)
-    backups = list_backups(settings.backups_dir)
+    backups = sizes_newest_first(settings.backups_dir)
     try:
         async with asyncio.timeout(5), database.sessionmaker() as db, db.begin():
             current = await db.scalar(text("SELECT version_num FROM alembic_version"))

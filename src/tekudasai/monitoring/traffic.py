@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.config import Settings
 from tekudasai.jobs.worker import JobContext
-from tekudasai.ops import metrics
-from tekudasai.ops.models import TrafficSample
+from tekudasai.monitoring import metrics
+from tekudasai.monitoring.models import TrafficSample
 
 SAMPLE_INTERVAL_S = 60
 KEEP_DAYS = 14
