@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -173,8 +171,6 @@ async def snapshot(database: Database, settings: Settings) -> Snapshot:
 
 # -- Charts: server-rendered SVG, no JavaScript ------------------------------------------------
 
-CHART_COLOURS = ("#2563eb", "#d97706", "#dc2626", "#059669")
-
 
 def human_bytes(value: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -182,88 +178,3 @@ def human_bytes(value: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
-
-
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** len(str(int(value))) / 10
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return value
-
-
-def line_chart(
-    series: Mapping[str, Sequence[tuple[datetime, float]]],
-    *,
-    title: str,
-    unit: str = "",
-    width: int = 1000,
-    height: int = 240,
-    fmt: Any = None,
-) -> str:
-    """An inline SVG line chart of one or more time series; says so when there is no data."""
-    fmt = fmt or (lambda v: f"{v:,.0f}{unit}")
-    pad_l, pad_r, pad_t, pad_b = 70, 12, 24, 28
-    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
-    points = [p for pts in series.values() for p in pts]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-label="{escape(title)}" class="tk-chart">',
-        f"<title>{escape(title)}</title>",
-        f'<text x="{pad_l}" y="16" font-size="13" font-weight="600" fill="currentColor">'
-        f"{escape(title)}</text>",
-    ]
-    if not points:
-        parts.append(
-            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12" '
-            'fill="#6b7280">no data yet</text></svg>'
-        )
-        return "".join(parts)
-    t0 = min(t for t, _ in points).timestamp()
-    t1 = max(t for t, _ in points).timestamp()
-    span = max(t1 - t0, 1.0)
-    top = _nice_max(max(v for _, v in points))
-
-    def x(moment: datetime) -> float:
-        return pad_l + (moment.timestamp() - t0) / span * plot_w
-
-    def y(value: float) -> float:
-        return pad_t + plot_h - (value / top) * plot_h
-
-    for i in range(5):
-        value = top * i / 4
-        parts.append(
-            f'<line x1="{pad_l}" x2="{pad_l + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
-            'stroke="#e5e7eb"/>'
-            f'<text x="{pad_l - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="10" '
-            f'fill="#6b7280">{escape(fmt(value))}</text>'
-        )
-    first, last = min(t for t, _ in points), max(t for t, _ in points)
-    for moment, anchor, at in ((first, "start", pad_l), (last, "end", pad_l + plot_w)):
-        parts.append(
-            f'<text x="{at}" y="{height - 8}" text-anchor="{anchor}" font-size="10" '
-            f'fill="#6b7280">{moment:%Y-%m-%d %H:%M} UTC</text>'
-        )
-    for index, (name, pts) in enumerate(series.items()):
-        colour = CHART_COLOURS[index % len(CHART_COLOURS)]
-        if pts:
-            coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
-            parts.append(
-                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}">'
-                f"<title>{escape(name)}</title></polyline>"
-            )
-            if len(pts) == 1:
-                parts.append(
-                    f'<circle cx="{x(pts[0][0]):.1f}" cy="{y(pts[0][1]):.1f}" r="3" '
-                    f'fill="{colour}"/>'
-                )
-        legend_x = pad_l + plot_w - 110 * (len(series) - index)
-        parts.append(
-            f'<rect x="{legend_x}" y="6" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="15" font-size="11" fill="currentColor">'
-            f"{escape(name)}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
