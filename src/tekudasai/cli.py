@@ -69,11 +69,17 @@ def worker_command(
 ) -> None:
     """Run the background job queue alone (mail, backups, sampling, alerts), until stopped."""
     from tekudasai.db.cli_support import command_database, run
-    from tekudasai.tasks import make_worker
+    from tekudasai.tasks import NEEDS_WEB_PROCESS, make_worker
 
     async def go() -> None:
         async with command_database() as database:
-            worker = make_worker(database, get_settings(), concurrency=concurrency, lease=lease)
+            worker = make_worker(
+                database,
+                get_settings(),
+                concurrency=concurrency,
+                lease=lease,
+                skip=NEEDS_WEB_PROCESS,
+            )
             task = asyncio.create_task(worker.run())
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):

@@ -18,13 +18,17 @@ from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
 
 PRUNE_EVERY_S = 24 * 3600.0
+TRAFFIC = "monitoring.traffic"
+# Tasks that read the request counters of the web processes on this node: a worker outside
+# `serve` (`tekudasai worker`) has none, so it leaves them to the web workers.
+NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
 
 TASKS: Mapping[str, Task] = {
     SEND_MAIL: send_mail_task,
     "accounts.cleanup": accounts_jobs.cleanup_task,
     "backup.scheduled": backup_jobs.scheduled_backup,
     "monitoring.sizes": growth.sample_task,
-    "monitoring.traffic": traffic.sample_task,
+    TRAFFIC: traffic.sample_task,
     "monitoring.alerts": alerts.evaluate_task,
     "jobs.prune": prune_task,
 }
@@ -32,7 +36,7 @@ TASKS: Mapping[str, Task] = {
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("backup.scheduled", backup_jobs.check_every),
     Periodic("monitoring.sizes", growth.sample_every),
-    Periodic("monitoring.traffic", traffic.sample_every),
+    Periodic(TRAFFIC, traffic.sample_every),
     Periodic("monitoring.alerts", alerts.evaluate_every),
     Periodic("accounts.cleanup", accounts_jobs.cleanup_every),
     Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),

@@ -159,3 +159,18 @@ async def test_jobs_cli_lists_and_retries(database: Database, settings: Settings
     assert code == 0 and "queued again: 1 job(s)" in out, (out, err)
     code, out, _ = await run_cli(settings, "jobs", "list")
     assert code == 0 and str(waiting.id) in out and "queued" in out
+
+
+async def test_a_worker_leaves_skipped_tasks_to_others(
+    database: Database, settings: Settings
+) -> None:
+    """`tekudasai worker` leaves traffic sampling to the web processes (it has no counters)."""
+    recorder = Recorder()
+    async with database.sessionmaker() as session, session.begin():
+        await queue.enqueue(session, "monitoring.traffic")
+        await queue.enqueue(session, "record")
+    tasks = {"record": recorder, "monitoring.traffic": recorder}
+    standalone = Worker(database, settings, tasks, skip=frozenset({"monitoring.traffic"}))
+    assert await standalone.run_pending() == 1
+    assert [j.status for j in await jobs_named(database, "monitoring.traffic")] == ["queued"]
+    assert await Worker(database, settings, tasks).run_pending() == 1

@@ -77,8 +77,9 @@ _CLAIM = text(
            locked_until = now() + make_interval(secs => :lease), started_at = now()
     WHERE id = (
         SELECT id FROM jobs
-        WHERE (status = 'queued' AND run_after <= now())
-           OR (status = 'running' AND locked_until < now())
+        WHERE ((status = 'queued' AND run_after <= now())
+               OR (status = 'running' AND locked_until < now()))
+          AND NOT (name = ANY(:skip))
         ORDER BY run_after, id
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -127,6 +128,8 @@ class Worker:
     lease: float = 60.0
     poll: float = 5.0  # fallback wake-up: delayed retries and expired leases send no NOTIFY
     backoff: Backoff = field(default_factory=Backoff)
+    # Task names this worker neither schedules nor claims (another process runs them).
+    skip: frozenset[str] = frozenset()
     me: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
@@ -193,6 +196,8 @@ class Worker:
         added = 0
         async with self.database.sessionmaker() as session, session.begin():
             for job in self.periodic:
+                if job.name in self.skip:
+                    continue
                 every = job.every(self.settings)
                 if every is not None and await schedule_period(session, job.name, every):
                     added += 1
@@ -221,7 +226,8 @@ class Worker:
 
     async def claim(self) -> Claimed | None:
         async with self.database.engine.begin() as conn:
-            row = (await conn.execute(_CLAIM, {"me": self.me, "lease": self.lease})).first()
+            params = {"me": self.me, "lease": self.lease, "skip": sorted(self.skip)}
+            row = (await conn.execute(_CLAIM, params)).first()
         if row is None:
             return None
         return Claimed(
