@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
@@ -174,3 +174,42 @@ async def test_a_worker_leaves_skipped_tasks_to_others(
     assert await standalone.run_pending() == 1
     assert [j.status for j in await jobs_named(database, "monitoring.traffic")] == ["queued"]
     assert await Worker(database, settings, tasks).run_pending() == 1
+
+
+async def test_a_commit_wakes_an_idle_worker_even_after_its_listener_was_cut(
+    database: Database, settings: Settings
+) -> None:
+    recorder = Recorder()
+    worker = Worker(database, settings, {"record": recorder}, poll=60.0)  # no polling help
+    running = asyncio.create_task(worker.run())
+
+    async def listening() -> bool:
+        async with database.sessionmaker() as session:
+            return bool(
+                await session.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+                )
+            )
+
+    try:
+        await wait_until(listening, seconds=10)
+        await asyncio.sleep(0.3)  # the claim loops are idle now, waiting
+        async with database.sessionmaker() as session, session.begin():
+            await queue.enqueue(session, "record", {"n": 1})
+        await wait_until(lambda: len(recorder.calls) == 1, seconds=3)
+
+        async with database.sessionmaker() as session, session.begin():
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%'"
+                )
+            )
+        await asyncio.sleep(0.2)
+        await wait_until(listening, seconds=10)  # listening again on a new connection
+        async with database.sessionmaker() as session, session.begin():
+            await queue.enqueue(session, "record", {"n": 2})
+        await wait_until(lambda: len(recorder.calls) == 2, seconds=3)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -114,6 +115,7 @@ _RELEASE = text(
     "WHERE id = :id AND locked_by = :me AND status = 'running'"
 )
 MAX_ERROR_CHARS = 4000
+RELISTEN_AFTER_S = 1.0
 
 
 @dataclass
@@ -140,18 +142,18 @@ class Worker:
     # -- running -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Run until cancelled. A database outage only delays jobs: every loop retries."""
         log.info("job worker %s started (%d at a time)", self.me, self.concurrency)
-        async with self._listening():
-            loops = [asyncio.create_task(self._claim_loop()) for _ in range(self.concurrency)]
-            if self.periodic:
-                loops.append(asyncio.create_task(self._schedule_loop()))
-            try:
-                await asyncio.gather(*loops)
-            finally:
-                for loop in loops:
-                    loop.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
+        loops = [asyncio.create_task(self._claim_loop()) for _ in range(self.concurrency)]
+        loops.append(asyncio.create_task(self._listen_loop()))
+        if self.periodic:
+            loops.append(asyncio.create_task(self._schedule_loop()))
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def run_pending(self) -> int:
         """Run every job that is due now, one after another; returns how many ran."""
@@ -205,22 +207,33 @@ class Worker:
                 await session.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
         return added
 
-    @contextlib.asynccontextmanager
-    async def _listening(self) -> Any:
-        """LISTEN on a pooled connection of our own, so a commit's NOTIFY wakes a claim loop."""
-        async with self.database.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None  # a checked-out connection always has its driver connection
+    async def _listen_loop(self) -> None:
+        """LISTEN on a pooled connection of our own, so a commit's NOTIFY wakes a claim loop;
+        while it is down (database restart) the claim loops still poll."""
 
-            def wake(*_: object) -> None:
-                self._wake.set()
+        def wake(*_: object) -> None:
+            self._wake.set()
 
-            await raw.add_listener(CHANNEL, wake)
+        while True:
             try:
-                yield
-            finally:
-                with contextlib.suppress(Exception):
-                    await raw.remove_listener(CHANNEL, wake)
+                async with self.database.engine.connect() as conn:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    assert raw is not None  # a checked-out connection has its driver's
+                    lost = asyncio.Event()
+                    closed = functools.partial(_set_event, lost)
+                    raw.add_termination_listener(closed)
+                    await raw.add_listener(CHANNEL, wake)
+                    try:
+                        await lost.wait()
+                    finally:
+                        raw.remove_termination_listener(closed)
+                        with contextlib.suppress(Exception):
+                            await raw.remove_listener(CHANNEL, wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listening for new jobs failed (polling meanwhile): %s", exc)
+            await asyncio.sleep(RELISTEN_AFTER_S)
 
     # -- one job -----------------------------------------------------------------------------
 
@@ -287,6 +300,10 @@ class Worker:
     async def _finish(self, statement: Any, job: Claimed, **params: Any) -> None:
         async with self.database.engine.begin() as conn:
             await conn.execute(statement, {"id": job.id, "me": self.me, **params})
+
+
+def _set_event(event: asyncio.Event, *_: object) -> None:
+    event.set()
 
 
 async def prune_task(ctx: JobContext) -> None:
