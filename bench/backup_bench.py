@@ -25,12 +25,12 @@ from pathlib import Path
 
 import asyncpg
 
+from tekudasai.backup.archive import create_backup
+from tekudasai.backup.restore import restore_backup
+from tekudasai.backup.tools import tool, with_database
 from tekudasai.config import Settings
 from tekudasai.db.embedded import EmbeddedPostgres
 from tekudasai.db.lifecycle import EMBEDDED_DATABASE, ensure_database
-from tekudasai.ops.backup import create_backup
-from tekudasai.ops.backup_tools import tool, with_database
-from tekudasai.ops.restore import restore_backup
 
 SECRET = "bench-secret-that-is-long-enough-for-production-0123456789"
 

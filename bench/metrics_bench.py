@@ -40,7 +40,7 @@ def metrics_on():  # type: ignore[no-untyped-def]
 
 def metrics_off():  # type: ignore[no-untyped-def]
     import tekudasai.app as app_module
-    from tekudasai.ops.metrics import MetricsMiddleware
+    from tekudasai.monitoring.metrics import MetricsMiddleware
 
     app_module.instrument_engine = lambda *args, **kwargs: None  # type: ignore[assignment]
     app_module.start_pool_sampler = lambda engine: asyncio.create_task(asyncio.sleep(0))  # type: ignore[assignment]
@@ -153,7 +153,7 @@ def isolated_costs(n: int = 50_000, repeats: int = 7) -> None:
 
     from sqlalchemy import create_engine
 
-    from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine
+    from tekudasai.monitoring.metrics import MetricsMiddleware, instrument_engine
 
     route = SimpleNamespace(path_format="/api/tickets/my/{id}")
 

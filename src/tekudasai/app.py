@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,14 +24,15 @@ from tekudasai.core.routing import install_prefix_dispatch
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
-from tekudasai.ops import background, backup_jobs  # noqa: F401 (registers the backup job)
-from tekudasai.ops.health import router as health_router
-from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
-from tekudasai.ops.router import router as ops_router
+from tekudasai.monitoring.health import router as health_router
+from tekudasai.monitoring.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
+from tekudasai.monitoring.router import router as metrics_router
+from tekudasai.tasks import make_worker
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
+from tekudasai.web.system_pages import router as system_page_router
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         )
         instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
         pool_sampler = start_pool_sampler(app.state.database.engine)
-        jobs = background.start(app) if settings.background_jobs else []
+        tasks = [pool_sampler]
+        if settings.background_jobs:
+            # Every worker process runs the queue; claims with SKIP LOCKED keep each job to
+            # exactly one run, and a busy process leaves the next job to an idle one.
+            worker = make_worker(app.state.database, settings)
+            tasks.append(asyncio.create_task(worker.run(), name="tk-jobs"))
         try:
             yield
         finally:
-            await background.stop([*jobs, pool_sampler])
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             if owned:
                 await app.state.database.dispose()
 
@@ -84,7 +96,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api, prefix="/api")
     app.include_router(api, prefix="/api/v1", include_in_schema=False)
     app.include_router(web_router)
-    app.include_router(ops_router)
+    app.include_router(metrics_router)
+    app.include_router(system_page_router)
 
     install_error_handlers(app)
     install_web(app)

@@ -17,13 +17,14 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from tekudasai import seed
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.logging import configure_logging
 from tekudasai.db import migrate
 from tekudasai.db.lifecycle import embedded_server, resolve_database_url
 from tekudasai.db.session import Database
-from tekudasai.ops import querystats, seed
+from tekudasai.monitoring import querystats
 
 log = logging.getLogger("tekudasai.serve")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from email.message import Message
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from tekudasai.app import create_app
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
+from tekudasai.tasks import make_worker
 from tests.conftest import BASE_URL, make_settings
 
 
@@ -43,12 +46,30 @@ def settings_with(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
 
 
 def outbox(settings: Settings) -> list[Message]:
+    """The mails written so far, after running every queued job (mail goes through the queue)."""
+    deliver_queued(settings)
     if not settings.outbox_dir.exists():
         return []
     return [
         email.message_from_bytes(path.read_bytes())
         for path in sorted(settings.outbox_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
     ]
+
+
+def deliver_queued(settings: Settings) -> int:
+    """Run the due jobs of this test's database now, as a worker would (own loop and pool:
+    callers are synchronous)."""
+
+    async def drain() -> int:
+        assert settings.database_url is not None
+        database = Database.connect(settings.database_url, settings, pool_size=1)
+        try:
+            return await make_worker(database, settings).run_pending()
+        finally:
+            await database.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, drain()).result()
 
 
 def link_token(message: Message) -> str:

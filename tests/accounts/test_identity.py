@@ -49,7 +49,12 @@ async def test_reset_for_a_look_alike_address_mails_only_the_stored_address(
 ) -> None:
     victim = await make_person(database, cipher, email="strasse.x@example.test")
     async with SmtpServer() as smtp:
-        settings = settings_with(TK_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}")
+        # The app's own queue worker sends it (as in `serve`), woken by the commit's NOTIFY.
+        settings = settings_with(
+            TK_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
+            TK_BACKGROUND_JOBS="true",
+            TK_BACKUP_INTERVAL="off",
+        )
         async with client_for(database, settings) as client:
             # Folds to the victim's lookup index (NFKC + casefold), but is another mailbox.
             response = await client.post(

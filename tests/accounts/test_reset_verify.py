@@ -220,7 +220,12 @@ async def test_reset_mail_goes_through_a_real_smtp_server(
 ) -> None:
     async with SmtpServer() as smtp:
         inbox = smtp.inbox
-        settings = settings_with(TK_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}")
+        # The app's own queue worker sends it (as in `serve`), woken by the commit's NOTIFY.
+        settings = settings_with(
+            TK_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
+            TK_BACKGROUND_JOBS="true",
+            TK_BACKUP_INTERVAL="off",
+        )
         person = await make_person(database, cipher)
         async with client_for(database, settings) as client:
             response = await client.post(

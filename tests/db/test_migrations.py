@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from tekudasai.db import migrate
 from tekudasai.db.embedded import EmbeddedPostgres
-from tekudasai.db.models import Base
 from tekudasai.db.session import Database
+from tekudasai.migrations.models import Base
 from tests.conftest import drop_database, make_settings
 
 

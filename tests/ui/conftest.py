@@ -61,7 +61,14 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    settings = make_settings(db_url, tmp_path / "data", BETTER_AUTH_URL=base)
+    # It runs the job queue as `serve` does (mail is sent by queued jobs); no backups.
+    settings = make_settings(
+        db_url,
+        tmp_path / "data",
+        BETTER_AUTH_URL=base,
+        TK_BACKGROUND_JOBS="true",
+        TK_BACKUP_INTERVAL="off",
+    )
     app = create_app(settings, None)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)

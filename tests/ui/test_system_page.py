@@ -8,7 +8,7 @@ import httpx
 from playwright.async_api import Page, expect
 
 from tekudasai.db.session import Database
-from tekudasai.ops import growth, traffic
+from tekudasai.monitoring import growth, traffic
 from tests.factories import make_person
 from tests.ui.conftest import LiveServer, screenshot, sign_in
 

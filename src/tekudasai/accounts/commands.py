@@ -8,7 +8,7 @@ import typer
 
 from tekudasai.accounts import keys, service
 from tekudasai.config import get_settings
-from tekudasai.core.cli_support import (
+from tekudasai.db.cli_support import (
     cipher_for,
     command_database,
     command_session,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import FastAPI
 from sqlalchemy import delete, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.models import RateLimitCounter, Session, Verification
-from tekudasai.db.session import Database
-from tekudasai.ops.background import Job, register
+from tekudasai.config import Settings
+from tekudasai.jobs.worker import JobContext
 
 CLEANUP_INTERVAL_SECONDS = 3600.0
 KEEP_USED_TOKENS = timedelta(days=1)
@@ -37,17 +36,11 @@ async def purge_expired(db: AsyncSession) -> dict[str, int]:
     }
 
 
-async def _run(app: FastAPI) -> None:
-    database: Database = app.state.database
-    async with database.sessionmaker() as db, db.begin():
+def cleanup_every(_settings: Settings) -> float:
+    return CLEANUP_INTERVAL_SECONDS
+
+
+async def cleanup_task(ctx: JobContext) -> None:
+    """Periodic: purge what expired (the queue runs each period once cluster-wide)."""
+    async with ctx.database.sessionmaker() as db, db.begin():
         await purge_expired(db)
-
-
-register(
-    Job(
-        name="accounts-cleanup",
-        interval=lambda _app: CLEANUP_INTERVAL_SECONDS,
-        run=_run,
-        first_delay=60.0,
-    )
-)

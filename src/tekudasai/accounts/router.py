@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from tekudasai.accounts import jobs as _jobs  # noqa: F401 - registers the hourly clean-up
 from tekudasai.accounts import limits, oauth, service, signin
 from tekudasai.accounts.dependencies import (
     Admin,
@@ -36,11 +35,11 @@ from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
-from tekudasai.core.mail import send_mail_quietly
 from tekudasai.core.ratelimit import client_ip
 from tekudasai.core.schemas import PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
+from tekudasai.jobs.mail import enqueue_mail
 
 router = APIRouter(tags=["auth"])
 
@@ -77,7 +76,6 @@ async def sign_up(
     body: SignUpIn,
     request: Request,
     response: Response,
-    background: BackgroundTasks,
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
@@ -85,7 +83,7 @@ async def sign_up(
     """Create an account with e-mail and password; signs the new user in."""
     await limits.mail_request(request, cipher, body.email)
     callback = oauth.safe_callback_url(settings, body.callback_url) if body.callback_url else None
-    signed_in, mail = await signin.sign_up(
+    signed_in = await signin.sign_up(
         db,
         cipher,
         settings,
@@ -99,9 +97,6 @@ async def sign_up(
         user_agent=request.headers.get("user-agent"),
     )
     _set_session(response, settings, signed_in)
-    background.add_task(
-        send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
-    )
     return {"token": signed_in.token, "user": service.public_user(signed_in.user, cipher)}
 
 
@@ -180,7 +175,6 @@ async def verify_request(
     body: VerifyRequestIn,
     request: Request,
     principal: MaybeUser,
-    background: BackgroundTasks,
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
@@ -202,7 +196,7 @@ async def verify_request(
         token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
         subject, text = signin.verification_mail(settings, token, callback)
         address = service.stored_email(user, cipher)  # never the address as typed
-        background.add_task(send_mail_quietly, settings, to=address, subject=subject, body=text)
+        await enqueue_mail(db, cipher, to=address, subject=subject, body=text)
     return {"status": True}
 
 
@@ -228,7 +222,6 @@ async def verify(
 async def reset_password_request(
     body: ResetRequestIn,
     request: Request,
-    background: BackgroundTasks,
     db: DbSession,
     settings: AppSettings,
     cipher: Cipher,
@@ -241,11 +234,7 @@ async def reset_password_request(
         else signin.RESET_PAGE
     )
     await limits.mail_request(request, cipher, email)
-    mail = await signin.password_reset(db, cipher, settings, email=email, target=target)
-    if mail is not None:
-        background.add_task(
-            send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
-        )
+    await signin.password_reset(db, cipher, settings, email=email, target=target)
     return {"status": True, "message": "If this e-mail is registered, a reset link is on its way."}
 
 

@@ -11,6 +11,7 @@ from tekudasai.accounts import service
 from tekudasai.accounts.models import Session, User
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.jobs.mail import enqueue_mail
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,15 +21,6 @@ class SignedIn:
     user: User
     token: str
     session: Session
-
-
-@dataclass(frozen=True, slots=True)
-class Mail:
-    """A message for the caller to send after the response (e.g. as a background task)."""
-
-    to: str
-    subject: str
-    body: str
 
 
 def verification_mail(settings: Settings, token: str, callback: str | None) -> tuple[str, str]:
@@ -91,8 +83,8 @@ async def sign_up(
     user_agent: str | None,
     image: str | None = None,
     callback: str | None = None,
-) -> tuple[SignedIn, Mail]:
-    """Create the account, open a session and prepare the verification mail to send."""
+) -> SignedIn:
+    """Create the account, open a session and queue the verification mail (same transaction)."""
     user = await service.create_user(
         db, cipher, email=email, name=name, password=password, image=image
     )
@@ -101,7 +93,10 @@ async def sign_up(
     )
     verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)
     subject, body = verification_mail(settings, verify_token, callback)
-    return signed_in, Mail(to=service.stored_email(user, cipher), subject=subject, body=body)
+    await enqueue_mail(
+        db, cipher, to=service.stored_email(user, cipher), subject=subject, body=body
+    )
+    return signed_in
 
 
 RESET_PAGE = "/auth/reset-password"
@@ -114,19 +109,21 @@ async def password_reset(
     *,
     email: str,
     target: str = RESET_PAGE,
-) -> Mail | None:
-    """The reset mail for the account `email` finds (None without one).
+) -> None:
+    """Queue the reset mail for the account `email` finds (nothing without one).
 
     It goes to the address stored on the account, never to `email` as typed: the lookup folds
     look-alikes together (`straße` finds `strasse`).
     """
     user = await service.find_by_email(db, cipher, email)
     if user is None:
-        return None
+        return
     token = await service.issue_token(db, user_id=user.id, purpose=service.RESET_PASSWORD)
     base = target if target.startswith("http") else f"{settings.base_url}{target}"
     link = f"{base}{'&' if '?' in base else '?'}{urlencode({'token': token})}"
-    return Mail(
+    await enqueue_mail(
+        db,
+        cipher,
         to=service.stored_email(user, cipher),
         subject="Reset your password",
         body=(

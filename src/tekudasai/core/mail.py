@@ -1,4 +1,7 @@
-"""Outgoing mail: SMTP when TK_SMTP_URL is set, else `.eml` files in TK_DATA_DIR/outbox."""
+"""Outgoing mail: SMTP when TK_SMTP_URL is set, else `.eml` files in TK_DATA_DIR/outbox.
+
+Callers queue mail (`tekudasai.jobs.mail.enqueue_mail`); the queue's worker calls `send_mail`.
+"""
 
 from __future__ import annotations
 
@@ -76,11 +79,3 @@ def _write_outbox(outbox: Path, message: EmailMessage) -> Path:
     with os.fdopen(fd, "wb") as handle:
         handle.write(message.as_bytes())
     return path
-
-
-async def send_mail_quietly(settings: Settings, *, to: str, subject: str, body: str) -> None:
-    """For background sending after a response: a failure is logged, never raised."""
-    try:
-        await send_mail(settings, to=to, subject=subject, body=body)
-    except Exception:
-        log.exception("sending mail failed", extra={"subject": subject})

@@ -199,7 +199,7 @@ class EmbeddedPostgres:
                 shutil.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _archive_settings(self) -> dict[str, str]:
-        """WAL archiving for point-in-time recovery (see tekudasai.ops.pitr)."""
+        """WAL archiving for point-in-time recovery (see tekudasai.backup.pitr)."""
         archive = wal_archive_dir(self.pgdata)
         archive.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from tekudasai.config import get_settings
 from tekudasai.db.engine import create_engine
-from tekudasai.db.models import Base
+from tekudasai.migrations.models import Base
 
 config = context.config
 target_metadata = Base.metadata

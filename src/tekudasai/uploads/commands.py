@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tekudasai.config import get_settings, parse_duration
-from tekudasai.core.cli_support import (
+from tekudasai.db.cli_support import (
     command_database,
     command_session,
     console,

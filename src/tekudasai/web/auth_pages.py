@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tekudasai.accounts import limits, oauth, signin
@@ -16,7 +16,6 @@ from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
 from tekudasai.core.errors import AppError
-from tekudasai.core.mail import send_mail_quietly
 from tekudasai.core.ratelimit import client_ip
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
@@ -124,7 +123,6 @@ async def signup_page(request: Request, principal: MaybeUser, settings: AppSetti
 async def signup_submit(
     request: Request,
     form: PostedForm,
-    background: BackgroundTasks,
     db: DbSession,
     cipher: Cipher,
     settings: AppSettings,
@@ -140,7 +138,7 @@ async def signup_submit(
     if not errors:
         try:
             await limits.mail_request(request, cipher, values["email"])
-            signed_in, mail = await signin.sign_up(
+            signed_in = await signin.sign_up(
                 db,
                 cipher,
                 settings,
@@ -157,9 +155,6 @@ async def signup_submit(
         else:
             response = RedirectResponse(next_path, status_code=303)
             set_session_cookie(response, settings, signed_in.token, session=signed_in.session)
-            background.add_task(
-                send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
-            )
             flash(request, response, "Your account is ready.")
             return response
     return _auth_page(
@@ -201,7 +196,6 @@ async def forgot_password_page(
 async def forgot_password_submit(
     request: Request,
     form: PostedForm,
-    background: BackgroundTasks,
     db: DbSession,
     cipher: Cipher,
     settings: AppSettings,
@@ -211,7 +205,7 @@ async def forgot_password_submit(
     try:
         email = accounts_service.check_email(email)
         await limits.mail_request(request, cipher, email)
-        mail = await signin.password_reset(db, cipher, settings, email=email)
+        await signin.password_reset(db, cipher, settings, email=email)
     except AppError as exc:
         message = RATE_LIMITED_MESSAGE if exc.code == "RATE_LIMITED" else exc.message
         return _auth_page(
@@ -222,10 +216,6 @@ async def forgot_password_submit(
             errors={"email": message} if exc.code != "RATE_LIMITED" else {},
             form_error=message,
             status=429 if exc.code == "RATE_LIMITED" else 400,
-        )
-    if mail is not None:
-        background.add_task(
-            send_mail_quietly, settings, to=mail.to, subject=mail.subject, body=mail.body
         )
     response = RedirectResponse("/auth/login", status_code=303)
     flash(request, response, RESET_SENT, "info")

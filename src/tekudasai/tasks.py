@@ -1,0 +1,48 @@
+"""Every job the queue knows, and every periodic job: listed here and nowhere else.
+
+A task is `async def task(ctx: JobContext, **args)`; its name is what `enqueue` stores. This
+module sits at the top (beside app and cli): it names tasks of every layer, and nothing below
+imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tekudasai.accounts import jobs as accounts_jobs
+from tekudasai.backup import jobs as backup_jobs
+from tekudasai.config import Settings
+from tekudasai.db.session import Database
+from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
+from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
+from tekudasai.monitoring import alerts, growth, traffic
+
+PRUNE_EVERY_S = 24 * 3600.0
+TRAFFIC = "monitoring.traffic"
+# Tasks that read the request counters of the web processes on this node: a worker outside
+# `serve` (`tekudasai worker`) has none, so it leaves them to the web workers.
+NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
+
+TASKS: Mapping[str, Task] = {
+    SEND_MAIL: send_mail_task,
+    "accounts.cleanup": accounts_jobs.cleanup_task,
+    "backup.scheduled": backup_jobs.scheduled_backup,
+    "monitoring.sizes": growth.sample_task,
+    TRAFFIC: traffic.sample_task,
+    "monitoring.alerts": alerts.evaluate_task,
+    "jobs.prune": prune_task,
+}
+
+PERIODIC: tuple[Periodic, ...] = (
+    Periodic("backup.scheduled", backup_jobs.check_every),
+    Periodic("monitoring.sizes", growth.sample_every),
+    Periodic(TRAFFIC, traffic.sample_every),
+    Periodic("monitoring.alerts", alerts.evaluate_every),
+    Periodic("accounts.cleanup", accounts_jobs.cleanup_every),
+    Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),
+)
+
+
+def make_worker(database: Database, settings: Settings, **options: object) -> Worker:
+    """A worker for this process with every task and periodic job."""
+    return Worker(database, settings, TASKS, PERIODIC, **options)  # type: ignore[arg-type]
