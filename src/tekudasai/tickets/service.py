@@ -103,7 +103,7 @@ async def create_ticket(
         form_response=cleaned,
         form_open=False,
     )
-    row = await _create_statement().fetchrow(
+    row = await create_statement().fetchrow(
         db,
         reporter_id=reporter_id,
         summary=summary,
@@ -120,10 +120,10 @@ async def create_ticket(
 
 
 @functools.cache
-def _create_statement() -> RawStatement:
-    """The ticket, its audit row and its upload links in one statement: one round trip,
-    atomic on its own (and inside the request's transaction when one has begun). Built once;
-    JSON values travel as text and are cast by the database."""
+def create_statement() -> RawStatement:
+    """The ticket, its audit row and its upload links in one statement (one round trip),
+    inside the request's transaction like every other. Built once; JSON values travel as text
+    and are cast by the database."""
     table = cast(Table, Ticket.__table__)
 
     def json_value(name: str) -> Any:
