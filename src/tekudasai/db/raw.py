@@ -63,13 +63,13 @@ class RawStatement:
 
     async def _run(self, db: AsyncSession, method: str, values: Mapping[str, Any]) -> Any:
         adapted = await dbapi_connection(db)
-        if adapted._transaction is None and not adapted.autocommit:
-            # Same BEGIN (and isolation options) SQLAlchemy's cursor sends before its first
-            # statement; the session's commit or rollback ends it.
-            await adapted._start_transaction()
         arguments = self.arguments(values)
-        started = time.perf_counter()
         try:
+            if adapted._transaction is None and not adapted.autocommit:
+                # Same BEGIN (and isolation options) SQLAlchemy's cursor sends before its
+                # first statement; the session's commit or rollback ends it.
+                await adapted._start_transaction()
+            started = time.perf_counter()
             result = await getattr(adapted._connection, method)(self.sql, *arguments)
         except Exception as error:
             raise _as_sqlalchemy_error(adapted, self.sql, arguments, error) from error
