@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import Boolean, bindparam, select, text
+from sqlalchemy import Boolean, Text, bindparam, exc, select, text
 
 from tekudasai.accounts.models import User
 from tekudasai.db import raw
@@ -36,3 +37,30 @@ async def test_a_raw_statement_sees_the_sessions_own_uncommitted_work(
 async def test_values_needing_conversion_are_refused() -> None:
     with pytest.raises(TypeError):
         RawStatement(select(User.id).where(User.banned == bindparam("banned", type_=Boolean)))
+
+
+async def test_errors_come_out_as_sqlalchemys_like_any_other_statement(
+    database: Database,
+) -> None:
+    """One exception family whichever path a statement took: DBAPIError wrapping the driver's."""
+    duplicate = RawStatement(
+        text("INSERT INTO forms (id, name, elements) VALUES (:form_id, 'Twice', '[]')").bindparams(
+            bindparam("form_id", type_=Text)
+        )
+    )
+    async with database.sessionmaker() as db, db.begin():
+        await duplicate.fetch(db, form_id="f1")
+        with pytest.raises(exc.IntegrityError) as caught:
+            await duplicate.fetch(db, form_id="f1")
+        await db.rollback()
+    assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+    assert isinstance(caught.value.orig.__cause__, asyncpg.UniqueViolationError)
+
+
+async def test_a_raw_statement_on_a_read_only_session_begins_nothing(database: Database) -> None:
+    by_id = RawStatement(select(Form.id).where(Form.id == bindparam("form_id", type_=Text)))
+    async with database.sessionmaker() as db:
+        await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        await by_id.fetchrow(db, form_id="f1")
+        adapted = (await db.connection()).sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        assert adapted._transaction is None

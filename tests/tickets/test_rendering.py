@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tekudasai.db.session import Database
 from tekudasai.forms.models import Form, FormVersion
-from tekudasai.tickets import listing, service
-from tekudasai.tickets.models import Ticket
+from tekudasai.tickets import audit, listing, service
+from tekudasai.tickets.models import Ticket, TicketLog
 from tekudasai.tickets.schemas import ticket_with_form
 from tests.factories import Person
+from tests.tickets.conftest import GOOD_RESPONSE, make_form
 
 PANEL_ELEMENTS: list[dict[str, Any]] = [
     {
@@ -116,3 +117,27 @@ async def test_a_changed_form_is_shown_changed_in_the_ticket_list(
     assert after[0]["form"]["updatedAt"] > before[0]["form"]["updatedAt"]
     one = await client.get(f"/api/tickets/my/{after[0]['id']}", headers=reporter.auth)
     assert one.json()["data"]["form"]["disabled"] is True
+
+
+async def test_the_creation_row_written_in_sql_is_the_one_audit_defines(
+    client: httpx.AsyncClient, database: Database, reporter: Person
+) -> None:
+    await make_form(database, form_id="it-support")
+    body = {"formId": "it-support", "summary": "Audited", "formResponse": GOOD_RESPONSE}
+    response = await client.post("/api/tickets/my", json=body, headers=reporter.auth)
+    ticket_id = response.json()["data"]["id"]
+    async with database.sessionmaker() as db:
+        ticket = await db.get(Ticket, ticket_id)
+        row = await db.scalar(select(TicketLog).where(TicketLog.ticket_id == ticket_id))
+    assert ticket is not None and row is not None
+    assert (row.action_type, row.action, row.internal) == ("create", audit.CREATED, False)
+    assert row.user_id == reporter.user.id
+    assert row.details == audit.created_details(ticket)
+    assert set(row.details["ticket"]) == {
+        "summary",
+        "status",
+        "reporterId",
+        "assigneeId",
+        "formId",
+        "formVersion",
+    }

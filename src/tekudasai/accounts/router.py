@@ -20,6 +20,20 @@ from tekudasai.accounts.dependencies import (
     clear_session_cookie,
     set_session_cookie,
 )
+from tekudasai.accounts.responses import (
+    CurrentSession,
+    Done,
+    DoneWithMessage,
+    OneUser,
+    Provider,
+    SignedIn,
+    SignedOutEverywhere,
+    SignedUp,
+    SocialStart,
+    Success,
+    UserList,
+    UserOut,
+)
 from tekudasai.accounts.schemas import (
     BanUserIn,
     ResetPasswordIn,
@@ -36,12 +50,12 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
 from tekudasai.core.ratelimit import client_ip
-from tekudasai.core.schemas import PageParams, page, page_params
+from tekudasai.core.schemas import ERROR_RESPONSES, PageEnvelope, PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
 from tekudasai.jobs.mail import enqueue_mail
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
 
 
 async def _start_session(
@@ -70,8 +84,8 @@ def _set_session(response: Response, settings: Settings, signed_in: signin.Signe
     response.headers["Cache-Control"] = "no-store"  # the body carries the token
 
 
-@router.post("/auth/signup")
-@router.post("/auth/sign-up/email", include_in_schema=False)
+@router.post("/auth/signup", response_model=SignedUp)
+@router.post("/auth/sign-up/email", include_in_schema=False, response_model=SignedUp)
 async def sign_up(
     body: SignUpIn,
     request: Request,
@@ -100,8 +114,8 @@ async def sign_up(
     return {"token": signed_in.token, "user": service.public_user(signed_in.user, cipher)}
 
 
-@router.post("/auth/signin")
-@router.post("/auth/sign-in/email", include_in_schema=False)
+@router.post("/auth/signin", response_model=SignedIn)
+@router.post("/auth/sign-in/email", include_in_schema=False, response_model=SignedIn)
 async def sign_in(
     body: SignInIn,
     request: Request,
@@ -131,8 +145,8 @@ async def sign_in(
     }
 
 
-@router.get("/auth/session")
-@router.get("/auth/get-session", include_in_schema=False)
+@router.get("/auth/session", response_model=CurrentSession | None)
+@router.get("/auth/get-session", include_in_schema=False, response_model=CurrentSession | None)
 async def get_session(
     principal: MaybeUser, response: Response, cipher: Cipher
 ) -> dict[str, Any] | None:
@@ -146,8 +160,8 @@ async def get_session(
     }
 
 
-@router.post("/auth/signout")
-@router.post("/auth/sign-out", include_in_schema=False)
+@router.post("/auth/signout", response_model=Success)
+@router.post("/auth/sign-out", include_in_schema=False, response_model=Success)
 async def sign_out(
     principal: MaybeUser, response: Response, db: DbSession, settings: AppSettings
 ) -> dict[str, bool]:
@@ -158,8 +172,8 @@ async def sign_out(
     return {"success": True}
 
 
-@router.post("/auth/signout-all")
-@router.post("/auth/revoke-sessions", include_in_schema=False)
+@router.post("/auth/signout-all", response_model=SignedOutEverywhere)
+@router.post("/auth/revoke-sessions", include_in_schema=False, response_model=SignedOutEverywhere)
 async def sign_out_everywhere(
     principal: CurrentUser, response: Response, db: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
@@ -169,8 +183,8 @@ async def sign_out_everywhere(
     return {"success": True, "status": True, "revoked": revoked}
 
 
-@router.post("/auth/verify-request")
-@router.post("/auth/send-verification-email", include_in_schema=False)
+@router.post("/auth/verify-request", response_model=Done)
+@router.post("/auth/send-verification-email", include_in_schema=False, response_model=Done)
 async def verify_request(
     body: VerifyRequestIn,
     request: Request,
@@ -200,8 +214,12 @@ async def verify_request(
     return {"status": True}
 
 
-@router.get("/auth/verify")
-@router.get("/auth/verify-email", include_in_schema=False)
+@router.get(
+    "/auth/verify",
+    response_model=Done,
+    responses={302: {"description": "Redirect to the given callbackURL"}},
+)
+@router.get("/auth/verify-email", include_in_schema=False, response_model=Done)
 async def verify(
     db: DbSession,
     settings: AppSettings,
@@ -216,9 +234,11 @@ async def verify(
     return {"status": True}
 
 
-@router.post("/auth/reset-password-request")
-@router.post("/auth/request-password-reset", include_in_schema=False)
-@router.post("/auth/forget-password", include_in_schema=False)
+@router.post("/auth/reset-password-request", response_model=DoneWithMessage)
+@router.post(
+    "/auth/request-password-reset", include_in_schema=False, response_model=DoneWithMessage
+)
+@router.post("/auth/forget-password", include_in_schema=False, response_model=DoneWithMessage)
 async def reset_password_request(
     body: ResetRequestIn,
     request: Request,
@@ -238,7 +258,7 @@ async def reset_password_request(
     return {"status": True, "message": "If this e-mail is registered, a reset link is on its way."}
 
 
-@router.post("/auth/reset-password")
+@router.post("/auth/reset-password", response_model=Done)
 async def reset_password(
     body: ResetPasswordIn, db: DbSession, _: limits.SignInIpLimit
 ) -> dict[str, bool]:
@@ -247,14 +267,14 @@ async def reset_password(
     return {"status": True}
 
 
-@router.post("/auth/admin/set-role")
+@router.post("/auth/admin/set-role", response_model=OneUser)
 async def admin_set_role(body: SetRoleIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
     """Change a user's role (never leaves zero admins)."""
     user = await service.admin_set_role(db, user_id=body.user_id, role=body.role)
     return {"user": service.public_user(user, cipher)}
 
 
-@router.post("/auth/admin/ban-user")
+@router.post("/auth/admin/ban-user", response_model=OneUser)
 async def admin_ban_user(body: BanUserIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
     """Ban a user (optionally for `banExpiresIn` seconds); their sessions end now."""
     user = await service.ban_user(
@@ -267,13 +287,13 @@ async def admin_ban_user(body: BanUserIn, admin: Admin, db: DbSession, cipher: C
     return {"user": service.public_user(user, cipher)}
 
 
-@router.post("/auth/admin/unban-user")
+@router.post("/auth/admin/unban-user", response_model=OneUser)
 async def admin_unban_user(body: UnbanUserIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
     user = await service.unban_user(db, user_id=body.user_id)
     return {"user": service.public_user(user, cipher)}
 
 
-@router.get("/users", tags=["users"])
+@router.get("/users", tags=["users"], response_model=PageEnvelope[UserOut])
 async def list_users(
     admin: Admin,
     db: DbSession,
@@ -294,7 +314,7 @@ async def list_users(
     )
 
 
-@router.get("/auth/admin/list-users", include_in_schema=False)
+@router.get("/auth/admin/list-users", include_in_schema=False, response_model=UserList)
 async def admin_list_users(
     admin: Admin,
     db: DbSession,
@@ -320,7 +340,7 @@ async def admin_list_users(
     }
 
 
-@router.get("/auth/providers")
+@router.get("/auth/providers", response_model=list[Provider])
 async def providers(settings: AppSettings) -> list[dict[str, str]]:
     """Configured OAuth providers only."""
     return [{"id": p.id, "name": p.name} for p in oauth.configured_providers(settings)]
@@ -338,7 +358,7 @@ def _set_state_cookie(response: Response, settings: Settings, value: str) -> Non
     )
 
 
-@router.post("/auth/sign-in/social")
+@router.post("/auth/sign-in/social", response_model=SocialStart)
 async def sign_in_social(
     body: SocialSignInIn, response: Response, settings: AppSettings, cipher: Cipher
 ) -> dict[str, Any]:
@@ -394,7 +414,12 @@ async def _callback(
     return response
 
 
-@router.get("/auth/callback/{provider}")
+@router.get(
+    "/auth/callback/{provider}",
+    response_class=RedirectResponse,
+    status_code=302,
+    responses={302: {"description": "Redirect to callbackURL (or errorCallbackURL)"}},
+)
 async def oauth_callback(
     provider: str, request: Request, db: DbSession, settings: AppSettings, cipher: Cipher
 ) -> Response:
@@ -410,7 +435,12 @@ async def oauth_callback_alias(
 
 
 # Last: its path parameter would shadow the fixed /auth/... GET routes above.
-@router.get("/auth/{provider}")
+@router.get(
+    "/auth/{provider}",
+    response_class=RedirectResponse,
+    status_code=302,
+    responses={302: {"description": "Redirect to the provider"}},
+)
 async def oauth_redirect(
     provider: str,
     settings: AppSettings,

@@ -6,10 +6,10 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -37,6 +37,13 @@ class StrictInput(CamelModel):
     )
 
 
+# Response models: what the OpenAPI document says comes back. Routes that return a prebuilt
+# Response (the hot ticket routes) are documented by them without being validated.
+
+# A timestamp as `iso` writes it; passed through as text, never re-parsed.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
 class Pagination(CamelModel):
     page: int
     limit: int
@@ -49,14 +56,40 @@ class Meta(CamelModel):
 
 
 class Envelope(BaseModel, Generic[T]):
-    status: str = "success"
+    """`{"status":"success","data":…}`."""
+
+    status: Literal["success"] = "success"
     data: T
 
 
 class PageEnvelope(BaseModel, Generic[T]):
-    status: str = "success"
+    """A page of a list: the envelope plus `meta.pagination`."""
+
+    status: Literal["success"] = "success"
     data: list[T]
     meta: Meta
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorEnvelope(BaseModel):
+    """`{"status":"error","message":…,"code":…}`; validation errors add `errors`."""
+
+    status: Literal["error"]
+    message: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+# Every API route's error answers (4xx and 5xx) are the error envelope. Also replaces the
+# 422 FastAPI would document: invalid input answers 400 VALIDATION_ERROR here.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "Error (see `code`)"},
+    "5XX": {"model": ErrorEnvelope, "description": "Unexpected error or unavailable"},
+}
 
 
 def ok(data: Any) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""The per-process database handle and the one-transaction-per-request session dependency."""
+"""The per-process database handle and the one-transaction-per-request session dependency.
+
+The rule for every request's statements, ORM or raw (db/raw.py): they run in the request's one
+transaction, which commits before the response is sent; services only flush. Routes marked
+`read_only` skip BEGIN/COMMIT and each statement stands alone (READ COMMITTED takes a snapshot
+per statement anyway). BEGIN goes out with the first statement, whichever path it takes.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +61,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
         return
     async with database.sessionmaker() as session, session.begin():
-        # No statement is sent yet: SQLAlchemy sends BEGIN with the first one of its own.
+        # No statement is sent yet: BEGIN goes out with the first one, ORM or raw.
         await _keep_driver_connection(session, {})
         yield session
 
@@ -66,7 +72,7 @@ async def _keep_driver_connection(session: AsyncSession, options: dict[str, Any]
     earlier), so they need no trip through SQLAlchemy's greenlet bridge to find it."""
     connection = await session.connection(execution_options=options)
     pooled = connection.sync_connection.connection  # type: ignore[union-attr]
-    session.info[DRIVER_CONNECTION] = pooled.driver_connection
+    session.info[DRIVER_CONNECTION] = pooled.dbapi_connection
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit

@@ -569,11 +569,6 @@ def _compile_rule(rule: ShowIf) -> Condition:
     return member
 
 
-def is_visible(element: Element, values: dict[str, Any]) -> bool:
-    """Whether an element is shown, given the answers (cleaned) to the elements before it."""
-    return element.show_if is None or _compile_rule(element.show_if)(values)
-
-
 class FormPlan:
     """Parsed elements prepared for validating many responses (what each step needs, once)."""
 

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query
 
 from tekudasai.accounts.dependencies import Admin, CurrentUser
 from tekudasai.accounts.limits import rate_limit
-from tekudasai.core.schemas import ok, page
+from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, PageEnvelope, ok, page
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service
+from tekudasai.forms.responses import CheckedResponse, FormOut
 from tekudasai.forms.schemas import FormCreate, FormPatch, ResponseCheck
 
-router = APIRouter(prefix="/forms", tags=["forms"])
+router = APIRouter(prefix="/forms", tags=["forms"], responses=ERROR_RESPONSES)
 
 # Form lists are short and the original clients do not page them: a generous default limit.
 # `forms` limit (default 30/minute per user): every request that writes or validates answers.
@@ -22,7 +23,7 @@ PageQuery = Annotated[int, Query(alias="page", ge=1, le=1_000_000)]
 LimitQuery = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("/enabled")
+@router.get("/enabled", response_model=PageEnvelope[FormOut])
 async def list_enabled_forms(
     db: DbSession, user: CurrentUser, page_: PageQuery = 1, limit: LimitQuery = 100
 ) -> dict[str, Any]:
@@ -30,12 +31,16 @@ async def list_enabled_forms(
     return page(items, page=page_, limit=limit, total=total)
 
 
-@router.get("/enabled/{form_id}")
+@router.get("/enabled/{form_id}", response_model=Envelope[FormOut])
 async def get_enabled_form(form_id: str, db: DbSession, user: CurrentUser) -> dict[str, Any]:
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=True))
 
 
-@router.post("/enabled/{form_id}/validate", dependencies=FORMS_LIMIT)
+@router.post(
+    "/enabled/{form_id}/validate",
+    dependencies=FORMS_LIMIT,
+    response_model=Envelope[CheckedResponse],
+)
 async def validate_response(
     form_id: str, body: ResponseCheck, db: DbSession, user: CurrentUser
 ) -> dict[str, Any]:
@@ -48,7 +53,7 @@ async def validate_response(
     return ok({"formResponse": values})
 
 
-@router.get("")
+@router.get("", response_model=PageEnvelope[FormOut])
 async def list_forms(
     db: DbSession, admin: Admin, page_: PageQuery = 1, limit: LimitQuery = 100
 ) -> dict[str, Any]:
@@ -56,7 +61,7 @@ async def list_forms(
     return page(items, page=page_, limit=limit, total=total)
 
 
-@router.post("", dependencies=FORMS_LIMIT)
+@router.post("", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
 async def create_form(body: FormCreate, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(
         await service.create_form(
@@ -70,12 +75,12 @@ async def create_form(body: FormCreate, db: DbSession, admin: Admin) -> dict[str
     )
 
 
-@router.get("/{form_id}")
+@router.get("/{form_id}", response_model=Envelope[FormOut])
 async def get_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=False))
 
 
-@router.patch("/{form_id}", dependencies=FORMS_LIMIT)
+@router.patch("/{form_id}", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
 async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin) -> dict[str, Any]:
     changes = body.model_dump(include=body.model_fields_set)
     return ok(
@@ -83,6 +88,6 @@ async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin
     )
 
 
-@router.delete("/{form_id}", dependencies=FORMS_LIMIT)
+@router.delete("/{form_id}", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
 async def delete_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(await service.delete_form(db, form_id=form_id))

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import asyncio
 from functools import lru_cache
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from tekudasai.core.handlers import error_body
+from tekudasai.core.schemas import ERROR_RESPONSES, CamelModel, Envelope
 from tekudasai.db import migrate
 from tekudasai.db.session import Database
 from tekudasai.monitoring.metrics import ERROR_CODE_KEY, pool_status
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
+
+
+class Alive(BaseModel):
+    status: Literal["success"]
+
+
+class PoolUse(CamelModel):
+    in_use: int
+    capacity: int
+
+
+class Ready(CamelModel):
+    database: Literal["ok"]
+    schema_: str = Field(alias="schema")
+    pool: PoolUse
+
 
 READY_TIMEOUT_S = 3.0
 
@@ -30,12 +49,12 @@ def _not_ready(request: Request, message: str) -> JSONResponse:
     return JSONResponse(error_body(message, "NOT_READY"), status_code=503)
 
 
-@router.get("/health")
+@router.get("/health", response_model=Alive)
 async def liveness() -> dict[str, str]:
     return {"status": "success"}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", response_model=Envelope[Ready])
 async def readiness(request: Request) -> JSONResponse:
     """200 when a pooled connection answers within the timeout and the schema is at head."""
     database: Database = request.app.state.database

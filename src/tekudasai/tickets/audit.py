@@ -1,13 +1,31 @@
-"""Audit rows: written by the same session (and so the same transaction) as the change."""
+"""Audit rows: written by the same session (and so the same transaction) as the change.
+
+Every row is defined here: `record` stages one through the ORM; `created_row` is the creation
+row as SQL, for the one statement that files a ticket (tickets/service.py).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Insert, Table, false, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.tickets.models import LogAction, TicketLog
+from tekudasai.tickets.models import LogAction, Ticket, TicketLog
+from tekudasai.tickets.schemas import TICKET_FIELDS
+
+CREATED = "Ticket created"
+DELETED = "Ticket deleted"
+# What a creation or deletion row keeps of the whole ticket: these members of the ticket
+# object, and the form version it was filed with.
+_SNAPSHOT_KEYS = ("summary", "status", "reporterId", "assigneeId", "formId")
+_MEMBERS = {f.key: f.column.key for f in TICKET_FIELDS}
+_SNAPSHOT = (*((key, _MEMBERS[key]) for key in _SNAPSHOT_KEYS), ("formVersion", "form_version"))
+
+
+def snapshot(ticket: Ticket) -> dict[str, Any]:
+    """The ticket as a creation or deletion row records it (`details.ticket`)."""
+    return {key: getattr(ticket, attribute) for key, attribute in _SNAPSHOT}
 
 
 def record(
@@ -31,6 +49,44 @@ def record(
     )
     db.add(row)
     return row
+
+
+def created_details(ticket: Ticket) -> dict[str, Any]:
+    return {"ticket": snapshot(ticket)}
+
+
+def deleted(db: AsyncSession, ticket: Ticket, *, user_id: str) -> TicketLog:
+    """Stage the deletion row (the trail outlives the ticket)."""
+    return record(
+        db,
+        ticket_id=ticket.id,
+        user_id=user_id,
+        action_type=LogAction.DELETE,
+        action=DELETED,
+        details={"ticket": snapshot(ticket)},
+    )
+
+
+def _constant(text: str) -> ColumnElement[str]:
+    # Written into the statement, not bound: a constant needs no parameter on every call.
+    assert "'" not in text
+    return literal_column(f"'{text}'")
+
+
+def created_row(
+    *, ticket_id: ColumnElement[Any], user_id: ColumnElement[Any], details: ColumnElement[Any]
+) -> Insert:
+    """The creation row as an INSERT … SELECT of SQL values (`details` as
+    `created_details` makes it), the same row `record` would stage."""
+    row: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "user_id": user_id,
+        "action_type": _constant(LogAction.CREATE.value),
+        "action": _constant(CREATED),
+        "details": details,
+        "internal": false(),
+    }
+    return insert(cast(Table, TicketLog.__table__)).from_select(list(row), select(*row.values()))
 
 
 async def list_logs(db: AsyncSession, *, ticket_id: int, include_internal: bool) -> list[TicketLog]:

@@ -5,8 +5,9 @@ time than the queries themselves. Here the database writes each ticket's JSON (i
 reads the row) and Python only splices in the form object, which is rendered once per form
 version and kept: a page of fifty tickets of three forms renders three forms.
 
-The shapes are exactly those of `schemas.ticket_view` and `schemas.ticket_with_form`; a test
-compares both for every kind of value.
+The members come from the one declaration of the ticket object (`schemas.TICKET_FIELDS`), so
+the shapes are those of `schemas.ticket_view` and `schemas.ticket_with_form`; a test compares
+both for every kind of value.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.models import Form
 from tekudasai.tickets.models import Ticket
+from tekudasai.tickets.schemas import TICKET_FIELDS
 
 # ISO-8601 in UTC with milliseconds and a Z, as `core.schemas.iso` writes it (both truncate).
 _ISO_FORMAT: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'""")
@@ -40,19 +42,11 @@ def _key(name: str) -> ColumnElement[str]:
 
 def ticket_json() -> ColumnElement[str]:
     """The contract's ticket object (`schemas.ticket_view`), as JSON text."""
-    fields: list[tuple[str, Any]] = [
-        ("id", Ticket.id),
-        ("reporterId", Ticket.reporter_id),
-        ("assigneeId", Ticket.assignee_id),
-        ("summary", Ticket.summary),
-        ("status", Ticket.status),
-        ("formId", Ticket.form_id),
-        ("formResponse", Ticket.form_response),
-        ("formOpen", Ticket.form_open),
-        ("createdAt", _iso(Ticket.created_at)),
-        ("updatedAt", _iso(Ticket.updated_at)),
+    arguments = [
+        part
+        for field in TICKET_FIELDS
+        for part in (_key(field.key), _iso(field.column) if field.timestamp else field.column)
     ]
-    arguments = [part for name, column in fields for part in (_key(name), column)]
     return cast(func.json_build_object(*arguments), Text)
 
 

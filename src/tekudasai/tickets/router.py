@@ -8,7 +8,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from tekudasai.accounts.dependencies import Agent, CurrentUser
-from tekudasai.core.schemas import PageParams, ok, ok_text, page_meta, page_params, page_text
+from tekudasai.core.schemas import (
+    ERROR_RESPONSES,
+    Envelope,
+    PageParams,
+    ok,
+    ok_text,
+    page_meta,
+    page_params,
+    page_text,
+)
 from tekudasai.core.state import Cipher
 from tekudasai.db.session import DbSession, read_only
 from tekudasai.tickets import audit, conversation, listing, service
@@ -17,9 +26,15 @@ from tekudasai.tickets.errors import TicketNotFound
 from tekudasai.tickets.schemas import (
     AgentComment,
     AssignTicket,
+    CommentOut,
     CreateTicket,
+    LogOut,
+    OneAgentTicket,
+    OneTicket,
+    OneTicketWithForm,
     Reply,
     StatusFilter,
+    TicketPage,
     UpdateMyTicket,
     UpdateTicket,
     agent_ticket_view,
@@ -28,7 +43,7 @@ from tekudasai.tickets.schemas import (
     ticket_view,
 )
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+router = APIRouter(prefix="/tickets", tags=["tickets"], responses=ERROR_RESPONSES)
 
 Pages = Annotated[PageParams, Depends(page_params)]
 Search = Annotated[str | None, Query(max_length=200, description="summary contains (literal)")]
@@ -55,10 +70,13 @@ def _page(result: listing.TicketPage[str], pages: PageParams, *, cursor_mode: bo
     return _json_text(page_text(result.rows, meta))
 
 
+# Every route returns a prebuilt Response: `response_model` documents it without FastAPI
+# validating or encoding it again.
+
 # -- the reporter's side (declared before /{id} so "my" is never read as an id) --------------
 
 
-@router.get("/my")
+@router.get("/my", response_model=TicketPage)
 @read_only
 async def list_my_tickets(
     db: DbSession,
@@ -76,7 +94,7 @@ async def list_my_tickets(
     return _page(result, pages, cursor_mode=cursor is not None)
 
 
-@router.post("/my")
+@router.post("/my", response_model=OneTicket)
 async def create_ticket(
     body: CreateTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
 ) -> JSONResponse:
@@ -90,14 +108,14 @@ async def create_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.get("/my/{id}")
+@router.get("/my/{id}", response_model=OneTicketWithForm)
 @read_only
 async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> Response:
     text = await service.get_my_ticket_rendered(db, ticket_id=id, reporter_id=me.user.id)
     return _json_text(ok_text(text))
 
 
-@router.patch("/my/{id}")
+@router.patch("/my/{id}", response_model=OneTicket)
 async def update_my_ticket(
     id: TicketId, body: UpdateMyTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
 ) -> JSONResponse:
@@ -107,7 +125,7 @@ async def update_my_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.get("/my/{id}/logs")
+@router.get("/my/{id}/logs", response_model=Envelope[list[LogOut]])
 @read_only
 async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id, reporter_id=me.user.id)
@@ -115,7 +133,7 @@ async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONRe
     return _json([log_view(row) for row in rows])
 
 
-@router.get("/my/{id}/comments")
+@router.get("/my/{id}/comments", response_model=Envelope[list[CommentOut]])
 @read_only
 async def my_ticket_comments(
     id: TicketId, db: DbSession, me: CurrentUser, cipher: Cipher
@@ -125,7 +143,7 @@ async def my_ticket_comments(
     return _json([comment_view(row, cipher) for row in rows])
 
 
-@router.post("/my/{id}/comments")
+@router.post("/my/{id}/comments", response_model=Envelope[CommentOut])
 async def reply_to_my_ticket(
     id: TicketId,
     body: Reply,
@@ -143,7 +161,7 @@ async def reply_to_my_ticket(
 # -- agents and admins ------------------------------------------------------------------------
 
 
-@router.get("")
+@router.get("", response_model=TicketPage)
 @read_only
 async def list_tickets(
     db: DbSession,
@@ -167,14 +185,14 @@ async def list_tickets(
     return _page(result, pages, cursor_mode=cursor is not None)
 
 
-@router.get("/{id}")
+@router.get("/{id}", response_model=OneAgentTicket)
 @read_only
 async def get_ticket(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     row = await service.get_ticket(db, ticket_id=id)
     return _json(agent_ticket_view(row, cipher))
 
 
-@router.patch("/{id}")
+@router.patch("/{id}", response_model=OneTicket)
 async def update_ticket(
     id: TicketId, body: UpdateTicket, db: DbSession, agent: Agent
 ) -> JSONResponse:
@@ -189,19 +207,19 @@ async def update_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.delete("/{id}")
+@router.delete("/{id}", response_model=OneTicket)
 async def delete_ticket(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
     ticket = await service.delete_ticket(db, ticket_id=id, actor_id=agent.user.id)
     return _json(ticket_view(ticket))
 
 
-@router.post("/{id}/assign-toggle")
+@router.post("/{id}/assign-toggle", response_model=OneTicket)
 async def toggle_assignment(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
     ticket = await service.toggle_assignment(db, ticket_id=id, actor_id=agent.user.id)
     return _json(ticket_view(ticket))
 
 
-@router.post("/{id}/assign")
+@router.post("/{id}/assign", response_model=OneTicket)
 async def assign_ticket(
     id: TicketId, body: AssignTicket, db: DbSession, agent: Agent
 ) -> JSONResponse:
@@ -211,13 +229,13 @@ async def assign_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.post("/{id}/open-form")
+@router.post("/{id}/open-form", response_model=OneTicket)
 async def open_form(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
     ticket = await service.open_form(db, ticket_id=id, actor_id=agent.user.id)
     return _json(ticket_view(ticket))
 
 
-@router.get("/{id}/logs")
+@router.get("/{id}/logs", response_model=Envelope[list[LogOut]])
 @read_only
 async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
     rows = await audit.list_logs(db, ticket_id=id, include_internal=True)
@@ -227,7 +245,7 @@ async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
     return _json([log_view(row) for row in rows])
 
 
-@router.get("/{id}/comments")
+@router.get("/{id}/comments", response_model=Envelope[list[CommentOut]])
 @read_only
 async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id)
@@ -235,7 +253,7 @@ async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher)
     return _json([comment_view(row, cipher) for row in rows])
 
 
-@router.post("/{id}/comments")
+@router.post("/{id}/comments", response_model=Envelope[CommentOut])
 async def comment_on_ticket(
     id: TicketId, body: AgentComment, db: DbSession, agent: Agent, cipher: Cipher
 ) -> JSONResponse:

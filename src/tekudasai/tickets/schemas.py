@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, create_model
+from sqlalchemy.orm import InstrumentedAttribute
 
 from tekudasai.accounts.models import User
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.schemas import StrictInput, iso
+from tekudasai.core.schemas import CamelModel, Envelope, Pagination, StrictInput, Timestamp, iso
 from tekudasai.forms import service as forms_service
-from tekudasai.tickets.conversation import CommentRow
-from tekudasai.tickets.models import Ticket, TicketLog, TicketStatus
-from tekudasai.tickets.service import TicketRow
+from tekudasai.forms.responses import FormOut
+from tekudasai.tickets.models import LogAction, Ticket, TicketLog, TicketStatus
+
+if TYPE_CHECKING:  # imported for annotations only: those modules import this one's users
+    from tekudasai.tickets.conversation import CommentRow
+    from tekudasai.tickets.service import TicketRow
 
 StatusFilter = Literal["all", "open", "in_progress", "pending", "resolved", "closed"]
 
@@ -46,19 +52,122 @@ class AgentComment(StrictInput):
     internal: bool = False
 
 
+@dataclass(frozen=True)
+class TicketField:
+    """One member of the ticket object: its JSON key, the column it shows, its JSON type."""
+
+    key: str
+    column: InstrumentedAttribute[Any]
+    annotation: Any
+    timestamp: bool = False  # written as `core.schemas.iso` writes it
+
+
+# The contract's ticket object, declared once. The Python view (`ticket_view`), the JSON that
+# PostgreSQL writes for the lists (`rendering.ticket_json`), the OpenAPI model
+# (`responses.TicketOut`) and the audit snapshot (`audit.snapshot`) all come from here.
+TICKET_FIELDS: tuple[TicketField, ...] = (
+    TicketField("id", Ticket.id, int),
+    TicketField("reporterId", Ticket.reporter_id, str),
+    TicketField("assigneeId", Ticket.assignee_id, str | None),
+    TicketField("summary", Ticket.summary, str),
+    TicketField("status", Ticket.status, TicketStatus),
+    TicketField("formId", Ticket.form_id, str),
+    TicketField("formResponse", Ticket.form_response, dict[str, Any]),
+    TicketField("formOpen", Ticket.form_open, bool),
+    TicketField("createdAt", Ticket.created_at, datetime, timestamp=True),
+    TicketField("updatedAt", Ticket.updated_at, datetime, timestamp=True),
+)
+_VIEW = tuple((f.key, f.column.key, f.timestamp) for f in TICKET_FIELDS)
+
+
 def ticket_view(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "id": ticket.id,
-        "reporterId": ticket.reporter_id,
-        "assigneeId": ticket.assignee_id,
-        "summary": ticket.summary,
-        "status": ticket.status,
-        "formId": ticket.form_id,
-        "formResponse": ticket.form_response,
-        "formOpen": ticket.form_open,
-        "createdAt": iso(ticket.created_at),
-        "updatedAt": iso(ticket.updated_at),
-    }
+    view: dict[str, Any] = {}
+    for key, attribute, timestamp in _VIEW:
+        value = getattr(ticket, attribute)
+        view[key] = iso(value) if timestamp else value
+    return view
+
+
+# -- response models (the OpenAPI document; the ticket routes return prebuilt Responses, so
+# these document without validating) -----------------------------------------------------------
+
+_TICKET_MEMBERS: dict[str, Any] = {
+    f.key: (Timestamp if f.timestamp else f.annotation, ...) for f in TICKET_FIELDS
+}
+TicketOut: type[BaseModel] = create_model("Ticket", __base__=CamelModel, **_TICKET_MEMBERS)
+TicketWithForm: type[BaseModel] = create_model(
+    "TicketWithForm", __base__=TicketOut, form=(FormOut, ...)
+)
+
+
+class PersonOut(CamelModel):
+    id: str
+    user_id: str
+    name: str
+    email: str
+
+
+AgentTicket: type[BaseModel] = create_model(
+    "AgentTicket",
+    __base__=TicketWithForm,
+    reporter=(PersonOut | None, ...),
+    assignee=(PersonOut | None, ...),
+)
+
+
+def enveloped(model: Any) -> Any:
+    """`Envelope[model]` for the models built above (not types to a type checker)."""
+    return Envelope[model]
+
+
+OneTicket = enveloped(TicketOut)
+OneTicketWithForm = enveloped(TicketWithForm)
+OneAgentTicket = enveloped(AgentTicket)
+
+
+class TicketPagination(Pagination):
+    total_capped: bool | None = Field(
+        default=None, description="present (true) when the total is counted only so far"
+    )
+
+
+class TicketPageMeta(CamelModel):
+    pagination: TicketPagination
+    next_cursor: str | None
+
+
+class TicketPage(CamelModel):
+    """A page of tickets, each with its form; `meta.nextCursor` for keyset pages."""
+
+    status: Literal["success"] = "success"
+    data: list[TicketWithForm]  # type: ignore[valid-type]  # built by create_model
+    meta: TicketPageMeta
+
+
+class CommentAuthor(CamelModel):
+    id: str
+    name: str
+    role: str
+
+
+class CommentOut(CamelModel):
+    id: int
+    ticket_id: int
+    author_id: str | None
+    author: CommentAuthor | None
+    body: str
+    internal: bool
+    created_at: Timestamp
+
+
+class LogOut(CamelModel):
+    id: int
+    ticket_id: int
+    user_id: str | None
+    action_type: LogAction
+    action: str
+    details: dict[str, Any]
+    created_at: Timestamp
 
 
 def ticket_with_form(

@@ -38,7 +38,7 @@ from tekudasai.forms.errors import FormNotFound
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.tickets import audit, rendering, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
-from tekudasai.tickets.models import LogAction, Ticket, TicketLog, TicketStatus
+from tekudasai.tickets.models import LogAction, Ticket, TicketStatus
 from tekudasai.uploads.models import TicketUpload
 
 MAX_SUMMARY = 500
@@ -63,17 +63,6 @@ def clean_summary(summary: str) -> str:
             f"summary: {message}.", errors=[{"field": "summary", "message": message}]
         )
     return summary
-
-
-def snapshot(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "summary": ticket.summary,
-        "status": ticket.status,
-        "reporterId": ticket.reporter_id,
-        "assigneeId": ticket.assignee_id,
-        "formId": ticket.form_id,
-        "formVersion": ticket.form_version,
-    }
 
 
 # -- filing -----------------------------------------------------------------------------------
@@ -103,14 +92,14 @@ async def create_ticket(
         form_response=cleaned,
         form_open=False,
     )
-    row = await _create_statement().fetchrow(
+    row = await create_statement().fetchrow(
         db,
         reporter_id=reporter_id,
         summary=summary,
         form_id=form_id,
         form_version=version_number,
         form_response=json.dumps(cleaned),
-        log_details=json.dumps({"ticket": snapshot(ticket)}),
+        log_details=json.dumps(audit.created_details(ticket)),
         upload_ids=json.dumps(upload_ids),
     )
     assert row is not None  # INSERT … RETURNING returns its row
@@ -120,10 +109,10 @@ async def create_ticket(
 
 
 @functools.cache
-def _create_statement() -> RawStatement:
-    """The ticket, its audit row and its upload links in one statement: one round trip,
-    atomic on its own (and inside the request's transaction when one has begun). Built once;
-    JSON values travel as text and are cast by the database."""
+def create_statement() -> RawStatement:
+    """The ticket, its audit row and its upload links in one statement (one round trip),
+    inside the request's transaction like every other. Built once; JSON values travel as text
+    and are cast by the database."""
     table = cast(Table, Ticket.__table__)
 
     def json_value(name: str) -> Any:
@@ -143,21 +132,11 @@ def _create_statement() -> RawStatement:
         .returning(table.c.id, table.c.created_at, table.c.updated_at)
         .cte("created")
     )
-    log = (
-        insert(cast(Table, TicketLog.__table__))
-        .from_select(
-            ["ticket_id", "user_id", "action_type", "action", "details", "internal"],
-            select(
-                created.c.id,
-                bindparam("reporter_id", type_=Text),
-                literal_column(f"'{LogAction.CREATE.value}'"),
-                literal_column("'Ticket created'"),
-                json_value("log_details"),
-                false(),
-            ),
-        )
-        .cte("create_log")
-    )
+    log = audit.created_row(
+        ticket_id=created.c.id,
+        user_id=bindparam("reporter_id", type_=Text),
+        details=json_value("log_details"),
+    ).cte("create_log")
     links = (
         insert(cast(Table, TicketUpload.__table__))
         .from_select(
@@ -406,14 +385,7 @@ async def reporter_update_response(
 async def delete_ticket(db: AsyncSession, *, ticket_id: int, actor_id: str) -> Ticket:
     """Delete the ticket (comments and upload links go with it); the audit trail stays."""
     ticket = await lock_ticket(db, ticket_id=ticket_id)
-    audit.record(
-        db,
-        ticket_id=ticket.id,
-        user_id=actor_id,
-        action_type=LogAction.DELETE,
-        action="Ticket deleted",
-        details={"ticket": snapshot(ticket)},
-    )
+    audit.deleted(db, ticket, user_id=actor_id)
     await db.delete(ticket)
     await db.flush()
     return ticket

@@ -11,17 +11,18 @@ from starlette.requests import ClientDisconnect
 
 from tekudasai.accounts.dependencies import CurrentUser
 from tekudasai.core.errors import ValidationFailed
-from tekudasai.core.schemas import ok
+from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, ok
 from tekudasai.core.state import AppSettings
 from tekudasai.db.session import DbSession
 from tekudasai.uploads import service
 from tekudasai.uploads.dependencies import UploadStorage
 from tekudasai.uploads.errors import UploadNotFound
+from tekudasai.uploads.responses import UploadOut
 
-router = APIRouter(prefix="/uploads", tags=["uploads"])
+router = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
 
 
-@router.post("")
+@router.post("", response_model=Envelope[UploadOut])
 async def upload_file(
     request: Request,
     db: DbSession,
@@ -50,7 +51,18 @@ def _disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-@router.get("/{upload_id}")
+@router.get(
+    "/{upload_id}",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The file, as an attachment",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
 async def download_file(
     upload_id: str, db: DbSession, user: CurrentUser, storage: UploadStorage
 ) -> StreamingResponse:

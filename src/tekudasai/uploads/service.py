@@ -1,4 +1,4 @@
-"""Uploads: store a streamed file, authorise downloads, link to tickets, clean orphans."""
+"""Uploads: store a streamed file, authorise downloads, clean orphans."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import delete, exists, insert, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.errors import PayloadTooLarge, ValidationFailed
@@ -51,14 +51,6 @@ async def uploads_of(
         .with_for_update(read=True, key_share=True)
     )
     return {upload.id: upload for upload in rows}
-
-
-async def link_to_ticket(db: AsyncSession, *, ticket_id: int, upload_ids: Iterable[str]) -> None:
-    """Make the ticket reference exactly these uploads (replaces earlier links)."""
-    await db.execute(delete(TicketUpload).where(TicketUpload.ticket_id == ticket_id))
-    rows = [{"ticket_id": ticket_id, "upload_id": uid} for uid in dict.fromkeys(upload_ids)]
-    if rows:
-        await db.execute(insert(TicketUpload), rows)
 
 
 def clean_filename(raw: str) -> str:

@@ -1,0 +1,94 @@
+"""What /api/auth/* (better-auth's own shapes) and /api/users answer, for the OpenAPI document
+(and validated on the way out)."""
+
+from __future__ import annotations
+
+from tekudasai.core.schemas import CamelModel, Timestamp
+
+
+class UserOut(CamelModel):
+    """`service.public_user`: decrypted at the edge."""
+
+    id: str
+    name: str
+    email: str
+    email_verified: bool
+    image: str | None
+    role: str
+    banned: bool
+    ban_reason: str | None
+    ban_expires: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class SessionOut(CamelModel):
+    """`service.public_session`."""
+
+    id: str
+    user_id: str
+    expires_at: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+    ip_address: str | None
+    user_agent: str | None
+    impersonated_by: str | None
+    token: str
+
+
+class SignedUp(CamelModel):
+    token: str
+    user: UserOut
+
+
+class SignedIn(CamelModel):
+    redirect: bool
+    token: str
+    user: UserOut
+
+
+class CurrentSession(CamelModel):
+    session: SessionOut
+    user: UserOut
+
+
+class Success(CamelModel):
+    success: bool
+
+
+class SignedOutEverywhere(CamelModel):
+    success: bool
+    status: bool
+    revoked: int
+
+
+class Done(CamelModel):
+    status: bool
+
+
+class DoneWithMessage(CamelModel):
+    status: bool
+    message: str
+
+
+class OneUser(CamelModel):
+    user: UserOut
+
+
+class Provider(CamelModel):
+    id: str
+    name: str
+
+
+class SocialStart(CamelModel):
+    url: str
+    redirect: bool
+
+
+class UserList(CamelModel):
+    """better-auth's admin list."""
+
+    users: list[UserOut]
+    total: int
+    limit: int
+    offset: int
