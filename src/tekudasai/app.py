@@ -19,9 +19,9 @@ from tekudasai.core.csrf import CsrfMiddleware
 from tekudasai.core.handlers import install_error_handlers
 from tekudasai.core.logging import configure_logging
 from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from tekudasai.core.ratelimit import parse_limits
 from tekudasai.core.routing import install_prefix_dispatch
 from tekudasai.db.lifecycle import resolve_database_url
+from tekudasai.db.ratelimit import parse_limits
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.monitoring.health import router as health_router

@@ -11,7 +11,7 @@ from tekudasai.accounts.models import RateLimitCounter
 from tekudasai.config import ConfigError
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.csrf import csrf_token_for, verify_csrf_token
-from tekudasai.core.ratelimit import Limit, hit, parse_limits
+from tekudasai.db.ratelimit import Limit, hit, parse_limits
 from tekudasai.db.session import Database
 from tests.accounts.conftest import client_for
 from tests.conftest import BASE_URL
@@ -270,7 +270,7 @@ def test_core_rate_limiter_imports_no_domain() -> None:
     import ast
     from pathlib import Path
 
-    import tekudasai.core.ratelimit as module
+    import tekudasai.db.ratelimit as module
 
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {

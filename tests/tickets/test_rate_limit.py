@@ -1,4 +1,4 @@
-"""The `tickets` rate limit on the customer's writes (active once core/ratelimit.py is merged)."""
+"""The `tickets` rate limit on the customer's writes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.conftest import BASE_URL, make_settings
 from tests.factories import Person
 from tests.tickets.conftest import GOOD_RESPONSE, scalar
 
-pytest.importorskip("tekudasai.core.ratelimit")
+pytest.importorskip("tekudasai.db.ratelimit")
 
 
 async def test_filing_tickets_is_rate_limited_per_user(

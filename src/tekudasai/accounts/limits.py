@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from tekudasai.accounts.dependencies import MaybeUser
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.ratelimit import client_ip, enforce, forgive, ip_rate_limit
+from tekudasai.db.ratelimit import client_ip, enforce, forgive, ip_rate_limit
 
 SIGN_IN = "signin"
 MAIL = "mail"

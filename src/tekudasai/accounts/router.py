@@ -49,9 +49,9 @@ from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
-from tekudasai.core.ratelimit import client_ip
 from tekudasai.core.schemas import ERROR_RESPONSES, PageEnvelope, PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
+from tekudasai.db.ratelimit import client_ip
 from tekudasai.db.session import DbSession
 from tekudasai.jobs.mail import enqueue_mail
 

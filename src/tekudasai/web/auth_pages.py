@@ -16,8 +16,8 @@ from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
 from tekudasai.core.errors import AppError
-from tekudasai.core.ratelimit import client_ip
 from tekudasai.core.state import AppSettings, Cipher
+from tekudasai.db.ratelimit import client_ip
 from tekudasai.db.session import DbSession
 from tekudasai.web.deps import PageUser, PostedForm, safe_next
 from tekudasai.web.flash import flash

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tekudasai.core.errors import AppError, NotFound, RateLimited, ValidationFailed
-from tekudasai.core.ratelimit import enforce
 from tekudasai.core.state import Cipher
+from tekudasai.db.ratelimit import enforce
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.markdown import render_markdown
