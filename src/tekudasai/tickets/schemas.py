@@ -8,7 +8,7 @@ from pydantic import Field
 
 from tekudasai.accounts.models import User
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.schemas import StrictInput, iso
+from tekudasai.core.schemas import PathIdInput, StrictInput, iso
 from tekudasai.forms import service as forms_service
 from tekudasai.tickets.conversation import CommentRow
 from tekudasai.tickets.models import Ticket, TicketLog, TicketStatus
@@ -23,11 +23,11 @@ class CreateTicket(StrictInput):
     form_response: dict[str, Any] = Field(default_factory=dict)
 
 
-class UpdateMyTicket(StrictInput):
+class UpdateMyTicket(PathIdInput):
     form_response: dict[str, Any]
 
 
-class UpdateTicket(StrictInput):
+class UpdateTicket(PathIdInput):
     summary: str | None = None
     status: TicketStatus | None = None
     form_response: dict[str, Any] | None = None
@@ -39,6 +39,8 @@ class AssignTicket(StrictInput):
 
 class Reply(StrictInput):
     body: str
+    # Known, not ignored: a reporter asking for an internal note is refused, not posted publicly.
+    internal: Literal[False] = False
 
 
 class AgentComment(StrictInput):
