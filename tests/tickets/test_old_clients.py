@@ -235,3 +235,20 @@ async def test_sign_up_ignores_keys_it_does_not_know_and_never_grants_a_role(
     assert response.status_code == 200, response.text
     user = response.json()["user"]
     assert user["role"] == "user" and user["emailVerified"] is False
+
+
+async def test_demo_tickets_are_stored_with_every_answer_key(database: Any, cipher: Any) -> None:
+    from sqlalchemy import select
+
+    from tekudasai.forms.models import FormVersion
+    from tekudasai.ops.seed import seed_demo
+    from tekudasai.tickets.models import Ticket
+
+    async with database.sessionmaker() as db, db.begin():
+        await seed_demo(db, cipher)
+    async with database.sessionmaker() as db:
+        rows = (await db.execute(select(Ticket, FormVersion).join(FormVersion))).all()
+    assert rows
+    for ticket, version in rows:
+        names = [e["name"] for e in version.elements if e["type"] != "text-panel"]
+        assert sorted(ticket.form_response) == sorted(names), ticket.summary
