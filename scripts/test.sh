@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+# The locked versions (with hashes), then the package itself without re-resolving anything.
+.venv/bin/python -m pip install --quiet -r requirements-dev.lock
+.venv/bin/python -m pip install --quiet --no-deps -e .
 
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 if ! command -v chromium >/dev/null 2>&1; then

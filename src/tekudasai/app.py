@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from tekudasai import __version__
 from tekudasai.accounts.router import router as accounts_router
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 API_ROUTERS = (health_router, accounts_router, forms_router, tickets_router, uploads_router)
 API_PREFIXES = ("/api", "/api/v1")
+# Where /api/docs loads swagger-ui's script, style and icon from.
+DOCS_ASSETS_URL = "/api/docs-assets"
 
 
 def api_router() -> APIRouter:
@@ -79,12 +82,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if owned:
                 await app.state.database.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline: a FastAPI whose /api/docs page loads swagger-ui from files the
+    # fastapi-offline package ships, served by this app (works offline; no CDN to trust).
+    app = FastAPIOffline(
         title="Te Kudasai",
         version=__version__,
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        static_url=DOCS_ASSETS_URL,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -350,7 +350,7 @@ async def seed_demo(db: AsyncSession, cipher: PiiCipher) -> list[DemoAccount]:
             status="open",
             form_id=spec["form"],
             form_version=1,
-            form_response=spec["response"],
+            form_response=_with_blanks(spec["form"], spec["response"]),
         )
         db.add(ticket)
         await db.flush()
@@ -404,6 +404,14 @@ async def seed_demo(db: AsyncSession, cipher: PiiCipher) -> list[DemoAccount]:
 
 
 # -- bulk -------------------------------------------------------------------------------------
+
+
+def _with_blanks(form_id: str, answers: dict[str, Any]) -> dict[str, Any]:
+    """A demo ticket's answers as the API stores them: a key for every input, "" when blank."""
+    (definition,) = (d for d in DEMO_FORMS if d["id"] == form_id)
+    names = [e["name"] for e in definition["elements"] if e["type"] != "text-panel"]
+    return {name: answers.get(name, "") for name in names}
+
 
 BULK_FORM_ID = "bulk-general"
 BULK_PASSWORD = "bulk-password-1"  # noqa: S105 - printed benchmark credential

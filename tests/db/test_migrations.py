@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import asyncpg
@@ -102,3 +103,81 @@ async def test_database_enforces_constraints(database: Database) -> None:
             )
         }
     assert {"ck_users_role", "ck_tickets_status", "ck_ticket_logs_action_type"} <= checks
+
+
+# -- 0006: every input element has a key in a ticket's stored answers ------------------------
+
+_FORM_V1 = [
+    {"type": "text-panel", "id": "p", "name": "", "content": "Read me"},
+    {"type": "text-field", "id": "a", "name": "subject", "label": "Subject", "required": True},
+    {"type": "textarea", "id": "b", "name": "details", "label": "Details", "required": False},
+    {"type": "file-upload", "id": "c", "name": "screenshot", "label": "Shot", "required": False},
+]
+# Version 2 adds an element: a ticket filed with version 1 must not get its key.
+_FORM_V2 = [*_FORM_V1, {"type": "number", "id": "d", "name": "seats", "label": "Seats"}]
+
+
+async def test_0006_fills_missing_answers_from_the_ticket_form_version(
+    pg_server: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Rows in the pre-0006 shape (unanswered elements left out) get `""` for every missing
+    input of the version they were filed with; present answers are untouched; downgrade
+    drops the blanks again."""
+    url = await _empty_database(pg_server, "fill_answers")
+    database = Database.connect(url, make_settings(url, tmp_path), pool_size=1)
+    try:
+        await migrate.upgrade(database.engine, "0004")
+        async with database.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, name_ciphertext, email_ciphertext, email_index,"
+                    " name_index, pii_key_id) VALUES ('u1', 'n', 'e', 'ei', 'ni', 1)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO forms (id, creator_id, name, elements, version)"
+                    " VALUES ('f1', 'u1', 'Form', CAST(:v2 AS jsonb), 2)"
+                ),
+                {"v2": json.dumps(_FORM_V2)},
+            )
+            for version, elements in ((1, _FORM_V1), (2, _FORM_V2)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO form_versions (form_id, version, name, elements)"
+                        " VALUES ('f1', :version, 'Form', CAST(:elements AS jsonb))"
+                    ),
+                    {"version": version, "elements": json.dumps(elements)},
+                )
+            responses = {
+                1: (1, {"subject": "Printer"}),
+                2: (2, {"subject": "Laptop", "details": "Broken", "seats": 3}),
+                3: (1, {"subject": "x", "details": "y", "screenshot": {"filename": "abc"}}),
+            }
+            for ticket_id, (version, response) in responses.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO tickets (id, reporter_id, summary, form_id, form_version,"
+                        " form_response) VALUES (:id, 'u1', 's', 'f1', :version,"
+                        " CAST(:response AS jsonb))"
+                    ),
+                    {"id": ticket_id, "version": version, "response": json.dumps(response)},
+                )
+
+        async def stored() -> dict[int, dict[str, object]]:
+            async with database.engine.connect() as conn:
+                rows = await conn.execute(text("SELECT id, form_response FROM tickets"))
+                return {row[0]: row[1] for row in rows}
+
+        await migrate.upgrade(database.engine, "0006")
+        assert await stored() == {
+            1: {"subject": "Printer", "details": "", "screenshot": ""},
+            2: {"subject": "Laptop", "details": "Broken", "screenshot": "", "seats": 3},
+            3: {"subject": "x", "details": "y", "screenshot": {"filename": "abc"}},
+        }
+
+        await migrate.downgrade(database.engine, "0004")
+        assert await stored() == {t: response for t, (_, response) in responses.items()}
+    finally:
+        await database.dispose()
+        await drop_database(pg_server, "fill_answers")

@@ -37,8 +37,14 @@ ALL_TYPES: list[dict[str, Any]] = [
 
 
 def check(elements: list[dict[str, Any]], response: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    result = validate_response(parse_elements(elements), response)
-    return result.values, {e["field"]: e["message"] for e in result.errors}
+    """(the answers kept, errors by field); blanks are checked here and left out of the answers."""
+    parsed = parse_elements(elements)
+    result = validate_response(parsed, response)
+    if isinstance(response, dict):
+        # Every input element has a key, in form order (contract: "Stored answers").
+        assert list(result.values) == [e.name for e in parsed if e.type != "text-panel"]
+    kept = {name: value for name, value in result.values.items() if value != ""}
+    return kept, {e["field"]: e["message"] for e in result.errors}
 
 
 def definition_errors(elements: Any) -> dict[str, str]:
@@ -146,6 +152,23 @@ def test_required_fields() -> None:
     ]
     _, errors = check(elements, {"multiselect": []})
     assert set(errors) == {e["name"] for e in elements}
+
+
+def test_unanswered_and_hidden_elements_are_stored_as_blank_strings() -> None:
+    elements = [
+        {"type": "text-panel", "name": "intro", "content": "Hi"},
+        {"type": "dropdown", "name": "kind", "label": "K", "options": opts("bug", "idea")},
+        {"type": "text-field", "name": "steps", "label": "S",
+         "showIf": {"field": "kind", "op": "eq", "value": "bug"}},
+        {"type": "multi-select", "name": "tags", "label": "T", "options": opts("x")},
+        {"type": "file-upload", "name": "shot", "label": "F"},
+    ]  # fmt: skip
+    result = validate_response(parse_elements(elements), {"kind": "idea", "steps": "1. 2."})
+    assert result.errors == []
+    assert result.values == {"kind": "idea", "steps": "", "tags": "", "shot": ""}
+    assert list(result.values) == ["kind", "steps", "tags", "shot"]
+    result = validate_response(parse_elements(elements), {"kind": "bug", "steps": "1. 2."})
+    assert result.values == {"kind": "bug", "steps": "1. 2.", "tags": "", "shot": ""}
 
 
 def test_string_answers_from_html_forms_are_normalised() -> None:

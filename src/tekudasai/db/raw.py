@@ -43,7 +43,10 @@ class RawStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
-        if any(bind.type._cached_bind_processor(_DIALECT) for bind in compiled.binds.values()):
+        if any(
+            bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+            for bind in compiled.binds.values()
+        ):
             # Values would need SQLAlchemy's conversion on the way in: use the normal path.
             raise TypeError("RawStatement only takes values the driver sends as they are")
         self.sql = compiled.string

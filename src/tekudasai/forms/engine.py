@@ -572,10 +572,11 @@ def _compile_rule(rule: ShowIf) -> Condition:
 class FormPlan:
     """Parsed elements prepared for validating many responses (what each step needs, once)."""
 
-    __slots__ = ("elements", "steps")
+    __slots__ = ("elements", "input_names", "steps")
 
     def __init__(self, elements: list[Element]) -> None:
         self.elements = elements
+        self.input_names = tuple(e.name for e in elements if e.is_input)
         self.steps: tuple[tuple[str, bool, Condition | None, Any], ...] = tuple(
             (
                 e.name,
@@ -594,7 +595,10 @@ def validate_response(
     *,
     pattern_budget: float = PATTERN_BUDGET_S,
 ) -> ValidatedResponse:
-    """Check a response against the elements in order; keep only visible inputs' answers."""
+    """Check a response against the elements in order. The stored answers have a key for every
+    input element (every element but text panels), in form order: a visible answer as cleaned,
+    an unanswered or hidden one as `""` (the original's shape; its clients read every answer as
+    a string or an upload object and break on a missing key)."""
     if not isinstance(response, dict):
         return ValidatedResponse({}, [{"field": "formResponse", "message": "Must be an object"}])
     plan = elements if isinstance(elements, FormPlan) else FormPlan(elements)
@@ -613,7 +617,8 @@ def validate_response(
             values[name] = clean(raw, ctx)
         except _Invalid as invalid:
             errors.append({"field": name, "message": invalid.message})
-    return ValidatedResponse(values, errors)
+    # Conditions above read `values` (answers only): a blank must not satisfy `eq ""`.
+    return ValidatedResponse({name: values.get(name, "") for name in plan.input_names}, errors)
 
 
 def dump_elements(elements: list[Element]) -> list[dict[str, Any]]:

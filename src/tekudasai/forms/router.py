@@ -82,6 +82,7 @@ async def get_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
 
 @router.patch("/{form_id}", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
 async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin) -> dict[str, Any]:
+    body.check_path_id(form_id)
     changes = body.model_dump(include=body.model_fields_set)
     return ok(
         await service.update_form(db, form_id=form_id, user_id=admin.user.id, changes=changes)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from tekudasai.core.schemas import StrictInput
+from tekudasai.core.schemas import PathIdInput, StrictInput
 from tekudasai.forms.engine import storable_text
 
 FormName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -35,7 +35,7 @@ class FormCreate(StrictInput):
     _text = field_validator("name", "description")(_storable)
 
 
-class FormPatch(StrictInput):
+class FormPatch(PathIdInput):
     name: FormName | None = None
     description: FormDescription | None = None
     disabled: bool | None = None

@@ -76,25 +76,33 @@ async def plan_for(
 
 
 async def validate_for_ticket(
-    db: AsyncSession, *, plan: engine.FormPlan, response: Any, reporter_id: str
+    db: AsyncSession,
+    *,
+    plan: engine.FormPlan,
+    response: Any,
+    reporter_id: str,
+    editor_id: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Check a response against a version; (answers to store, upload ids it references).
 
-    A file answer must be an upload of the reporter; it is stored as the upload object."""
+    A file answer must be an upload of the person saving it: the reporter, or the agent
+    editing the ticket (`editor_id`; the reporter's files stay valid in an agent's edit). It is
+    stored as the upload object."""
     result = engine.validate_response(plan, response)
     errors = list(result.errors)
-    files = {
+    files: dict[str, str] = {
         e.name: result.values[e.name]
         for e in plan.elements
-        if isinstance(e, engine.FileUpload) and e.name in result.values
+        if isinstance(e, engine.FileUpload) and result.values.get(e.name, "") != ""
     }
-    owned = await uploads_service.uploads_of(db, ids=files.values(), uploader_id=reporter_id)
+    uploaders = [reporter_id] if editor_id is None else [reporter_id, editor_id]
+    owned = await uploads_service.uploads_of(db, ids=files.values(), uploader_ids=uploaders)
     values = dict(result.values)
     for name, upload_id in files.items():
         upload = owned.get(upload_id)
         if upload is None:
             errors.append({"field": name, "message": "Unknown upload"})
-            values.pop(name)
+            values[name] = ""
         else:
             values[name] = uploads_service.upload_view(upload)
     if errors:

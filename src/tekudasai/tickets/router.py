@@ -119,6 +119,7 @@ async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> Respons
 async def update_my_ticket(
     id: TicketId, body: UpdateMyTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
 ) -> JSONResponse:
+    body.check_path_id(id)
     ticket = await service.reporter_update_response(
         db, ticket_id=id, reporter_id=me.user.id, form_response=body.form_response
     )
@@ -196,6 +197,7 @@ async def get_ticket(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> J
 async def update_ticket(
     id: TicketId, body: UpdateTicket, db: DbSession, agent: Agent
 ) -> JSONResponse:
+    body.check_path_id(id)
     ticket = await service.update_ticket(
         db,
         ticket_id=id,

@@ -11,7 +11,15 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from tekudasai.accounts.models import User
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.schemas import CamelModel, Envelope, Pagination, StrictInput, Timestamp, iso
+from tekudasai.core.schemas import (
+    CamelModel,
+    Envelope,
+    Pagination,
+    PathIdInput,
+    StrictInput,
+    Timestamp,
+    iso,
+)
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.responses import FormOut
 from tekudasai.tickets.models import LogAction, Ticket, TicketLog, TicketStatus
@@ -29,11 +37,11 @@ class CreateTicket(StrictInput):
     form_response: dict[str, Any] = Field(default_factory=dict)
 
 
-class UpdateMyTicket(StrictInput):
+class UpdateMyTicket(PathIdInput):
     form_response: dict[str, Any]
 
 
-class UpdateTicket(StrictInput):
+class UpdateTicket(PathIdInput):
     summary: str | None = None
     status: TicketStatus | None = None
     form_response: dict[str, Any] | None = None
@@ -45,6 +53,8 @@ class AssignTicket(StrictInput):
 
 class Reply(StrictInput):
     body: str
+    # Known, not ignored: a reporter asking for an internal note is refused, not posted publicly.
+    internal: Literal[False] = False
 
 
 class AgentComment(StrictInput):

@@ -187,9 +187,10 @@ async def _link_uploads(db: AsyncSession, *, ticket_id: int, upload_ids: list[st
 
 
 async def _validated_response(
-    db: AsyncSession, ticket: Ticket, response: dict[str, Any]
+    db: AsyncSession, ticket: Ticket, response: dict[str, Any], *, editor_id: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
-    """Check a new response against the version the ticket was filed with."""
+    """Check a new response against the version the ticket was filed with (an agent's edit may
+    attach the agent's own uploads: `editor_id`)."""
     version = await forms_service.get_form_version(
         db, form_id=ticket.form_id, version=ticket.form_version
     )
@@ -198,6 +199,7 @@ async def _validated_response(
         plan=forms_service.plan_of(version),
         response=response,
         reporter_id=ticket.reporter_id,
+        editor_id=editor_id,
     )
     return cleaned, list(upload_ids)
 
@@ -315,7 +317,7 @@ async def update_ticket(
     status_changes = status is not None and workflow.check_transition(ticket.status, status)
     response = None
     if form_response is not None:
-        response = await _validated_response(db, ticket, form_response)
+        response = await _validated_response(db, ticket, form_response, editor_id=actor_id)
 
     if status_changes and status is not None:
         old = ticket.status

@@ -38,16 +38,16 @@ def upload_view(upload: Upload) -> dict[str, Any]:
 
 
 async def uploads_of(
-    db: AsyncSession, *, ids: Iterable[str], uploader_id: str
+    db: AsyncSession, *, ids: Iterable[str], uploader_ids: Iterable[str]
 ) -> dict[str, Upload]:
-    """The uploads among `ids` that `uploader_id` uploaded, by id (one query)."""
+    """The uploads among `ids` that one of `uploader_ids` uploaded, by id (one query)."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
     # FOR KEY SHARE: `uploads clean` cannot remove an upload a ticket is being filed with.
     rows = await db.scalars(
         select(Upload)
-        .where(Upload.id.in_(wanted), Upload.uploader_id == uploader_id)
+        .where(Upload.id.in_(wanted), Upload.uploader_id.in_(list(dict.fromkeys(uploader_ids))))
         .with_for_update(read=True, key_share=True)
     )
     return {upload.id: upload for upload in rows}
