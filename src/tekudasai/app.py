@@ -24,7 +24,7 @@ from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.ops import background, backup_jobs  # noqa: F401 (registers the backup job)
 from tekudasai.ops.health import router as health_router
-from tekudasai.ops.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
+from tekudasai.ops.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.ops.router import router as ops_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
@@ -99,6 +99,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         expose_headers=["Retry-After", "X-Request-ID"],
     )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware, observer=RequestMetrics())
     return app
