@@ -41,11 +41,12 @@ RETRY_AFTER_S = "5"
 # What the database path can raise: SQLAlchemy's wrappers, asyncpg's own errors (statements
 # sent straight to the driver), and the OS errors of a refused or vanished socket, which
 # neither library wraps when a new connection is opened.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.DBAPIError,
     sa_exc.TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
     UnicodeEncodeError,
 )
@@ -92,8 +93,12 @@ def database_unavailable(exc: BaseException) -> bool:
         state = getattr(seen, "sqlstate", None)
         if isinstance(state, str) and state.startswith(UNAVAILABLE_STATE_CLASSES):
             return True
+        # The driver's view of a connection that broke mid-operation (the server went away).
         if isinstance(
-            seen, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError
+            seen,
+            asyncpg.InterfaceError
+            | asyncpg.InternalClientError
+            | asyncpg.exceptions.ConnectionDoesNotExistError,
         ):
             return True
         if isinstance(seen, OSError) and _raised_by_database_code(seen.__traceback__):
