@@ -48,7 +48,7 @@ def api_router() -> APIRouter:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. Tests pass their own `database`; otherwise the lifespan connects."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
 
     @asynccontextmanager

@@ -14,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from tekudasai.core.runtime import available_cpus
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.slow
@@ -98,7 +99,7 @@ def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    expected = os.cpu_count() or 1
+    expected = available_cpus()
     try:
         ready = wait_ready(base)
         assert ready.json()["data"]["database"] == "ok"

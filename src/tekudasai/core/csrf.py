@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from typing import Any, Protocol
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tekudasai.core.crypto import hash_token
@@ -78,7 +79,7 @@ class CsrfMiddleware:
             return
         headers = _headers(scope)
         if not self._allowed(headers):
-            await _refuse(scope, send)
+            await _refuse(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -100,12 +101,25 @@ class CsrfMiddleware:
         return bool(token) and hmac.compare_digest(csrf_token_for_raw(session_token), token or "")
 
 
-async def _refuse(scope: Scope, send: Send) -> None:
-    from tekudasai.core.middleware import _send_json
+REFUSED = "The request did not come from a trusted origin."
 
-    body: dict[str, Any] = {
-        "status": "error",
-        "message": "The request did not come from a trusted origin.",
-        "code": "CSRF_FAILED",
-    }
-    await _send_json(send, 403, body)
+
+async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    from tekudasai.core.middleware import send_error
+
+    path: str = scope["path"]
+    app = scope.get("app")
+    renderer = getattr(getattr(app, "state", None), "render_error_page", None)
+    accept = _headers(scope).get(b"accept", "")
+    if renderer is not None and not path.startswith("/api") and "text/html" in accept:
+        # A browser's form post: a page saying what happened, not raw JSON.
+        scope["tk.error_code"] = "CSRF_FAILED"
+        message = (
+            "This form was sent from an address this service does not trust "
+            "(see TRUSTED_ORIGINS). Go back, reload the page and try again."
+        )
+        response = renderer(Request(scope, receive), 403, message)
+        await response(scope, receive, send)
+        return
+    body: dict[str, Any] = {"status": "error", "message": REFUSED, "code": "CSRF_FAILED"}
+    await send_error(scope, send, 403, body)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -14,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tekudasai.accounts.dependencies import Principal, optional_principal
 from tekudasai.config import Settings
 from tekudasai.core.errors import NotFound, Unauthorized
+from tekudasai.core.middleware import is_loopback_client
 from tekudasai.db.session import Database
 from tekudasai.ops import metrics, system
 from tekudasai.web.deps import PageAdmin
@@ -27,11 +27,7 @@ templates.env.filters["bytes"] = system.human_bytes
 
 
 def is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_client(request.scope)
 
 
 def _bearer(request: Request) -> str | None:
