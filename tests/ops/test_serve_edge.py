@@ -4,6 +4,7 @@ load answers 503 with Retry-After instead of dropping connections."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -288,3 +289,11 @@ def test_database_outage_under_load_answers_503_and_drops_nothing(
         wait_ready(served.base, timeout=30)
     finally:
         stop_serve(served)
+
+
+def test_logs_off_a_terminal_are_json_lines_without_colour_codes(served: Served) -> None:
+    lines = [line for line in served.stderr().splitlines() if line.strip()]
+    assert any("Started server process" in line for line in lines)
+    for line in lines:
+        entry = json.loads(line)  # stderr is a file here: TK_LOG_FORMAT=auto picks JSON
+        assert "color_message" not in entry, entry
