@@ -9,10 +9,10 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from tekudasai.accounts.dependencies import MaybeUser, Principal
+from tekudasai.core.csrf import CSRF_FIELD, form_token_valid, request_origin_trusted
 from tekudasai.core.errors import NotFound, ValidationFailed
 from tekudasai.core.handlers import UNSTORABLE_MESSAGE
 from tekudasai.core.middleware import MAX_JSON_DEPTH, nested_too_deep
-from tekudasai.web.csrf import CSRF_FIELD, csrf_valid, origin_trusted
 from tekudasai.web.rendering import current_user
 
 
@@ -66,7 +66,7 @@ async def checked_form(request: Request, principal: MaybeUser) -> FormData:
     """The posted form, after the CSRF token (bound to the session, if any) and origin checks."""
     # `principal` is resolved first so that request.state knows the session the token binds to.
     form = await request.form()
-    if not origin_trusted(request) or not csrf_valid(request, form.get(CSRF_FIELD)):
+    if not request_origin_trusted(request) or not form_token_valid(request, form.get(CSRF_FIELD)):
         back = safe_next(request.headers.get("referer", "").split(request.url.netloc, 1)[-1])
         raise PageRedirect(
             back, "Your form expired or came from another site. Please try again.", "error"
