@@ -211,3 +211,26 @@ async def test_database_text_error_maps_to_400_without_the_catch_all(
     assert response.json()["code"] == "VALIDATION_ERROR"
     assert error_count("UNEXPECTED_ERROR") == unexpected
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_nul_in_a_path_parameter_is_a_400(
+    client: httpx.AsyncClient, reporter: Person
+) -> None:
+    response = await client.get("/api/forms/enabled/x%00y", headers=reporter.auth)
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_nul_in_a_web_form_post_is_a_400_page(
+    client: httpx.AsyncClient, database: Database, admin: Person
+) -> None:
+    client.cookies.set("tk.session_token", admin.token)
+    page = await client.get("/agent/forms/new", headers={"Accept": "text/html"})
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = await client.post(
+        "/agent/forms/new",
+        data={"name": "Nul\x00Form", "elements": "[]", "csrf_token": token},
+        headers={"Accept": "text/html"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
