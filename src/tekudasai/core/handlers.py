@@ -211,7 +211,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return unexpected_response(request, exc)
 
 
-UNSTORABLE_MESSAGE = "Text may not contain NUL characters or unpaired surrogates."
+UNSTORABLE_MESSAGE = "Must not contain NUL characters or broken Unicode (unpaired surrogates)."
 
 
 def unexpected_response(request: Request, exc: BaseException) -> Response:

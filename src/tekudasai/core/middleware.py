@@ -262,13 +262,21 @@ def check_json_body(body: bytes) -> dict[str, Any] | None:
     if where is None:
         return None
     if len(where) >= 2 and where[0] == FORM_ANSWERS_KEY:
-        message = "Must not contain NUL characters or broken Unicode"
+        message = UNSTORABLE_MESSAGE
         return error_body(
             "The form response is not valid.",
             "INVALID_FORM_DATA",
             [{"field": str(where[1]), "message": message}],
         )
-    return _validation_body(".".join(str(part) for part in where) or "body")
+    return _validation_body(field_path(where))
+
+
+def field_path(parts: tuple[Any, ...]) -> str:
+    """`("elements", 0, "label")` → `elements[0].label`, as the forms service names fields."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
 
 
 def json_depth(body: bytes) -> int:
