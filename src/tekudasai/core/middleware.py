@@ -262,12 +262,14 @@ def check_json_body(body: bytes) -> dict[str, Any] | None:
     if where is None:
         return None
     if len(where) >= 2 and where[0] == FORM_ANSWERS_KEY:
-        message = UNSTORABLE_MESSAGE
-        return error_body(
-            "The form response is not valid.",
-            "INVALID_FORM_DATA",
-            [{"field": str(where[1]), "message": message}],
-        )
+        # Every answer that cannot be stored, as the form engine lists each bad answer.
+        answers: dict[str, Any] = value[FORM_ANSWERS_KEY]
+        errors = [
+            {"field": str(name), "message": UNSTORABLE_MESSAGE}
+            for name, answer in answers.items()
+            if _UNSTORABLE.search(name) or unstorable_path(answer) is not None
+        ]
+        return error_body("The form response is not valid.", "INVALID_FORM_DATA", errors)
     return _validation_body(field_path(where))
 
 
