@@ -26,7 +26,7 @@ from tekudasai.db.ratelimit import parse_limits
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.monitoring.health import router as health_router
-from tekudasai.monitoring.metrics import MetricsMiddleware, instrument_engine, start_pool_sampler
+from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.tasks import make_worker
 from tekudasai.tickets.router import router as tickets_router
@@ -54,7 +54,7 @@ def api_router() -> APIRouter:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. Tests pass their own `database`; otherwise the lifespan connects."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
 
     @asynccontextmanager
@@ -118,6 +118,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         expose_headers=["Retry-After", "X-Request-ID"],
     )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware, observer=RequestMetrics())
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from typing import Annotated
 
@@ -46,14 +45,15 @@ def serve_command(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=64, help="default: one per CPU core")
+        int | None, typer.Option(min=1, max=64, help="default: one per available CPU")
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="seed the demo data")] = False,
 ) -> None:
     """Serve the web UI and the API (migrates on start)."""
+    from tekudasai.core.runtime import available_cpus
     from tekudasai.server import serve
 
-    serve(get_settings(), host=host, port=port, workers=workers or os.cpu_count() or 1, demo=demo)
+    serve(get_settings(), host=host, port=port, workers=workers or available_cpus(), demo=demo)
 
 
 @app.command("worker")

@@ -89,6 +89,22 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(default=None, validation_alias="TK_ALERT_WEBHOOK_URL")
     rate_limits: str | None = Field(default=None, validation_alias="TK_RATE_LIMITS")
     log_level: str = Field(default="INFO", validation_alias="TK_LOG_LEVEL")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", validation_alias="TK_LOG_FORMAT"
+    )
+    # The request edge under `serve` (uvicorn): proxies whose X-Forwarded-* are believed, and
+    # how long slow or idle clients may hold a connection.
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        validation_alias=AliasChoices("TK_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"),
+    )
+    header_timeout: float = Field(default=20.0, gt=0, le=30, validation_alias="TK_HEADER_TIMEOUT")
+    keepalive_timeout: int = Field(default=5, ge=1, le=300, validation_alias="TK_KEEPALIVE_TIMEOUT")
+    worker_concurrency: int = Field(
+        default=1000, ge=1, le=100_000, validation_alias="TK_WORKER_CONCURRENCY"
+    )
+    # Set by `tekudasai serve` for its workers: the origins it listens on (trusted by default).
+    listen_origins_raw: str | None = Field(default=None, validation_alias="TK_LISTEN_ORIGINS")
     background_jobs: bool = Field(default=True, validation_alias="TK_BACKGROUND_JOBS")
     # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
     # then points at it), so operations such as point-in-time recovery know where it lives.
@@ -142,9 +158,23 @@ class Settings(BaseSettings):
 
     @property
     def trusted_origins(self) -> list[str]:
-        if not self.trusted_origins_raw:
-            return [_origin_of(self.base_url)]
-        return [o.strip().rstrip("/") for o in self.trusted_origins_raw.split(",") if o.strip()]
+        """TRUSTED_ORIGINS, else the base URL's origin plus the origins `serve` listens on
+        (so `serve --port 8822` or http://localhost:8000 work without configuration)."""
+        if self.trusted_origins_raw:
+            return _origin_list(self.trusted_origins_raw)
+        origins = [_origin_of(self.base_url)]
+        for origin in _origin_list(self.listen_origins_raw or ""):
+            if origin not in origins:
+                origins.append(origin)
+        return origins
+
+    @property
+    def forwarded_ips(self) -> list[str] | str:
+        """For uvicorn: `*` or the list of proxy addresses/networks."""
+        value = self.forwarded_allow_ips.strip()
+        if value == "*":
+            return "*"
+        return [item.strip() for item in value.split(",") if item.strip()]
 
     @property
     def secure_cookies(self) -> bool:
@@ -159,7 +189,20 @@ class Settings(BaseSettings):
 
 def _origin_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
+    return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
+
+
+def _origin_list(raw: str) -> list[str]:
+    return [_origin_of(o.strip().rstrip("/")) for o in raw.split(",") if o.strip()]
+
+
+def listen_origins(host: str, port: int) -> list[str]:
+    """The origins a browser uses for a server listening on host:port."""
+    origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    if host in ("0.0.0.0", "::", "", "127.0.0.1", "localhost"):  # noqa: S104 - compared, not bound
+        return origins
+    shown = f"[{host}]" if ":" in host else host
+    return [*origins, f"http://{shown.lower()}:{port}"]
 
 
 def _load_or_create_secret(path: Path) -> bytes:

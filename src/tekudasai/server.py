@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy import text
 from uvicorn.supervisors import Multiprocess
 
 from tekudasai import seed
-from tekudasai.config import Settings
+from tekudasai.config import ConfigError, Settings, listen_origins
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.logging import configure_logging
+from tekudasai.core.runtime import HeaderTimeoutProtocol
 from tekudasai.db import migrate
 from tekudasai.db.lifecycle import embedded_server, resolve_database_url
 from tekudasai.db.session import Database
@@ -30,6 +32,9 @@ log = logging.getLogger("tekudasai.serve")
 
 GRACEFUL_SHUTDOWN_S = 20
 LISTEN_BACKLOG = 2048
+# Connections kept free beside the workers' pools: the launcher, migrations, backups, psql.
+CONNECTION_HEADROOM = 10
+MIN_POOL_SIZE = 2
 
 
 class WorkerSocket(socket.socket):
@@ -67,11 +72,50 @@ def _share_port(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 
 
-async def prepare(settings: Settings, *, demo: bool) -> str:
-    """Migrate to head (and seed the demo set); returns the URL the workers will use."""
+def pool_budget(settings: Settings, *, workers: int, max_connections: int) -> tuple[int, int]:
+    """Pool size and overflow per worker so that all workers fit in `max_connections`.
+
+    Explicit TK_DB_POOL_SIZE / TK_DB_MAX_OVERFLOW are the operator's choice: if they do not
+    fit, start-up stops with a one-line error saying what would. The defaults are sized down
+    (overflow first, then the pool) so that `serve` on a many-core host just works.
+    """
+    size, overflow = settings.db_pool_size, settings.db_max_overflow
+    available = max_connections - CONNECTION_HEADROOM
+    if workers * (size + overflow) <= available:
+        return size, overflow
+    per_worker = available // workers
+    fitting = max(1, available // (size + overflow))
+    explicit = {"db_pool_size", "db_max_overflow"} & settings.model_fields_set
+    if explicit or per_worker < MIN_POOL_SIZE:
+        raise ConfigError(
+            f"{workers} workers x {size + overflow} connections (TK_DB_POOL_SIZE "
+            f"+ TK_DB_MAX_OVERFLOW) + {CONNECTION_HEADROOM} spare exceed the database's "
+            f"max_connections {max_connections}: use --workers {fitting} "
+            "or a smaller pool, or raise max_connections"
+        )
+    overflow = min(overflow, max(0, per_worker - size))
+    size = min(size, per_worker - overflow)
+    log.info(
+        "pool sized to %d+%d connections per worker: %d workers within max_connections %d",
+        size,
+        overflow,
+        workers,
+        max_connections,
+    )
+    return size, overflow
+
+
+async def prepare(settings: Settings, *, demo: bool, workers: int = 1) -> str:
+    """Migrate to head (and seed the demo set), size the workers' pools to the server's
+    max_connections; returns the URL the workers will use."""
     url = await resolve_database_url(settings)
     database = Database.connect(url, settings, pool_size=1)
     try:
+        async with database.engine.connect() as conn:
+            max_connections = int((await conn.execute(text("SHOW max_connections"))).scalar_one())
+        size, overflow = pool_budget(settings, workers=workers, max_connections=max_connections)
+        os.environ["TK_DB_POOL_SIZE"] = str(size)
+        os.environ["TK_DB_MAX_OVERFLOW"] = str(overflow)
         await migrate.upgrade(database.engine)
         await querystats.ensure_extension(database.engine)
         if demo:
@@ -96,30 +140,42 @@ def prepare_metrics_dir(default: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
+def uvicorn_config(settings: Settings, *, host: str, port: int, workers: int) -> uvicorn.Config:
+    """The workers' server: trusted proxies, and limits for slow, idle and too many clients."""
+    config = uvicorn.Config(
+        "tekudasai.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        http=HeaderTimeoutProtocol,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_ips,
+        server_header=False,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=settings.keepalive_timeout,
+        # Beyond this many connections and in-flight requests a worker answers 503 at once.
+        limit_concurrency=settings.worker_concurrency,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    config.tk_header_timeout = settings.header_timeout  # type: ignore[attr-defined]
+    return config
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     settings.master_secret()  # generate the secret once, before workers race for it
     server = embedded_server(settings) if settings.embedded else None
     started_here = server is not None and not server.is_running()
     try:
-        url = asyncio.run(prepare(settings, demo=demo))
+        url = asyncio.run(prepare(settings, demo=demo, workers=workers))
         os.environ["DATABASE_URL"] = url
         if server is not None:
             os.environ["TK_EMBEDDED_PGDATA"] = str(server.pgdata)
         os.environ.setdefault("TK_DATA_DIR", str(settings.data_dir))
+        os.environ["TK_LISTEN_ORIGINS"] = ",".join(listen_origins(host, port))
         prepare_metrics_dir(settings.data_dir / "metrics")
-        config = uvicorn.Config(
-            "tekudasai.asgi:app",
-            host=host,
-            port=port,
-            workers=workers,
-            proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1",
-            server_header=False,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        )
+        config = uvicorn_config(settings, host=host, port=port, workers=workers)
         address = reserve_address(host, port)
         log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)
         Multiprocess(config, sockets=[address]).run()

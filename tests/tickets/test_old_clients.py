@@ -239,9 +239,9 @@ async def test_sign_up_ignores_keys_it_does_not_know_and_never_grants_a_role(
 
 async def test_demo_tickets_are_stored_with_every_answer_key(database: Any, cipher: Any) -> None:
     from sqlalchemy import select
-    from tekudasai.ops.seed import seed_demo
 
     from tekudasai.forms.models import FormVersion
+    from tekudasai.seed import seed_demo
     from tekudasai.tickets.models import Ticket
 
     async with database.sessionmaker() as db, db.begin():

@@ -20,11 +20,11 @@ from tekudasai.accounts.signed_in import (
 )
 from tekudasai.config import Settings
 from tekudasai.core.crypto import hash_token
+from tekudasai.core.csrf import SESSION_COOKIE, session_token
 from tekudasai.core.errors import NotFound, Unauthorized
 from tekudasai.db.raw import RawStatement
 from tekudasai.db.session import DbSession
 
-SESSION_COOKIE = "tk.session_token"
 STAFF_ROLES = frozenset({Role.AGENT.value, Role.ADMIN.value})
 MAX_TOKEN_LENGTH = 200
 
@@ -45,15 +45,7 @@ class Principal:
 
 
 def session_token_from(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        # better-auth signs the cookie as "<token>.<signature>"; the token is the part we hash.
-        return cookie.split(".", 1)[0] if "." in cookie else cookie
-    return None
+    return session_token(request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE))
 
 
 def set_session_cookie(

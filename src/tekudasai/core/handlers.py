@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from types import TracebackType
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tekudasai.core.errors import AppError
@@ -31,18 +34,75 @@ HTTP_MESSAGES = {404: "Not found.", 405: "Method not allowed."}
 # Text PostgreSQL cannot store (a NUL character, \u0000 in JSON): bad input, whatever the
 # route and whichever path the statement took to the database.
 UNSTORABLE_TEXT_STATES = frozenset({"22021", "22P05"})
+# The server is gone, going, or full: connection exceptions (08…), operator intervention
+# (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now), too many connections.
+UNAVAILABLE_STATE_CLASSES = ("08", "57P0", "53300")
+RETRY_AFTER_S = "5"
+# What the database path can raise: SQLAlchemy's wrappers, asyncpg's own errors (statements
+# sent straight to the driver), and the OS errors of a refused or vanished socket, which
+# neither library wraps when a new connection is opened.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    UnicodeEncodeError,
+)
+_DATABASE_MODULES = ("asyncpg", "sqlalchemy")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The error, SQLAlchemy's wrappers and the driver's own, cause by cause."""
+    found: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(found) < 6:
+        found.append(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return found
 
 
 def unstorable_text(exc: BaseException) -> bool:
-    """Whether the database refused a value as text it cannot store (asyncpg's error, or
-    SQLAlchemy's wrapping of it)."""
-    seen: BaseException | None = exc
-    for _ in range(4):  # the error, SQLAlchemy's wrappers, the driver's own
-        if seen is None:
-            return False
+    """Whether the database (or the driver encoding for it) refused a value as text it cannot
+    store: NUL (22021/22P05) or a lone surrogate (not encodable as UTF-8)."""
+    for seen in _chain(exc):
         if getattr(seen, "sqlstate", None) in UNSTORABLE_TEXT_STATES:
             return True
-        seen = getattr(seen, "orig", None) or seen.__cause__
+        if isinstance(seen, UnicodeEncodeError) and "surrogate" in str(seen.reason):
+            return True
+    return False
+
+
+def _raised_by_database_code(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_DATABASE_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether the error means the database cannot be reached now (not that a statement is bad)."""
+    for seen in _chain(exc):
+        if isinstance(seen, sa_exc.TimeoutError):
+            return True  # no pooled connection came free (or none could be opened) in time
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(UNAVAILABLE_STATE_CLASSES):
+            return True
+        # The driver's view of a connection that broke mid-operation (the server went away).
+        if isinstance(
+            seen,
+            asyncpg.InterfaceError
+            | asyncpg.InternalClientError
+            | asyncpg.exceptions.ConnectionDoesNotExistError,
+        ):
+            return True
+        if isinstance(seen, OSError) and _raised_by_database_code(seen.__traceback__):
+            return True
     return False
 
 
@@ -119,10 +179,46 @@ def install_error_handlers(app: FastAPI) -> None:
             request, exc.status_code, message, code, headers=getattr(exc, "headers", None)
         )
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # Registered per class, so these answers are made by Starlette's ExceptionMiddleware:
+        # unlike the catch-all below (ServerErrorMiddleware re-raises after answering, and
+        # uvicorn then logs a traceback and drops the keep-alive connection) nothing is re-raised.
+        if unstorable_text(exc):
+            return error_response(request, 400, UNSTORABLE_MESSAGE, "VALIDATION_ERROR")
+        if database_unavailable(exc):
+            log.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.url.path,
+                type(exc).__name__,
+            )
+            return error_response(
+                request,
+                503,
+                "The database is not available right now; try again shortly.",
+                "SERVICE_UNAVAILABLE",
+                headers={"Retry-After": RETRY_AFTER_S},
+            )
+        return unexpected_response(request, exc)
+
+    for error_class in DATABASE_ERRORS:
+        app.add_exception_handler(error_class, database_error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         if unstorable_text(exc):
-            message = "Text may not contain the NUL character."
-            return error_response(request, 400, message, "VALIDATION_ERROR")
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "An unexpected error occurred.", "UNEXPECTED_ERROR")
+            return error_response(request, 400, UNSTORABLE_MESSAGE, "VALIDATION_ERROR")
+        return unexpected_response(request, exc)
+
+
+UNSTORABLE_MESSAGE = "Must not contain NUL characters or broken Unicode (unpaired surrogates)."
+
+
+def unexpected_response(request: Request, exc: BaseException) -> Response:
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return error_response(request, 500, "An unexpected error occurred.", "UNEXPECTED_ERROR")

@@ -1,21 +1,44 @@
-"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request log line and body limits."""
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): the request edge.
+
+`RequestContextMiddleware` is the one wrapper of `send`: request id, access log, and the
+observer (metrics) get the status and duration from it. `BodyLimitMiddleware` caps bodies and
+refuses, before any route runs, input no route can use: text PostgreSQL cannot store (NUL,
+unpaired surrogates) in the path, the query or a JSON body, and JSON nested deeper than any
+client needs (deep nesting ends in RecursionError wherever it is walked).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import time
 import uuid
+from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tekudasai.core.handlers import error_body
+from tekudasai.core.handlers import UNSTORABLE_MESSAGE, error_body
 
 access_log = logging.getLogger("tekudasai.access")
 
 JSON_BODY_LIMIT = 1024 * 1024
+UPLOAD_PATHS = frozenset({"/api/uploads", "/api/v1/uploads"})
+# Form definitions, answers and every other body the API takes are a few levels deep.
+MAX_JSON_DEPTH = 32
+FORM_ANSWERS_KEY = "formResponse"
+# A JSON escape PostgreSQL cannot store: \u0000, or a surrogate (checked for pairing below).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+FORWARDED_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+
+Observer = Callable[[Scope, int, float], None]
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -43,11 +66,27 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-class RequestContextMiddleware:
-    """Gives each request an id (X-Request-ID) and writes one access-log line when it ends."""
+async def send_error(
+    scope: Scope,
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """An error envelope answered by middleware; its code is counted like the handlers' are."""
+    scope["tk.error_code"] = body.get("code")
+    await _send_json(send, status, body, headers)
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestContextMiddleware:
+    """Request id (X-Request-ID), one access-log line, and the observer's status and timing.
+
+    The only middleware that wraps `send`: metrics used to wrap it a second time.
+    """
+
+    def __init__(self, app: ASGIApp, *, observer: Observer | None = None) -> None:
         self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,48 +108,62 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if self.observer is not None:
+                self.observer(scope, status, seconds)
             access_log.info(
                 "%s %s %s %.1fms",
                 scope["method"],
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
+                seconds * 1000,
                 extra={"request_id": request_id, "status": status, "path": scope["path"]},
             )
 
 
 class BodyLimitMiddleware:
-    """Bodies above 1 MiB get 413 before the app reads them; uploads have their own cap."""
+    """1 MiB for every body except the upload endpoints' (their own cap), and unusable input
+    refused with 400 before the app sees it."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         upload_limit: int,
-        upload_prefixes: tuple[str, ...] = ("/api/uploads", "/api/v1/uploads"),
+        upload_paths: frozenset[str] = UPLOAD_PATHS,
     ) -> None:
         self.app = app
         self.upload_limit = upload_limit
-        self.upload_prefixes = upload_prefixes
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = unstorable_in_url(scope)
+        if problem is not None:
+            await send_error(scope, send, 400, _validation_body(problem))
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        is_upload = path.startswith(self.upload_prefixes) or _header(
-            scope, b"content-type", ""
-        ).startswith("multipart/")
+        # By path only: the content type is the client's claim and must not lift the cap.
+        is_upload = scope["method"] == "POST" and path.rstrip("/") in self.upload_paths
         # Multipart framing adds a little to the file itself.
         limit = self.upload_limit + 64 * 1024 if is_upload else JSON_BODY_LIMIT
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            await _send_json(
+            await send_error(
+                scope,
                 send,
                 413,
                 error_body(_too_large(is_upload, limit), "PAYLOAD_TOO_LARGE"),
                 [(b"connection", b"close")],
             )
+            return
+        if not is_upload and _is_json(scope):
+            await self._json(scope, receive, send, limit)
             return
         received = 0
         response_started = False
@@ -134,12 +187,154 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge as exc:
             if not response_started:
-                await _send_json(
+                await send_error(
+                    scope,
                     send,
                     413,
                     error_body(exc.detail, "PAYLOAD_TOO_LARGE"),
                     [(b"connection", b"close")],
                 )
+
+    async def _json(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Read the (≤ 1 MiB) JSON body, check it, and hand it on whole."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await send_error(
+                    scope,
+                    send,
+                    413,
+                    error_body(_too_large(False, limit), "PAYLOAD_TOO_LARGE"),
+                    [(b"connection", b"close")],
+                )
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        refusal = check_json_body(body)
+        if refusal is not None:
+            await send_error(scope, send, 400, refusal)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # then only http.disconnect
+
+        await self.app(scope, replay, send)
+
+
+def unstorable_in_url(scope: Scope) -> str | None:
+    """The part of the URL that carries a NUL character, if any."""
+    if "\x00" in scope["path"]:
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for pair in query.split(b"&"):
+            name, _, value = pair.partition(b"=")
+            if b"\x00" in unquote_to_bytes(value.replace(b"+", b" ")):
+                return name.decode("latin-1") or "query"
+        return "query"
+    return None
+
+
+def check_json_body(body: bytes) -> dict[str, Any] | None:
+    """The 400 body for JSON that is too deep or holds unstorable text; None when fine."""
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and json_depth(body) > MAX_JSON_DEPTH:
+        return _nesting_body("body")
+    if _SUSPECT_ESCAPE.search(body) is None:
+        return None  # the common case: no escape that could decode to unstorable text
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None  # not JSON: the route's own parsing says so
+    where = unstorable_path(value)
+    if where is None:
+        return None
+    if len(where) >= 2 and where[0] == FORM_ANSWERS_KEY:
+        # Every answer that cannot be stored, as the form engine lists each bad answer.
+        answers: dict[str, Any] = value[FORM_ANSWERS_KEY]
+        errors = [
+            {"field": str(name), "message": UNSTORABLE_MESSAGE}
+            for name, answer in answers.items()
+            if _UNSTORABLE.search(name) or unstorable_path(answer) is not None
+        ]
+        return error_body("The form response is not valid.", "INVALID_FORM_DATA", errors)
+    return _validation_body(field_path(where))
+
+
+def field_path(parts: tuple[Any, ...]) -> str:
+    """`("elements", 0, "label")` → `elements[0].label`, as the forms service names fields."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def json_depth(body: bytes) -> int:
+    """How deep brackets nest outside strings (exact for valid JSON)."""
+    skeleton = _STRINGS.sub(b"", body).translate(None, _NOT_BRACKETS)
+    steps = (1 if byte in b"[{" else -1 for byte in skeleton)
+    return max(accumulate(steps, initial=0))
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def unstorable_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where (keys and indexes) a decoded JSON value holds unstorable text, or None."""
+    if isinstance(value, str):
+        return path if _UNSTORABLE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _UNSTORABLE.search(key):
+                return (*path, key.encode("utf-8", "replace").decode())
+            found = unstorable_path(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unstorable_path(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def nested_too_deep(text: str) -> bool:
+    """For JSON carried inside a form field (the web form builder posts its elements so)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    return json_depth(text.encode("utf-8", "replace")) > MAX_JSON_DEPTH
+
+
+def _validation_body(field: str) -> dict[str, Any]:
+    return error_body(
+        f"{field}: {UNSTORABLE_MESSAGE}",
+        "VALIDATION_ERROR",
+        [{"field": field, "message": UNSTORABLE_MESSAGE}],
+    )
+
+
+def _nesting_body(field: str) -> dict[str, Any]:
+    message = f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep."
+    return error_body(
+        f"{field}: {message}", "VALIDATION_ERROR", [{"field": field, "message": message}]
+    )
+
+
+def _is_json(scope: Scope) -> bool:
+    kind = str(_header(scope, b"content-type", "")).split(";", 1)[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def _too_large(is_upload: bool, limit: int) -> str:
@@ -153,3 +348,45 @@ def _header(scope: Scope, name: bytes, default: str | None = None) -> Any:
         if key == name:
             return value.decode("latin-1")
     return default
+
+
+def is_loopback_client(scope: Scope) -> bool:
+    """The peer is loopback and no forwarding header names another client.
+
+    Behind a proxy on the same host the peer is always loopback; only the forwarding headers
+    say who the client really is, so any that name a non-loopback address count against.
+    """
+    client = scope.get("client")
+    if not client or not _loopback(client[0]):
+        return False
+    for key, value in scope.get("headers", []):
+        if key not in FORWARDED_HEADERS:
+            continue
+        for address in _forwarded_addresses(key, value.decode("latin-1")):
+            if not _loopback(address):
+                return False
+    return True
+
+
+def _forwarded_addresses(header: bytes, value: str) -> list[str]:
+    if header != b"forwarded":
+        return [part.strip() for part in value.split(",") if part.strip()]
+    found = []
+    for element in value.split(","):
+        for pair in element.split(";"):
+            key, _, item = pair.strip().partition("=")
+            if key.lower() == "for":
+                item = item.strip('"')
+                if item.startswith("["):
+                    item = item[1:].split("]", 1)[0]
+                elif item.count(":") == 1:
+                    item = item.split(":", 1)[0]
+                found.append(item)
+    return found
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

@@ -1,19 +1,25 @@
-"""Process settings for a long-running worker."""
+"""Process settings for a long-running worker: GC, supervisor, CPUs, the header deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
 import os
 import signal
 import sys
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # A request allocates and frees thousands of objects; with CPython's default first threshold
 # (700) those short-lived peaks alone trigger collections. At this level only objects that
 # really accumulate (reference cycles) do.
 YOUNG_THRESHOLD = 20_000
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+DEFAULT_HEADER_TIMEOUT = 20.0
 
 
 def tune_garbage_collector() -> None:
@@ -44,3 +50,74 @@ def exit_with_supervisor() -> None:
         return  # not fatal: the supervisor still stops its workers on a normal shutdown
     if os.getppid() == 1:  # the supervisor died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask and the container's CPU quota, whichever is
+    smaller (os.cpu_count() sees every core of the host)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, quota)
+    return max(1, count)
+
+
+def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """The cgroup v2 CPU limit rounded up to whole CPUs (`max` or no cgroup: None)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            quota, _, period = handle.read().strip().partition(" ")
+    except OSError:
+        return None
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None
+    return max(1, -(-int(quota) // int(period)))
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline for the request line and headers.
+
+    uvicorn has none: its keep-alive timer is cancelled by the first byte that arrives, so a
+    client that sends half a request line and goes silent (or connects and sends nothing)
+    holds the connection forever. The deadline starts when the connection opens and when a
+    new request begins, and ends when the headers are complete; on expiry the connection is
+    closed. The body and the response are not limited by it.
+    """
+
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.header_timeout = float(getattr(config, "tk_header_timeout", DEFAULT_HEADER_TIMEOUT))
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()

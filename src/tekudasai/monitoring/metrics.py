@@ -30,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from tekudasai.core.handlers import HTTP_CODES
 from tekudasai.db import raw
@@ -126,32 +126,17 @@ def forget_dead_workers(path: str) -> None:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-class MetricsMiddleware:
-    """Counts requests and times them by route template; pure ASGI to keep the overhead small."""
+class RequestMetrics:
+    """Counts requests and times them by route template.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    Called by core's RequestContextMiddleware with the status and duration it already
+    captures, so `send` is wrapped once per request, not once per concern.
+    """
+
+    def __init__(self) -> None:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+    def __call__(self, scope: Scope, status: int, seconds: float) -> None:
         template = route_template(scope)
         method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
         key = (method, template, status)

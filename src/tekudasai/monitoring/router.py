@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -12,7 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from tekudasai.accounts.dependencies import Principal, optional_principal
 from tekudasai.config import Settings
+from tekudasai.core.csrf import bearer_token
 from tekudasai.core.errors import NotFound, Unauthorized
+from tekudasai.core.middleware import is_loopback_client
 from tekudasai.db.session import Database
 from tekudasai.monitoring import metrics, system
 
@@ -22,16 +23,7 @@ DB_METRICS_TIMEOUT_S = 5.0
 
 
 def is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return is_loopback_client(request.scope)
 
 
 async def current_principal(request: Request) -> Principal | None:
@@ -47,7 +39,7 @@ async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text format. TK_METRICS_TOKEN set: Bearer token (or an admin's session);
     unset: loopback clients (or an admin's session)."""
     settings: Settings = request.app.state.settings
-    token = _bearer(request)
+    token = bearer_token(request.headers.get("authorization"))
     if settings.metrics_token:
         allowed = token is not None and hmac.compare_digest(
             token.encode(), settings.metrics_token.encode()

@@ -83,7 +83,12 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidCursor(errors=[{"field": "cursor", "message": "Invalid cursor"}]) from exc
     number = raw.removeprefix(CURSOR_PREFIX)
-    if not raw.startswith(CURSOR_PREFIX) or not number.isdigit() or int(number) > 2**31:
+    # isascii: str.isdigit() also accepts digits int() refuses, such as '²'.
+    if (
+        not raw.startswith(CURSOR_PREFIX)
+        or not (number.isascii() and number.isdigit())
+        or int(number) > 2**31
+    ):
         raise InvalidCursor(errors=[{"field": "cursor", "message": "Invalid cursor"}])
     return int(number)
 

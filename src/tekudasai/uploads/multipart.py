@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tekudasai.core.errors import ValidationFailed
 
 MAX_PARTS = 10
+# python-multipart's own limit (it raises FormParserError beyond it); RFC 2046 asks for 70.
+MAX_BOUNDARY = 256
 
 
 def _bad(message: str) -> ValidationFailed:
@@ -29,6 +31,8 @@ async def read_file_field(
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise _bad("Send the file as multipart/form-data in the field 'file'.")
+    if len(boundary) > MAX_BOUNDARY:
+        raise _bad(f"The multipart boundary is longer than {MAX_BOUNDARY} characters.")
     events: list[tuple[str, Any]] = []
     name_buf, value_buf = bytearray(), bytearray()
     headers: dict[bytes, bytes] = {}
@@ -81,7 +85,7 @@ async def read_file_field(
                 await drain()
         parser.finalize()
         await drain()
-    except (MultipartParseError, ValueError):
+    except (MultipartParseError, FormParserError, ValueError):
         raise _bad("The multipart body is malformed.") from None
     if not done or filename is None:
         raise _bad("The field 'file' with a file is required.")

@@ -9,8 +9,10 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from tekudasai.accounts.dependencies import MaybeUser, Principal
-from tekudasai.core.errors import NotFound
-from tekudasai.web.csrf import CSRF_FIELD, csrf_valid, origin_trusted
+from tekudasai.core.csrf import CSRF_FIELD, form_token_valid, request_origin_trusted
+from tekudasai.core.errors import NotFound, ValidationFailed
+from tekudasai.core.handlers import UNSTORABLE_MESSAGE
+from tekudasai.core.middleware import MAX_JSON_DEPTH, nested_too_deep
 from tekudasai.web.rendering import current_user
 
 
@@ -64,12 +66,35 @@ async def checked_form(request: Request, principal: MaybeUser) -> FormData:
     """The posted form, after the CSRF token (bound to the session, if any) and origin checks."""
     # `principal` is resolved first so that request.state knows the session the token binds to.
     form = await request.form()
-    if not origin_trusted(request) or not csrf_valid(request, form.get(CSRF_FIELD)):
+    if not request_origin_trusted(request) or not form_token_valid(request, form.get(CSRF_FIELD)):
         back = safe_next(request.headers.get("referer", "").split(request.url.netloc, 1)[-1])
         raise PageRedirect(
             back, "Your form expired or came from another site. Please try again.", "error"
         )
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value or _has_surrogate(value):
+            raise ValidationFailed(
+                f"{name}: {UNSTORABLE_MESSAGE}",
+                errors=[{"field": name, "message": UNSTORABLE_MESSAGE}],
+            )
+        if nested_too_deep(value):
+            # The form builder posts its elements as JSON in a field; deep nesting would
+            # end in a RecursionError wherever it is walked.
+            message = f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep."
+            raise ValidationFailed(
+                f"{name}: {message}", errors=[{"field": name, "message": message}]
+            )
     return form
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 PageUser = Annotated[Principal, Depends(page_user)]

@@ -1,44 +1,29 @@
-"""Flash messages carried to the next page in a signed, short-lived cookie."""
+"""Flash messages carried to the next page in a signed, short-lived cookie (itsdangerous)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.responses import Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 FLASH_COOKIE = "tk.flash"
 FLASH_MAX_AGE_S = 60
+FLASH_SALT = "tekudasai/flash/v1"
 Kind = Literal["success", "error", "info"]
 
 
-def _sign(key: bytes, payload: bytes) -> str:
-    mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(payload).decode() + "." + base64.urlsafe_b64encode(mac).decode()
-
-
-def _unsign(key: bytes, value: str) -> bytes | None:
-    data, _, mac = value.partition(".")
-    try:
-        payload = base64.urlsafe_b64decode(data)
-        given = base64.urlsafe_b64decode(mac)
-    except (ValueError, TypeError):
-        return None
-    expected = hmac.new(key, payload, hashlib.sha256).digest()[:16]
-    return payload if hmac.compare_digest(given, expected) else None
+def _serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.web_key, salt=FLASH_SALT)
 
 
 def flash(request: Request, response: Response, text: str, kind: Kind = "success") -> None:
     """Queue a message for the next page the browser shows."""
     pending = [*read_flashes(request), {"kind": kind, "text": text}][-5:]
-    key: bytes = request.app.state.web_key
     response.set_cookie(
         FLASH_COOKIE,
-        _sign(key, json.dumps(pending).encode()),
+        _serializer(request).dumps(pending),
         max_age=FLASH_MAX_AGE_S,
         httponly=True,
         samesite="lax",
@@ -51,12 +36,11 @@ def read_flashes(request: Request) -> list[dict[str, str]]:
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return []
-    payload = _unsign(request.app.state.web_key, raw)
-    if payload is None:
-        return []
     try:
-        items = json.loads(payload)
-    except ValueError:
+        items: Any = _serializer(request).loads(raw, max_age=FLASH_MAX_AGE_S)
+    except BadSignature:  # tampered, expired (SignatureExpired is a BadSignature) or garbled
+        return []
+    if not isinstance(items, list):
         return []
     return [
         {"kind": str(i.get("kind", "info")), "text": str(i.get("text", ""))}

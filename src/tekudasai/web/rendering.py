@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
+from tekudasai.core.csrf import attach_csrf_cookie
+from tekudasai.core.csrf import form_token as csrf_token
 from tekudasai.core.schemas import iso
-from tekudasai.web.csrf import attach_csrf_cookie, csrf_token
 from tekudasai.web.flash import FLASH_COOKIE, read_flashes
 
 log = logging.getLogger(__name__)
