@@ -7,7 +7,7 @@ import functools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -95,7 +95,3 @@ def cipher_for(settings: Settings) -> PiiCipher:
 
 def is_interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
-
-
-def ignore(*_: Any) -> None:
-    return None
