@@ -1,10 +1,12 @@
 """Request throughput with metrics on vs off, in the same run.
 
 Starts an embedded PostgreSQL in a temporary directory, then two single-worker uvicorn servers
-on loopback: the normal app, and the same app without the metrics middleware and without the
-engine's query timing. wrk (or an httpx loop when wrk is missing) drives each in turn, the
-rounds interleaved so that load from elsewhere on the machine hits both alike. First it prints
-the metrics code's own cost per request and per statement, measured in-process (best of 7).
+on loopback: the normal app, and the same app built with `create_app(metrics=False)` (no
+request observer, no statement timing, no pool gauges). wrk (or an httpx loop when wrk is
+missing) drives each in turn, the rounds interleaved so that load from elsewhere on the machine
+hits both alike. First it prints
+the metrics code's own cost per request (RequestContextMiddleware with and without the observer)
+and per statement (against the same embedded PostgreSQL), measured in-process (best of 7).
 
     PYTHONPATH=src:. python bench/metrics_bench.py [--seconds 5] [--rounds 2] [--connections 32]
 """
@@ -39,14 +41,9 @@ def metrics_on():  # type: ignore[no-untyped-def]
 
 
 def metrics_off():  # type: ignore[no-untyped-def]
-    import tekudasai.app as app_module
-    from tekudasai.monitoring.metrics import MetricsMiddleware
+    from tekudasai.app import create_app
 
-    app_module.instrument_engine = lambda *args, **kwargs: None  # type: ignore[assignment]
-    app_module.start_pool_sampler = lambda engine: asyncio.create_task(asyncio.sleep(0))  # type: ignore[assignment]
-    app = app_module.create_app()
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
-    return app
+    return create_app(metrics=False)
 
 
 # -- driving them -------------------------------------------------------------------------------
@@ -147,13 +144,13 @@ def measure(url: str, seconds: int, connections: int) -> float:
     return asyncio.run(_httpx_loop(url, seconds, min(connections, 8)))
 
 
-def isolated_costs(n: int = 50_000, repeats: int = 7) -> None:
+def isolated_costs(url: str, settings, n: int = 50_000, repeats: int = 7) -> None:  # type: ignore[no-untyped-def]
     """The metrics code's own cost, best of several runs (robust to a busy machine)."""
     from types import SimpleNamespace
 
-    from sqlalchemy import create_engine
-
-    from tekudasai.monitoring.metrics import MetricsMiddleware, instrument_engine
+    from tekudasai.core.middleware import RequestContextMiddleware
+    from tekudasai.db.session import Database
+    from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine
 
     route = SimpleNamespace(path_format="/api/tickets/my/{id}")
 
@@ -168,32 +165,47 @@ def isolated_costs(n: int = 50_000, repeats: int = 7) -> None:
         return None
 
     async def loop(app) -> float:  # type: ignore[no-untyped-def]
-        scope = {"type": "http", "method": "GET", "route": route}
+        scope = {"type": "http", "method": "GET", "path": "/api/tickets/my/1", "route": route}
         started = time.perf_counter()
         for _ in range(n):
             await app(scope, receive, send)
         return (time.perf_counter() - started) / n * 1e6
 
-    wrapped = MetricsMiddleware(endpoint)
-    bare = min(asyncio.run(loop(endpoint)) for _ in range(repeats))
-    with_metrics = min(asyncio.run(loop(wrapped)) for _ in range(repeats))
+    # The same middleware with and without the observer: the difference is the metrics.
+    observed = RequestContextMiddleware(endpoint, observer=RequestMetrics())
+    unobserved = RequestContextMiddleware(endpoint, observer=None)
+    bare = min(asyncio.run(loop(unobserved)) for _ in range(repeats))
+    with_metrics = min(asyncio.run(loop(observed)) for _ in range(repeats))
     print(f"{'middleware':<20} {with_metrics - bare:6.2f} us per request (best of {repeats})")
 
-    def statements(engine, count: int) -> float:  # type: ignore[no-untyped-def]
-        with engine.connect() as conn:
+    # Statement timing on the embedded PostgreSQL: a round trip each, so fewer of them.
+    count = n // 25
+
+    async def statements(database) -> float:  # type: ignore[no-untyped-def]
+        async with database.engine.connect() as conn:
             started = time.perf_counter()
             for _ in range(count):
-                conn.exec_driver_sql("SELECT 1")
+                await conn.exec_driver_sql("SELECT 1")
             return (time.perf_counter() - started) / count * 1e6
 
-    plain = create_engine("sqlite://")
-    timed = create_engine("sqlite://")
-    instrument_engine(SimpleNamespace(sync_engine=timed), slow_query_ms=200)  # type: ignore[arg-type]
-    count = n // 5
-    plain_us = min(statements(plain, count) for _ in range(repeats))
-    timed_us = min(statements(timed, count) for _ in range(repeats))
+    async def both() -> tuple[float, float]:
+        plain = Database.connect(url, settings, pool_size=1)
+        timed = Database.connect(url, settings, pool_size=1)
+        instrument_engine(timed.engine, slow_query_ms=settings.slow_query_ms)
+        try:
+            plain_us = timed_us = float("inf")
+            for _ in range(repeats):  # interleaved, so drift hits both alike
+                plain_us = min(plain_us, await statements(plain))
+                timed_us = min(timed_us, await statements(timed))
+            return plain_us, timed_us
+        finally:
+            await plain.dispose()
+            await timed.dispose()
+
+    plain_us, timed_us = asyncio.run(both())
     print(
-        f"{'statement timing':<20} {timed_us - plain_us:6.2f} us per statement (best of {repeats})"
+        f"{'statement timing':<20} {timed_us - plain_us:6.2f} us per statement "
+        f"(best of {repeats}; {plain_us:.0f} us per round trip)"
     )
 
 
@@ -243,7 +255,7 @@ def main() -> None:
         for port in ports.values():
             wait_ready(port)
 
-        isolated_costs()
+        isolated_costs(url, settings)
         tool = "wrk" if shutil.which("wrk") else "httpx loop"
         print(
             f"{tool}, c={args.connections}, {args.seconds}s x {args.rounds} rounds, 1 worker each"

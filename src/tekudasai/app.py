@@ -51,8 +51,14 @@ def api_router() -> APIRouter:
     return api
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
-    """Build the app. Tests pass their own `database`; otherwise the lifespan connects."""
+def create_app(
+    settings: Settings | None = None, database: Database | None = None, *, metrics: bool = True
+) -> FastAPI:
+    """Build the app. Tests pass their own `database`; otherwise the lifespan connects.
+
+    `metrics=False` leaves out request counting, statement timing and the pool gauges (the
+    metrics benchmark compares against that); `/metrics` then reports nothing new.
+    """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
@@ -63,9 +69,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database or Database.connect(
             await resolve_database_url(settings), settings
         )
-        instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
-        pool_sampler = start_pool_sampler(app.state.database.engine)
-        tasks = [pool_sampler]
+        tasks = []
+        if metrics:
+            instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
+            tasks.append(start_pool_sampler(app.state.database.engine))
         if settings.background_jobs:
             # Every worker process runs the queue; claims with SKIP LOCKED keep each job to
             # exactly one run, and a busy process leaves the next job to an idle one.
@@ -118,5 +125,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         expose_headers=["Retry-After", "X-Request-ID"],
     )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
-    app.add_middleware(RequestContextMiddleware, observer=RequestMetrics())
+    app.add_middleware(RequestContextMiddleware, observer=RequestMetrics() if metrics else None)
     return app

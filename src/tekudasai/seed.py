@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts import service as accounts_service
-from tekudasai.accounts.models import Account, Role, User
+from tekudasai.accounts.models import Role, User
 from tekudasai.accounts.passwords import hash_password
 from tekudasai.core.crypto import PiiCipher, normalise_email
 from tekudasai.core.ids import new_id
@@ -732,12 +732,3 @@ async def _bulk_tickets(
     await pg.execute(
         "SELECT setval(pg_get_serial_sequence('tickets', 'id'), (SELECT max(id) FROM tickets))"
     )
-
-
-async def count_rows(db: AsyncSession) -> dict[str, int]:
-    return {
-        "users": await db.scalar(select(func.count()).select_from(User)) or 0,
-        "accounts": await db.scalar(select(func.count()).select_from(Account)) or 0,
-        "forms": await db.scalar(select(func.count()).select_from(Form)) or 0,
-        "tickets": await db.scalar(select(func.count()).select_from(Ticket)) or 0,
-    }

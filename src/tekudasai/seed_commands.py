@@ -5,14 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from tekudasai import seed as seed_service
 from tekudasai.config import get_settings
@@ -24,6 +16,7 @@ from tekudasai.db.cli_support import (
     console,
     fail,
     run,
+    stage_progress,
 )
 
 
@@ -53,20 +46,7 @@ def seed_command(
                         f"  {account.role.value:<6} {account.email:<24} {account.password}"
                     )
             if users or tickets or forms:
-                with Progress(
-                    TextColumn("{task.description:<8}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=console,
-                ) as bar:
-                    tasks: dict[str, TaskID] = {}
-
-                    def report(stage: str, done: int, total: int) -> None:
-                        if stage not in tasks:
-                            tasks[stage] = bar.add_task(stage, total=total)
-                        bar.update(tasks[stage], completed=done)
-
+                with stage_progress(out=console, counts=True) as report:
                     result = await seed_service.seed_bulk(
                         database, cipher, users=users, tickets=tickets, forms=forms, progress=report
                     )

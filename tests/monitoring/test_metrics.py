@@ -192,3 +192,36 @@ async def test_metrics_token_is_required_when_set(db_url: str, tmp_path: Path, c
                 assert (await http.get("/metrics", headers=admin.auth)).status_code == 200
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_metrics_can_be_left_out_of_the_app(
+    db_url: str, tmp_path: Path, enabled: bool
+) -> None:
+    """`create_app(metrics=False)`, the benchmark's baseline, counts no requests or statements."""
+    settings = make_settings(db_url, tmp_path)
+    database = Database.connect(db_url, settings, pool_size=1)  # a fresh, untimed engine
+    app = create_app(settings, database, metrics=enabled)
+    transport = httpx.ASGITransport(app=app)
+
+    def sample() -> tuple[float, float]:
+        found = parse_metrics(metrics.exposition().decode())
+        return (
+            value(found, "tk_http_requests_total", method="GET", route="/api/health", status="200"),
+            value(found, "tk_db_query_duration_seconds_count", kind="SELECT"),
+        )
+
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http,
+        ):
+            before = sample()
+            assert (await http.get("/api/health")).status_code == 200
+            async with database.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            after = sample()
+    finally:
+        await database.dispose()
+    counted = (after[0] - before[0], after[1] - before[1])
+    assert counted == ((1.0, 1.0) if enabled else (0.0, 0.0))

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from tekudasai.backup import jobs as backup_jobs
 from tekudasai.backup import pitr
-from tekudasai.backup.archive import Progress as ProgressFn
 from tekudasai.backup.restore import RestoreRefused, restore_backup
 from tekudasai.backup.verify import Report, verify_backup, verify_live
 from tekudasai.config import get_settings
@@ -30,27 +19,8 @@ from tekudasai.db.cli_support import (
     fail,
     is_interactive,
     run,
+    stage_progress,
 )
-
-
-@contextmanager
-def progress_bar() -> Iterator[ProgressFn]:
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def report(stage: str, done: float, total: float) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield report
 
 
 def confirmer(yes: bool):  # type: ignore[no-untyped-def]
@@ -80,7 +50,7 @@ def backup_command(
 
     async def go() -> None:
         async with command_database(settings) as database:
-            with progress_bar() as report:
+            with stage_progress(out=err_console) as report:
                 outcome = await backup_jobs.perform_backup(
                     settings, url=database.url, out=out, prune=prune, progress=report
                 )
@@ -119,7 +89,7 @@ def restore_command(
             if target_url:
                 fail("--to-time restores the embedded database; --target-url does not apply", 2)
             target = pitr.parse_target_time(to_time)
-            with progress_bar() as report:
+            with stage_progress(out=err_console) as report:
                 result = pitr.restore_to_time(
                     settings, target, confirm=confirmer(yes), progress=report
                 )
@@ -129,7 +99,7 @@ def restore_command(
 
         async def go() -> None:
             async with command_database(settings) as database:
-                with progress_bar() as report:
+                with stage_progress(out=err_console) as report:
                     result = await restore_backup(
                         path=path,
                         target_url=target_url or database.url,
@@ -163,7 +133,7 @@ def verify_command(
 
     async def go() -> Report:
         async with command_database(settings) as database:
-            with progress_bar() as report:
+            with stage_progress(out=err_console) as report:
                 if path is not None:
                     return await verify_backup(path=path, server_url=database.url, progress=report)
                 return await verify_live(

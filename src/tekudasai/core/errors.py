@@ -35,22 +35,10 @@ class Unauthorized(AppError):
     message = "You need to sign in."
 
 
-class Forbidden(AppError):
-    status_code = 403
-    code = "FORBIDDEN"
-    message = "You may not do that."
-
-
 class ValidationFailed(AppError):
     status_code = 400
     code = "VALIDATION_ERROR"
     message = "The request is not valid."
-
-
-class Conflict(AppError):
-    status_code = 409
-    code = "CONFLICT"
-    message = "The request conflicts with the current state."
 
 
 class PayloadTooLarge(AppError):
@@ -63,9 +51,3 @@ class RateLimited(AppError):
     status_code = 429
     code = "RATE_LIMITED"
     message = "Too many requests; try again later."
-
-
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "SERVICE_UNAVAILABLE"
-    message = "The service is temporarily unavailable."

@@ -78,6 +78,13 @@ async def send_error(
     await _send_json(send, status, body, headers)
 
 
+async def _refuse_too_large(scope: Scope, send: Send, message: str) -> None:
+    # Close the connection: the rest of an oversized body is not worth reading.
+    await send_error(
+        scope, send, 413, error_body(message, "PAYLOAD_TOO_LARGE"), [(b"connection", b"close")]
+    )
+
+
 class RequestContextMiddleware:
     """Request id (X-Request-ID), one access-log line, and the observer's status and timing.
 
@@ -154,13 +161,7 @@ class BodyLimitMiddleware:
         limit = self.upload_limit + 64 * 1024 if is_upload else JSON_BODY_LIMIT
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            await send_error(
-                scope,
-                send,
-                413,
-                error_body(_too_large(is_upload, limit), "PAYLOAD_TOO_LARGE"),
-                [(b"connection", b"close")],
-            )
+            await _refuse_too_large(scope, send, _too_large(is_upload, limit))
             return
         if not is_upload and _is_json(scope):
             await self._json(scope, receive, send, limit)
@@ -187,13 +188,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge as exc:
             if not response_started:
-                await send_error(
-                    scope,
-                    send,
-                    413,
-                    error_body(exc.detail, "PAYLOAD_TOO_LARGE"),
-                    [(b"connection", b"close")],
-                )
+                await _refuse_too_large(scope, send, exc.detail)
 
     async def _json(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Read the (≤ 1 MiB) JSON body, check it, and hand it on whole."""
@@ -206,13 +201,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await send_error(
-                    scope,
-                    send,
-                    413,
-                    error_body(_too_large(False, limit), "PAYLOAD_TOO_LARGE"),
-                    [(b"connection", b"close")],
-                )
+                await _refuse_too_large(scope, send, _too_large(False, limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.config import ConfigError, Settings, get_settings
@@ -97,5 +106,27 @@ def is_interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-def ignore(*_: Any) -> None:
-    return None
+StageReport = Callable[[str, float, float], None]
+
+
+@contextmanager
+def stage_progress(*, out: Console, counts: bool = False) -> Iterator[StageReport]:
+    """A progress bar per stage, each added when its stage first reports `(stage, done, total)`.
+
+    `counts` shows "done/total" (rows); otherwise a percentage (bytes, where totals can grow).
+    """
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn() if counts else TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: float, total: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report
