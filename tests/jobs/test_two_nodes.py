@@ -1,0 +1,140 @@
+"""Two `tekudasai serve` nodes on one PostgreSQL (issue 13): every queued mail is sent once, by
+one of them, and each periodic job runs once per period across both."""
+
+from __future__ import annotations
+
+import email
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tekudasai.db.embedded import EmbeddedPostgres
+from tests.conftest import TEST_SECRET
+from tests.monitoring.test_serve import free_port, wait_ready
+from tests.monitoring.test_serve_edge import Served, stop_serve
+
+pytestmark = pytest.mark.slow
+
+SIGN_UPS = 12
+
+
+@pytest.fixture
+def shared_postgres() -> Iterator[EmbeddedPostgres]:
+    # Outside pytest's 0700 temporary tree: the server runs as its own system user.
+    root = Path(tempfile.mkdtemp(prefix="tk-two-nodes-pg-"))
+    server = EmbeddedPostgres(root / "pgdata", extra_settings={"fsync": "off"})
+    server.ensure_running()
+    yield server
+    server.stop(mode="immediate")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def start_node(data_dir: Path, database_url: str) -> Served:
+    """A node: its own data directory (outbox, secret file unused), the shared database."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
+    env.update(
+        DATABASE_URL=database_url,
+        TK_DATA_DIR=str(data_dir),
+        BETTER_AUTH_SECRET=TEST_SECRET,
+        TK_RATE_LIMITS="off",
+        TK_BACKGROUND_JOBS="true",
+        TK_BACKUP_INTERVAL="off",
+    )
+    data_dir.mkdir(parents=True)
+    stderr = data_dir / "serve.stderr"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=data_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr.open("wb"),
+    )
+    node = Served(process, port, stderr)
+    try:
+        wait_ready(node.base)
+    except AssertionError:
+        stop_serve(node)
+        raise AssertionError(node.stderr()[-3000:]) from None
+    return node
+
+
+def recipients(outbox: Path) -> list[str]:
+    return [
+        str(email.message_from_bytes(path.read_bytes())["To"]) for path in outbox.glob("*.eml")
+    ]
+
+
+async def fetch(url: str, query: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return list(await conn.fetch(query))
+    finally:
+        await conn.close()
+
+
+async def wait_for_rows(url: str, query: str, predicate, timeout: float = 60) -> list:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    rows: list[asyncpg.Record] = []
+    while time.monotonic() < deadline:
+        rows = await fetch(url, query)
+        if predicate(rows):
+            return rows
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; last rows: {rows}")
+
+
+async def test_two_nodes_send_each_mail_once_and_run_each_period_once(
+    tmp_path: Path, shared_postgres: EmbeddedPostgres
+) -> None:
+    url = shared_postgres.url("postgres")
+    node_a = start_node(tmp_path / "a", url)  # migrates the shared database
+    node_b = start_node(tmp_path / "b", url)
+    try:
+        for n in range(SIGN_UPS):
+            node = (node_a, node_b)[n % 2]
+            response = httpx.post(
+                f"{node.base}/api/auth/signup",
+                json={"name": f"Node user {n}", "email": f"node{n}@example.test", "password": "a-long-password"},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+
+        # Every verification mail is sent: the queue is drained by the two nodes together.
+        await wait_for_rows(
+            url,
+            "SELECT status FROM jobs WHERE name = 'mail.send'",
+            lambda rows: len(rows) == SIGN_UPS and all(r["status"] == "done" for r in rows),
+        )
+        sent = recipients(tmp_path / "a" / "outbox") + recipients(tmp_path / "b" / "outbox")
+        assert sorted(sent) == sorted(f"node{n}@example.test" for n in range(SIGN_UPS))
+
+        # Each periodic job: one run per period, whichever node scheduled or claimed it first.
+        sizes = await wait_for_rows(
+            url,
+            "SELECT period_key, status, attempts FROM jobs WHERE name = 'monitoring.sizes'",
+            lambda rows: bool(rows) and all(r["status"] == "done" for r in rows),
+        )
+        periods = {row["period_key"] for row in sizes}
+        assert len(sizes) == len(periods) and all(row["attempts"] == 1 for row in sizes)
+        samples = await fetch(url, "SELECT count(*) AS n FROM size_samples")
+        assert samples[0]["n"] == len(periods), (samples, sizes)
+        periodic = await fetch(
+            url,
+            "SELECT name, period_key, count(*) AS runs, max(attempts) AS attempts FROM jobs "
+            "WHERE period_key IS NOT NULL GROUP BY name, period_key",
+        )
+        assert {row["name"] for row in periodic} >= {"monitoring.sizes", "monitoring.alerts"}
+        assert all(row["runs"] == 1 and row["attempts"] <= 1 for row in periodic), periodic
+    finally:
+        stop_serve(node_b)
+        stop_serve(node_a)
