@@ -3,6 +3,7 @@ one of them, and each periodic job runs once per period across both."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import os
 import shutil
@@ -69,31 +70,32 @@ def start_node(data_dir: Path, database_url: str) -> Served:
 
 
 def recipients(outbox: Path) -> list[str]:
-    return [
-        str(email.message_from_bytes(path.read_bytes())["To"]) for path in outbox.glob("*.eml")
-    ]
+    return [str(email.message_from_bytes(path.read_bytes())["To"]) for path in outbox.glob("*.eml")]
 
 
-async def fetch(url: str, query: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        return list(await conn.fetch(query))
-    finally:
-        await conn.close()
+def fetch(url: str, query: str) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(url)
+        try:
+            return list(await conn.fetch(query))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
-async def wait_for_rows(url: str, query: str, predicate, timeout: float = 60) -> list:  # type: ignore[no-untyped-def]
+def wait_for_rows(url: str, query: str, predicate, timeout: float = 60) -> list:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     rows: list[asyncpg.Record] = []
     while time.monotonic() < deadline:
-        rows = await fetch(url, query)
+        rows = fetch(url, query)
         if predicate(rows):
             return rows
         time.sleep(0.5)
     raise AssertionError(f"timed out; last rows: {rows}")
 
 
-async def test_two_nodes_send_each_mail_once_and_run_each_period_once(
+def test_two_nodes_send_each_mail_once_and_run_each_period_once(
     tmp_path: Path, shared_postgres: EmbeddedPostgres
 ) -> None:
     url = shared_postgres.url("postgres")
@@ -104,13 +106,17 @@ async def test_two_nodes_send_each_mail_once_and_run_each_period_once(
             node = (node_a, node_b)[n % 2]
             response = httpx.post(
                 f"{node.base}/api/auth/signup",
-                json={"name": f"Node user {n}", "email": f"node{n}@example.test", "password": "a-long-password"},
+                json={
+                    "name": f"Node user {n}",
+                    "email": f"node{n}@example.test",
+                    "password": "a-long-password",
+                },
                 timeout=10,
             )
             assert response.status_code == 200, response.text
 
         # Every verification mail is sent: the queue is drained by the two nodes together.
-        await wait_for_rows(
+        wait_for_rows(
             url,
             "SELECT status FROM jobs WHERE name = 'mail.send'",
             lambda rows: len(rows) == SIGN_UPS and all(r["status"] == "done" for r in rows),
@@ -119,16 +125,16 @@ async def test_two_nodes_send_each_mail_once_and_run_each_period_once(
         assert sorted(sent) == sorted(f"node{n}@example.test" for n in range(SIGN_UPS))
 
         # Each periodic job: one run per period, whichever node scheduled or claimed it first.
-        sizes = await wait_for_rows(
+        sizes = wait_for_rows(
             url,
             "SELECT period_key, status, attempts FROM jobs WHERE name = 'monitoring.sizes'",
             lambda rows: bool(rows) and all(r["status"] == "done" for r in rows),
         )
         periods = {row["period_key"] for row in sizes}
         assert len(sizes) == len(periods) and all(row["attempts"] == 1 for row in sizes)
-        samples = await fetch(url, "SELECT count(*) AS n FROM size_samples")
+        samples = fetch(url, "SELECT count(*) AS n FROM size_samples")
         assert samples[0]["n"] == len(periods), (samples, sizes)
-        periodic = await fetch(
+        periodic = fetch(
             url,
             "SELECT name, period_key, count(*) AS runs, max(attempts) AS attempts FROM jobs "
             "WHERE period_key IS NOT NULL GROUP BY name, period_key",
