@@ -29,7 +29,8 @@ pytestmark = [
     pytest.mark.skipif(ST is None, reason="schemathesis is a dev dependency"),
 ]
 # Per operation: about 45 operations in the document, so ~45 cases a session, ~90 in all.
-EXAMPLES_PER_OPERATION = 1
+# A longer fuzz run: TK_FUZZ_EXAMPLES=50 bash scripts/test.sh tests/test_schemathesis.py
+EXAMPLES_PER_OPERATION = int(os.environ.get("TK_FUZZ_EXAMPLES", "1"))
 # Sign-out would end the very session the run uses.
 EXCLUDED = r"/auth/(signout|signout-all)$"
 
@@ -108,7 +109,7 @@ def _run(base: str, token: str, report: Path) -> subprocess.CompletedProcess[str
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=240 * EXAMPLES_PER_OPERATION,
         cwd=report,
     )
 
@@ -125,4 +126,5 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
         assert result.returncode == 0, (who.user.role, result.stdout[-6000:], result.stderr[-2000:])
         counted = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
         assert counted is not None, result.stdout[-2000:]
+        print(f"schemathesis, {who.user.role} session: {counted[0]}")  # shown with -s
         assert int(counted[2]) == int(counted[1]) >= 40  # one per operation at least
