@@ -23,6 +23,7 @@ from tekudasai.accounts.dependencies import (
     set_session_cookie,
 )
 from tekudasai.accounts.responses import (
+    AnyTokenOut,
     CurrentSession,
     Done,
     DoneWithMessage,
@@ -33,6 +34,8 @@ from tekudasai.accounts.responses import (
     SignedUp,
     SocialStart,
     Success,
+    TokenCreated,
+    TokenOut,
     UserList,
     UserOut,
 )
@@ -479,13 +482,13 @@ async def oauth_redirect(
 # -- Personal access tokens (session only: a token cannot mint, list or revoke tokens) ----------
 
 
-@router.get("/me/tokens", tags=["tokens"])
+@router.get("/me/tokens", tags=["tokens"], response_model=list[TokenOut])
 async def list_my_tokens(principal: SessionUser, db: DbSession) -> list[dict[str, Any]]:
     rows = await tokens.list_tokens(db, user_id=principal.user.id)
     return [tokens.public_token(row) for row in rows]
 
 
-@router.post("/me/tokens", tags=["tokens"])
+@router.post("/me/tokens", tags=["tokens"], response_model=TokenCreated)
 async def create_my_token(
     body: TokenCreateIn, principal: SessionUser, db: DbSession
 ) -> dict[str, Any]:
@@ -506,7 +509,7 @@ async def revoke_my_token(token_id: str, principal: SessionUser, db: DbSession) 
     return {"success": True}
 
 
-@router.get("/tokens", tags=["tokens"])
+@router.get("/tokens", tags=["tokens"], response_model=list[AnyTokenOut])
 async def list_all_tokens(admin: Admin, _: SessionUser, db: DbSession) -> list[dict[str, Any]]:
     rows = await tokens.list_tokens(db)
     return [tokens.public_token(row) | {"userId": row.user_id} for row in rows]
