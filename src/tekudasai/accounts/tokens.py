@@ -28,6 +28,7 @@ SCOPES = frozenset(
     }
 )
 MAX_TOKENS_PER_USER = 50
+MAX_NAME_LENGTH = 100
 # lastUsedAt is written at most this often per token: a busy token does not write per request.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 
@@ -50,8 +51,8 @@ async def create_token(
     db: AsyncSession, *, user_id: str, name: str, scopes: list[str], expires_in_days: int | None
 ) -> tuple[ApiToken, str]:
     name = name.strip()
-    if not name:
-        raise ValidationFailed("The token needs a name.")
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(f"The token needs a name of 1 to {MAX_NAME_LENGTH} characters.")
     unknown = sorted(set(scopes) - SCOPES)
     if unknown or not scopes:
         raise ValidationFailed(
