@@ -1,16 +1,27 @@
-"""Who is asking: the session (cookie or bearer token) and the user, found in one query."""
+"""Who is asking: the session (cookie or bearer token) and the user, found in one query.
+
+A `tkp_` bearer is a personal access token instead: one indexed raw statement like the
+session's, giving the owner and the token's scopes. A route declares the scopes a token needs
+with `openapi_extra=scopes(...)` (shown as `x-scopes` in the OpenAPI document); the check is a
+set test here, for tokens only, so session principals pay nothing. A route that declares none
+refuses tokens (403 INSUFFICIENT_SCOPE): the token API itself and sign-in/session routes are
+session only. The `admin` scope stands for every scope. What the owner's role allows is checked
+as for a session (Agent/Admin below), so a token never exceeds its owner's current role.
+"""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from sqlalchemy import LargeBinary, bindparam, func, select
 
-from tekudasai.accounts import service
-from tekudasai.accounts.models import Role, Session, User
+from tekudasai.accounts import service, tokens
+from tekudasai.accounts.errors import InsufficientScope
+from tekudasai.accounts.models import ApiToken, Role, Session, User
 from tekudasai.accounts.signed_in import (
     SESSION_FIELDS,
     USER_FIELDS,
@@ -32,8 +43,11 @@ MAX_TOKEN_LENGTH = 200
 @dataclass(frozen=True)
 class Principal:
     user: SignedInUser
-    session: SignedInSession
+    # None for a personal access token (then `scopes` holds its scopes).
+    session: SignedInSession | None
     token: str | None = None
+    scopes: frozenset[str] | None = None
+    token_id: str | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -89,12 +103,65 @@ def _principal_statement() -> RawStatement:
     )
 
 
+def scopes(*names: str) -> dict[str, Any]:
+    """A route's `openapi_extra`: the scopes a personal access token needs to call it."""
+    unknown = set(names) - tokens.SCOPES
+    if unknown:
+        raise ValueError(f"unknown scopes {unknown}")
+    return {"x-scopes": list(names)}
+
+
+def route_scopes(request: Request) -> list[str] | None:
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    declared: list[str] | None = extra.get("x-scopes")
+    return declared
+
+
+@functools.cache
+def _token_statement() -> RawStatement:
+    return RawStatement(
+        select(
+            *(getattr(User, name) for name in USER_FIELDS),
+            ApiToken.id,
+            ApiToken.scopes,
+            ApiToken.expires_at,
+            ApiToken.last_used_at,
+        )
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == bindparam("token_hash", type_=LargeBinary))
+    )
+
+
+async def _token_principal(request: Request, db: DbSession, token: str) -> Principal | None:
+    row = await _token_statement().fetchrow(db, token_hash=hash_token(token))
+    if row is None:
+        return None
+    user = SignedInUser(*row[: len(USER_FIELDS)])
+    token_id, granted, expires_at, last_used_at = row[len(USER_FIELDS) :]
+    now = datetime.now(UTC)
+    if service.is_banned(user) or (expires_at is not None and expires_at <= now):
+        return None
+    needed = route_scopes(request)
+    if needed is None or ("admin" not in granted and not set(needed) <= set(granted)):
+        raise InsufficientScope()
+    if last_used_at is None or now - last_used_at >= tokens.LAST_USED_GRANULARITY:
+        await tokens.touch_token(db, token_id=token_id)
+    principal = Principal(
+        user=user, session=None, token=token, scopes=frozenset(granted), token_id=token_id
+    )
+    request.state.principal = principal
+    return principal
+
+
 async def optional_principal(
     request: Request, response: Response, db: DbSession
 ) -> Principal | None:
     token = session_token_from(request)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
+    if token.startswith(tokens.TOKEN_PREFIX) and request.headers.get("authorization"):
+        return await _token_principal(request, db, token)
     row = await _principal_statement().fetchrow(db, token_hash=hash_token(token))
     if row is None:
         return None
@@ -135,7 +202,17 @@ async def require_admin(principal: Annotated[Principal, Depends(require_principa
     return principal
 
 
+async def require_session(
+    principal: Annotated[Principal, Depends(require_principal)],
+) -> Principal:
+    """Session only (the token API): a token cannot mint or list tokens."""
+    if principal.session is None:
+        raise InsufficientScope()
+    return principal
+
+
 MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
 CurrentUser = Annotated[Principal, Depends(require_principal)]
 Agent = Annotated[Principal, Depends(require_staff)]
 Admin = Annotated[Principal, Depends(require_admin)]
+SessionUser = Annotated[Principal, Depends(require_session)]

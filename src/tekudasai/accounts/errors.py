@@ -81,3 +81,9 @@ class UntrustedCallback(AppError):
     status_code = 400
     code = "INVALID_CALLBACK_URL"
     message = "The callback URL is not on a trusted origin."
+
+
+class InsufficientScope(AppError):
+    status_code = 403
+    code = "INSUFFICIENT_SCOPE"
+    message = "This access token's scopes do not allow this call."

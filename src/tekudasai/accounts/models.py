@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tekudasai.core.ids import new_id
@@ -129,3 +130,19 @@ class PiiKey(Base):
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiToken(Timestamped, Base):
+    """A personal access token (`tkp_…`): stored only as its SHA-256 hash, like a session's.
+    Its scopes narrow what it may call; the owner's role still decides what the owner may do."""
+
+    __tablename__ = "api_tokens"
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True, index=True)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

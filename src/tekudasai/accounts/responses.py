@@ -92,3 +92,26 @@ class UserList(CamelModel):
     total: int
     limit: int
     offset: int
+
+
+class TokenOut(CamelModel):
+    """`tokens.public_token`: never the token itself."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None
+
+
+class TokenCreated(TokenOut):
+    """The answer to a token's creation: the only time `token` is shown."""
+
+    token: str
+
+
+class AnyTokenOut(TokenOut):
+    """Admins' list: whose token it is."""
+
+    user_id: str

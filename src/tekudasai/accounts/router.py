@@ -12,15 +12,18 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from tekudasai.accounts import limits, oauth, service, signin
+from tekudasai.accounts import limits, oauth, service, signin, tokens
 from tekudasai.accounts.dependencies import (
     Admin,
     CurrentUser,
     MaybeUser,
+    SessionUser,
     clear_session_cookie,
+    scopes,
     set_session_cookie,
 )
 from tekudasai.accounts.responses import (
+    AnyTokenOut,
     CurrentSession,
     Done,
     DoneWithMessage,
@@ -31,6 +34,8 @@ from tekudasai.accounts.responses import (
     SignedUp,
     SocialStart,
     Success,
+    TokenCreated,
+    TokenOut,
     UserList,
     UserOut,
 )
@@ -42,6 +47,7 @@ from tekudasai.accounts.schemas import (
     SignInIn,
     SignUpIn,
     SocialSignInIn,
+    TokenCreateIn,
     UnbanUserIn,
     VerifyRequestIn,
 )
@@ -152,7 +158,7 @@ async def get_session(
 ) -> dict[str, Any] | None:
     """The current session and user, or null when signed out."""
     response.headers["Cache-Control"] = "no-store"
-    if principal is None:
+    if principal is None or principal.session is None:
         return None
     return {
         "session": service.public_session(principal.session, principal.token),
@@ -166,7 +172,7 @@ async def sign_out(
     principal: MaybeUser, response: Response, db: DbSession, settings: AppSettings
 ) -> dict[str, bool]:
     """Revoke this session (only this one) and clear the cookie."""
-    if principal is not None:
+    if principal is not None and principal.session is not None:
         await service.revoke_session(db, session_id=principal.session.id)
     clear_session_cookie(response, settings)
     return {"success": True}
@@ -267,14 +273,14 @@ async def reset_password(
     return {"status": True}
 
 
-@router.post("/auth/admin/set-role", response_model=OneUser)
+@router.post("/auth/admin/set-role", openapi_extra=scopes("users:write"), response_model=OneUser)
 async def admin_set_role(body: SetRoleIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
     """Change a user's role (never leaves zero admins)."""
     user = await service.admin_set_role(db, user_id=body.user_id, role=body.role)
     return {"user": service.public_user(user, cipher)}
 
 
-@router.post("/auth/admin/ban-user", response_model=OneUser)
+@router.post("/auth/admin/ban-user", openapi_extra=scopes("users:write"), response_model=OneUser)
 async def admin_ban_user(body: BanUserIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
     """Ban a user (optionally for `banExpiresIn` seconds); their sessions end now."""
     user = await service.ban_user(
@@ -287,13 +293,18 @@ async def admin_ban_user(body: BanUserIn, admin: Admin, db: DbSession, cipher: C
     return {"user": service.public_user(user, cipher)}
 
 
-@router.post("/auth/admin/unban-user", response_model=OneUser)
+@router.post("/auth/admin/unban-user", openapi_extra=scopes("users:write"), response_model=OneUser)
 async def admin_unban_user(body: UnbanUserIn, admin: Admin, db: DbSession, cipher: Cipher) -> Any:
     user = await service.unban_user(db, user_id=body.user_id)
     return {"user": service.public_user(user, cipher)}
 
 
-@router.get("/users", tags=["users"], response_model=PageEnvelope[UserOut])
+@router.get(
+    "/users",
+    tags=["users"],
+    openapi_extra=scopes("users:read"),
+    response_model=PageEnvelope[UserOut],
+)
 async def list_users(
     admin: Admin,
     db: DbSession,
@@ -314,7 +325,12 @@ async def list_users(
     )
 
 
-@router.get("/auth/admin/list-users", include_in_schema=False, response_model=UserList)
+@router.get(
+    "/auth/admin/list-users",
+    include_in_schema=False,
+    openapi_extra=scopes("users:read"),
+    response_model=UserList,
+)
 async def admin_list_users(
     admin: Admin,
     db: DbSession,
@@ -461,3 +477,45 @@ async def oauth_redirect(
     response = RedirectResponse(url, status_code=302)
     _set_state_cookie(response, settings, state)
     return response
+
+
+# -- Personal access tokens (session only: a token cannot mint, list or revoke tokens) ----------
+
+
+@router.get("/me/tokens", tags=["tokens"], response_model=list[TokenOut])
+async def list_my_tokens(principal: SessionUser, db: DbSession) -> list[dict[str, Any]]:
+    rows = await tokens.list_tokens(db, user_id=principal.user.id)
+    return [tokens.public_token(row) for row in rows]
+
+
+@router.post("/me/tokens", tags=["tokens"], response_model=TokenCreated)
+async def create_my_token(
+    body: TokenCreateIn, principal: SessionUser, db: DbSession
+) -> dict[str, Any]:
+    """The `token` value is in this answer only; it is stored as a hash."""
+    row, raw = await tokens.create_token(
+        db,
+        user_id=principal.user.id,
+        name=body.name,
+        scopes=body.scopes,
+        expires_in_days=body.expires_in_days,
+    )
+    return tokens.public_token(row, raw)
+
+
+@router.delete("/me/tokens/{token_id}", tags=["tokens"], response_model=Success)
+async def revoke_my_token(token_id: str, principal: SessionUser, db: DbSession) -> Any:
+    await tokens.revoke_token(db, token_id=token_id, user_id=principal.user.id)
+    return {"success": True}
+
+
+@router.get("/tokens", tags=["tokens"], response_model=list[AnyTokenOut])
+async def list_all_tokens(admin: Admin, _: SessionUser, db: DbSession) -> list[dict[str, Any]]:
+    rows = await tokens.list_tokens(db)
+    return [tokens.public_token(row) | {"userId": row.user_id} for row in rows]
+
+
+@router.delete("/tokens/{token_id}", tags=["tokens"], response_model=Success)
+async def revoke_any_token(token_id: str, admin: Admin, _: SessionUser, db: DbSession) -> Any:
+    await tokens.revoke_token(db, token_id=token_id)
+    return {"success": True}

@@ -65,3 +65,9 @@ class BanUserIn(StrictInput):
 
 class UnbanUserIn(StrictInput):
     user_id: str = Field(min_length=1, max_length=100)
+
+
+class TokenCreateIn(StrictInput):
+    name: str = Field(max_length=100)
+    scopes: list[str] = Field(max_length=20)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)

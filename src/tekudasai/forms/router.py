@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from tekudasai.accounts.dependencies import Admin, CurrentUser
+from tekudasai.accounts.dependencies import Admin, CurrentUser, scopes
 from tekudasai.accounts.limits import rate_limit
 from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, PageEnvelope, ok, page
 from tekudasai.db.session import DbSession
@@ -23,7 +23,7 @@ PageQuery = Annotated[int, Query(alias="page", ge=1, le=1_000_000)]
 LimitQuery = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("/enabled", response_model=PageEnvelope[FormOut])
+@router.get("/enabled", openapi_extra=scopes("forms:read"), response_model=PageEnvelope[FormOut])
 async def list_enabled_forms(
     db: DbSession, user: CurrentUser, page_: PageQuery = 1, limit: LimitQuery = 100
 ) -> dict[str, Any]:
@@ -31,13 +31,16 @@ async def list_enabled_forms(
     return page(items, page=page_, limit=limit, total=total)
 
 
-@router.get("/enabled/{form_id}", response_model=Envelope[FormOut])
+@router.get(
+    "/enabled/{form_id}", openapi_extra=scopes("forms:read"), response_model=Envelope[FormOut]
+)
 async def get_enabled_form(form_id: str, db: DbSession, user: CurrentUser) -> dict[str, Any]:
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=True))
 
 
 @router.post(
     "/enabled/{form_id}/validate",
+    openapi_extra=scopes("forms:read"),
     dependencies=FORMS_LIMIT,
     response_model=Envelope[CheckedResponse],
 )
@@ -53,7 +56,7 @@ async def validate_response(
     return ok({"formResponse": values})
 
 
-@router.get("", response_model=PageEnvelope[FormOut])
+@router.get("", openapi_extra=scopes("forms:read"), response_model=PageEnvelope[FormOut])
 async def list_forms(
     db: DbSession, admin: Admin, page_: PageQuery = 1, limit: LimitQuery = 100
 ) -> dict[str, Any]:
@@ -61,7 +64,12 @@ async def list_forms(
     return page(items, page=page_, limit=limit, total=total)
 
 
-@router.post("", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
+@router.post(
+    "",
+    openapi_extra=scopes("forms:write"),
+    dependencies=FORMS_LIMIT,
+    response_model=Envelope[FormOut],
+)
 async def create_form(body: FormCreate, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(
         await service.create_form(
@@ -75,12 +83,17 @@ async def create_form(body: FormCreate, db: DbSession, admin: Admin) -> dict[str
     )
 
 
-@router.get("/{form_id}", response_model=Envelope[FormOut])
+@router.get("/{form_id}", openapi_extra=scopes("forms:read"), response_model=Envelope[FormOut])
 async def get_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(await service.get_form_view(db, form_id=form_id, enabled_only=False))
 
 
-@router.patch("/{form_id}", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
+@router.patch(
+    "/{form_id}",
+    openapi_extra=scopes("forms:write"),
+    dependencies=FORMS_LIMIT,
+    response_model=Envelope[FormOut],
+)
 async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin) -> dict[str, Any]:
     body.check_path_id(form_id)
     changes = body.model_dump(include=body.model_fields_set)
@@ -89,6 +102,11 @@ async def update_form(form_id: str, body: FormPatch, db: DbSession, admin: Admin
     )
 
 
-@router.delete("/{form_id}", dependencies=FORMS_LIMIT, response_model=Envelope[FormOut])
+@router.delete(
+    "/{form_id}",
+    openapi_extra=scopes("forms:write"),
+    dependencies=FORMS_LIMIT,
+    response_model=Envelope[FormOut],
+)
 async def delete_form(form_id: str, db: DbSession, admin: Admin) -> dict[str, Any]:
     return ok(await service.delete_form(db, form_id=form_id))

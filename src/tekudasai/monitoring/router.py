@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from tekudasai.accounts.dependencies import Principal, optional_principal
+from tekudasai.accounts.dependencies import Principal, optional_principal, scopes
 from tekudasai.config import Settings
 from tekudasai.core.csrf import bearer_token
 from tekudasai.core.errors import NotFound, Unauthorized
@@ -34,7 +34,7 @@ async def current_principal(request: Request) -> Principal | None:
         return await optional_principal(request, Response(), db)
 
 
-@router.get("/metrics")
+@router.get("/metrics", openapi_extra=scopes("reports:read"))
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text format. TK_METRICS_TOKEN set: Bearer token (or an admin's session);
     unset: loopback clients (or an admin's session)."""

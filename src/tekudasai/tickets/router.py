@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
-from tekudasai.accounts.dependencies import Agent, CurrentUser
+from tekudasai.accounts.dependencies import Agent, CurrentUser, scopes
 from tekudasai.core.schemas import (
     ERROR_RESPONSES,
     Envelope,
@@ -76,7 +76,7 @@ def _page(result: listing.TicketPage[str], pages: PageParams, *, cursor_mode: bo
 # -- the reporter's side (declared before /{id} so "my" is never read as an id) --------------
 
 
-@router.get("/my", response_model=TicketPage)
+@router.get("/my", openapi_extra=scopes("tickets:read"), response_model=TicketPage)
 @read_only
 async def list_my_tickets(
     db: DbSession,
@@ -94,7 +94,7 @@ async def list_my_tickets(
     return _page(result, pages, cursor_mode=cursor is not None)
 
 
-@router.post("/my", response_model=OneTicket)
+@router.post("/my", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def create_ticket(
     body: CreateTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
 ) -> JSONResponse:
@@ -108,14 +108,14 @@ async def create_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.get("/my/{id}", response_model=OneTicketWithForm)
+@router.get("/my/{id}", openapi_extra=scopes("tickets:read"), response_model=OneTicketWithForm)
 @read_only
 async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> Response:
     text = await service.get_my_ticket_rendered(db, ticket_id=id, reporter_id=me.user.id)
     return _json_text(ok_text(text))
 
 
-@router.patch("/my/{id}", response_model=OneTicket)
+@router.patch("/my/{id}", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def update_my_ticket(
     id: TicketId, body: UpdateMyTicket, db: DbSession, me: CurrentUser, _: TicketsRateLimit
 ) -> JSONResponse:
@@ -126,7 +126,9 @@ async def update_my_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.get("/my/{id}/logs", response_model=Envelope[list[LogOut]])
+@router.get(
+    "/my/{id}/logs", openapi_extra=scopes("tickets:read"), response_model=Envelope[list[LogOut]]
+)
 @read_only
 async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id, reporter_id=me.user.id)
@@ -134,7 +136,11 @@ async def my_ticket_logs(id: TicketId, db: DbSession, me: CurrentUser) -> JSONRe
     return _json([log_view(row) for row in rows])
 
 
-@router.get("/my/{id}/comments", response_model=Envelope[list[CommentOut]])
+@router.get(
+    "/my/{id}/comments",
+    openapi_extra=scopes("tickets:read"),
+    response_model=Envelope[list[CommentOut]],
+)
 @read_only
 async def my_ticket_comments(
     id: TicketId, db: DbSession, me: CurrentUser, cipher: Cipher
@@ -144,7 +150,9 @@ async def my_ticket_comments(
     return _json([comment_view(row, cipher) for row in rows])
 
 
-@router.post("/my/{id}/comments", response_model=Envelope[CommentOut])
+@router.post(
+    "/my/{id}/comments", openapi_extra=scopes("tickets:write"), response_model=Envelope[CommentOut]
+)
 async def reply_to_my_ticket(
     id: TicketId,
     body: Reply,
@@ -162,7 +170,7 @@ async def reply_to_my_ticket(
 # -- agents and admins ------------------------------------------------------------------------
 
 
-@router.get("", response_model=TicketPage)
+@router.get("", openapi_extra=scopes("tickets:read"), response_model=TicketPage)
 @read_only
 async def list_tickets(
     db: DbSession,
@@ -186,14 +194,14 @@ async def list_tickets(
     return _page(result, pages, cursor_mode=cursor is not None)
 
 
-@router.get("/{id}", response_model=OneAgentTicket)
+@router.get("/{id}", openapi_extra=scopes("tickets:read"), response_model=OneAgentTicket)
 @read_only
 async def get_ticket(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     row = await service.get_ticket(db, ticket_id=id)
     return _json(agent_ticket_view(row, cipher))
 
 
-@router.patch("/{id}", response_model=OneTicket)
+@router.patch("/{id}", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def update_ticket(
     id: TicketId, body: UpdateTicket, db: DbSession, agent: Agent
 ) -> JSONResponse:
@@ -209,19 +217,19 @@ async def update_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.delete("/{id}", response_model=OneTicket)
+@router.delete("/{id}", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def delete_ticket(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
     ticket = await service.delete_ticket(db, ticket_id=id, actor_id=agent.user.id)
     return _json(ticket_view(ticket))
 
 
-@router.post("/{id}/assign-toggle", response_model=OneTicket)
+@router.post("/{id}/assign-toggle", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def toggle_assignment(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
     ticket = await service.toggle_assignment(db, ticket_id=id, actor_id=agent.user.id)
     return _json(ticket_view(ticket))
 
 
-@router.post("/{id}/assign", response_model=OneTicket)
+@router.post("/{id}/assign", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def assign_ticket(
     id: TicketId, body: AssignTicket, db: DbSession, agent: Agent
 ) -> JSONResponse:
@@ -231,13 +239,15 @@ async def assign_ticket(
     return _json(ticket_view(ticket))
 
 
-@router.post("/{id}/open-form", response_model=OneTicket)
+@router.post("/{id}/open-form", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
 async def open_form(id: TicketId, db: DbSession, agent: Agent) -> JSONResponse:
     ticket = await service.open_form(db, ticket_id=id, actor_id=agent.user.id)
     return _json(ticket_view(ticket))
 
 
-@router.get("/{id}/logs", response_model=Envelope[list[LogOut]])
+@router.get(
+    "/{id}/logs", openapi_extra=scopes("tickets:read"), response_model=Envelope[list[LogOut]]
+)
 @read_only
 async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
     rows = await audit.list_logs(db, ticket_id=id, include_internal=True)
@@ -247,7 +257,11 @@ async def ticket_logs(id: TicketId, db: DbSession, _: Agent) -> JSONResponse:
     return _json([log_view(row) for row in rows])
 
 
-@router.get("/{id}/comments", response_model=Envelope[list[CommentOut]])
+@router.get(
+    "/{id}/comments",
+    openapi_extra=scopes("tickets:read"),
+    response_model=Envelope[list[CommentOut]],
+)
 @read_only
 async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher) -> JSONResponse:
     await service.ensure_ticket(db, ticket_id=id)
@@ -255,7 +269,9 @@ async def ticket_comments(id: TicketId, db: DbSession, _: Agent, cipher: Cipher)
     return _json([comment_view(row, cipher) for row in rows])
 
 
-@router.post("/{id}/comments", response_model=Envelope[CommentOut])
+@router.post(
+    "/{id}/comments", openapi_extra=scopes("tickets:write"), response_model=Envelope[CommentOut]
+)
 async def comment_on_ticket(
     id: TicketId, body: AgentComment, db: DbSession, agent: Agent, cipher: Cipher
 ) -> JSONResponse:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from tekudasai.accounts.dependencies import CurrentUser
+from tekudasai.accounts.dependencies import CurrentUser, scopes
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, ok
 from tekudasai.core.state import AppSettings
@@ -22,7 +22,7 @@ from tekudasai.uploads.responses import UploadOut
 router = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
 
 
-@router.post("", response_model=Envelope[UploadOut])
+@router.post("", openapi_extra=scopes("tickets:write"), response_model=Envelope[UploadOut])
 async def upload_file(
     request: Request,
     db: DbSession,
@@ -53,6 +53,7 @@ def _disposition(name: str) -> str:
 
 @router.get(
     "/{upload_id}",
+    openapi_extra=scopes("tickets:read"),
     response_class=StreamingResponse,
     responses={
         200: {

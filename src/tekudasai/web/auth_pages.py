@@ -173,7 +173,8 @@ async def signup_submit(
 async def logout(
     request: Request, form: PostedForm, principal: PageUser, db: DbSession, settings: AppSettings
 ) -> Response:
-    await accounts_service.revoke_session(db, session_id=principal.session.id)
+    if principal.session is not None:  # pages are session only; a token never gets here
+        await accounts_service.revoke_session(db, session_id=principal.session.id)
     response = RedirectResponse("/auth/login", status_code=303)
     clear_session_cookie(response, settings)
     flash(request, response, "You are signed out.", "info")
