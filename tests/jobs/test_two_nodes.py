@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,9 +16,7 @@ import httpx
 import pytest
 
 from tekudasai.db.embedded import EmbeddedPostgres
-from tests.conftest import TEST_SECRET
-from tests.monitoring.test_serve import free_port, wait_ready
-from tests.monitoring.test_serve_edge import Served, stop_serve
+from tests.monitoring.test_serve_edge import Served, start_serve, stop_serve
 
 pytestmark = pytest.mark.slow
 
@@ -39,34 +34,12 @@ def shared_postgres() -> Iterator[EmbeddedPostgres]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_node(data_dir: Path, database_url: str) -> Served:
-    """A node: its own data directory (outbox, secret file unused), the shared database."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
-    env.update(
-        DATABASE_URL=database_url,
-        TK_DATA_DIR=str(data_dir),
-        BETTER_AUTH_SECRET=TEST_SECRET,
-        TK_RATE_LIMITS="off",
-        TK_BACKGROUND_JOBS="true",
-        TK_BACKUP_INTERVAL="off",
+def start_node(node_dir: Path, database_url: str) -> Served:
+    """A node: its own data directory (outbox), the shared database, the job queue on."""
+    node_dir.mkdir()
+    return start_serve(
+        node_dir, DATABASE_URL=database_url, TK_BACKGROUND_JOBS="true", TK_BACKUP_INTERVAL="off"
     )
-    data_dir.mkdir(parents=True)
-    stderr = data_dir / "serve.stderr"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=data_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr.open("wb"),
-    )
-    node = Served(process, port, stderr)
-    try:
-        wait_ready(node.base)
-    except AssertionError:
-        stop_serve(node)
-        raise AssertionError(node.stderr()[-3000:]) from None
-    return node
 
 
 def recipients(outbox: Path) -> list[str]:
@@ -121,7 +94,10 @@ def test_two_nodes_send_each_mail_once_and_run_each_period_once(
             "SELECT status FROM jobs WHERE name = 'mail.send'",
             lambda rows: len(rows) == SIGN_UPS and all(r["status"] == "done" for r in rows),
         )
-        sent = recipients(tmp_path / "a" / "outbox") + recipients(tmp_path / "b" / "outbox")
+        sent = [
+            *recipients(tmp_path / "a" / "data" / "outbox"),
+            *recipients(tmp_path / "b" / "data" / "outbox"),
+        ]
         assert sorted(sent) == sorted(f"node{n}@example.test" for n in range(SIGN_UPS))
 
         # Each periodic job: one run per period, whichever node scheduled or claimed it first.

@@ -49,8 +49,8 @@ def start_serve(tmp_path: Path, **env_overrides: str) -> Served:
         TK_RATE_LIMITS="off",
         TK_BACKGROUND_JOBS="false",
         TK_HEADER_TIMEOUT=str(HEADER_TIMEOUT_S),
-        **env_overrides,
     )
+    env.update(env_overrides)  # may replace a default above
     stderr = tmp_path / "serve.stderr"
     process = subprocess.Popen(
         [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
