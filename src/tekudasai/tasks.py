@@ -16,6 +16,7 @@ from tekudasai.db.session import Database
 from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
+from tekudasai.tickets import events
 
 PRUNE_EVERY_S = 24 * 3600.0
 TRAFFIC = "monitoring.traffic"
@@ -23,7 +24,12 @@ TRAFFIC = "monitoring.traffic"
 # `serve` (`tekudasai worker`) has none, so it leaves them to the web workers.
 NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
 
+# What reacts to ticket changes, in this order, once per event (tickets/events.py).
+EVENT_HANDLERS: tuple[events.EventHandler, ...] = ()
+
 TASKS: Mapping[str, Task] = {
+    events.DISPATCH: events.dispatch_task(EVENT_HANDLERS),
+    "tickets.prune_events": events.prune_task,
     SEND_MAIL: send_mail_task,
     "accounts.cleanup": accounts_jobs.cleanup_task,
     "backup.scheduled": backup_jobs.scheduled_backup,
@@ -40,6 +46,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("monitoring.alerts", alerts.evaluate_every),
     Periodic("accounts.cleanup", accounts_jobs.cleanup_every),
     Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),
+    Periodic("tickets.prune_events", lambda _settings: PRUNE_EVERY_S),
 )
 
 

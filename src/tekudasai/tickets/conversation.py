@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tekudasai.accounts.models import User
 from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.core.errors import ValidationFailed
-from tekudasai.tickets import audit, workflow
+from tekudasai.tickets import audit, events, workflow
 from tekudasai.tickets.models import LogAction, TicketComment
 from tekudasai.tickets.service import lock_ticket
 
@@ -79,6 +79,14 @@ async def add_comment(
         details={"commentId": comment.id},
         internal=internal,
     )
+    await events.emit(
+        db,
+        type=events.EventType.COMMENT_CREATED,
+        ticket_id=ticket.id,
+        actor_id=author.id,
+        data={"commentId": comment.id, "byReporter": as_reporter},
+        internal=internal,
+    )
     if as_reporter:
         reopened = workflow.after_customer_reply(ticket.status)
         if reopened:
@@ -91,6 +99,13 @@ async def add_comment(
                 action_type=LogAction.UPDATE,
                 action=workflow.status_change_text(old, reopened),
                 details={"status": {"from": old, "to": reopened}, "reason": "customer reply"},
+            )
+            await events.emit(
+                db,
+                type=events.EventType.STATUS_CHANGED,
+                ticket_id=ticket.id,
+                actor_id=author.id,
+                data={"changes": {"status": {"from": old, "to": reopened}}},
             )
     await db.flush()
     return CommentRow(comment=comment, author=author)

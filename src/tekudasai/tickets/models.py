@@ -145,3 +145,44 @@ class TicketCount(Base):
     status: Mapped[str] = mapped_column(Text, primary_key=True)
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class TicketEventRow(Base):
+    """One change of a ticket as others react to it (notifications, webhooks, live updates),
+    recorded in the change's transaction; `tickets/events.py` writes and dispatches them.
+    Kept a few days: long enough to replay to live clients and to finish every dispatch."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (
+        Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),
+        Index("ix_ticket_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(Text)
+    actor_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # Seen by agents only (an internal note): never sent to a customer.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set by the one dispatch that ran the handlers: a second run of the job finds it set.
+    dispatched_at: Mapped[datetime | None]
+
+
+class TicketMailMessage(Base):
+    """Every Message-ID we sent or received for a ticket (and each inbound one we processed,
+    ticket or not): replies are threaded by them and a message is processed once."""
+
+    __tablename__ = "ticket_mail_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index("ix_ticket_mail_messages_ticket_id", "ticket_id"),
+    )
+
+    message_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

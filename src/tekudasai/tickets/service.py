@@ -37,7 +37,7 @@ from tekudasai.forms import engine as forms_engine
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.errors import FormNotFound, InvalidFormData
 from tekudasai.forms.models import Form, FormVersion
-from tekudasai.tickets import audit, rendering, workflow
+from tekudasai.tickets import audit, events, rendering, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
 from tekudasai.tickets.models import LogAction, Ticket, TicketStatus
 from tekudasai.uploads.models import TicketUpload
@@ -243,7 +243,19 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         )
         .cte("create_links")
     )
-    return RawStatement(select(created).add_cte(log).add_cte(links))
+    event, event_job = events.recorded(
+        ticket_id=created.c.id,
+        actor_id=bindparam("reporter_id", type_=Text),
+        type=literal_column(f"'{events.EventType.TICKET_CREATED.value}'"),
+        internal=false(),
+        data=literal_column("'{}'::jsonb"),
+    )
+    return RawStatement(
+        select(created, *events.notify_columns(event))
+        .add_cte(log)
+        .add_cte(links)
+        .add_cte(event_job)
+    )
 
 
 @functools.cache
@@ -434,6 +446,13 @@ async def update_ticket(
             action=workflow.status_change_text(old, status),
             details={"status": {"from": old, "to": status}},
         )
+        await events.emit(
+            db,
+            type=events.EventType.STATUS_CHANGED,
+            ticket_id=ticket.id,
+            actor_id=actor_id,
+            data={"changes": {"status": {"from": old, "to": status}}},
+        )
     fields: dict[str, Any] = {}
     if new_summary is not None and new_summary != ticket.summary:
         fields["summary"] = {"from": ticket.summary, "to": new_summary}
@@ -456,6 +475,13 @@ async def update_ticket(
             action_type=LogAction.UPDATE,
             action="Ticket updated: " + ", ".join(fields),
             details=fields,
+        )
+        await events.emit(
+            db,
+            type=events.EventType.TICKET_UPDATED,
+            ticket_id=ticket.id,
+            actor_id=actor_id,
+            data={"changes": fields},
         )
     await db.flush()
     return ticket
@@ -483,6 +509,13 @@ async def reporter_update_response(
         action_type=LogAction.UPDATE,
         action="Form response updated by the reporter",
         details=fields,
+    )
+    await events.emit(
+        db,
+        type=events.EventType.TICKET_UPDATED,
+        ticket_id=ticket.id,
+        actor_id=reporter_id,
+        data={"changes": fields, "byReporter": True},
     )
     await db.flush()
     return ticket
@@ -512,6 +545,13 @@ async def _set_assignee(
         # Names are personal data (encrypted at rest): the text names no one, details hold ids.
         action="Ticket assigned" if assignee_id else "Ticket unassigned",
         details={"assigneeId": {"from": old, "to": assignee_id}},
+    )
+    await events.emit(
+        db,
+        type=events.EventType.ASSIGNED,
+        ticket_id=ticket.id,
+        actor_id=actor_id,
+        data={"changes": {"assigneeId": {"from": old, "to": assignee_id}}},
     )
     await db.flush()
     return ticket
@@ -552,6 +592,13 @@ async def open_form(db: AsyncSession, *, ticket_id: int, actor_id: str) -> Ticke
             action_type=LogAction.OPEN_FORM,
             action="Form re-opened for the reporter",
             details={"formOpen": {"from": False, "to": True}},
+        )
+        await events.emit(
+            db,
+            type=events.EventType.TICKET_UPDATED,
+            ticket_id=ticket.id,
+            actor_id=actor_id,
+            data={"changes": {"formOpen": {"from": False, "to": True}}},
         )
         await db.flush()
     return ticket

@@ -1,0 +1,213 @@
+"""Ticket events: what notifications, webhooks and live updates react to.
+
+Every change of a ticket records one `ticket_events` row in the change's own transaction, and
+with it one `tickets.dispatch_event` job and a NOTIFY on `tk_live` (payload: the event id), all
+in one statement: an event exists exactly when its change commits. The job then runs every
+handler listed in `tasks.EVENT_HANDLERS` in one transaction that also marks the row
+dispatched, so each handler sees each event exactly once, however often the job runs.
+
+Handlers live in the domains above this one (notifications, webhooks …) and only add rows and
+jobs in the session they are given; anything slow (SMTP, HTTP) is a job of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+
+from tekudasai.db.raw import RawStatement
+from tekudasai.jobs.models import Job
+from tekudasai.jobs.queue import CHANNEL as JOBS_CHANNEL
+from tekudasai.jobs.queue import DEFAULT_MAX_ATTEMPTS
+from tekudasai.jobs.worker import JobContext
+from tekudasai.tickets.models import TicketEventRow
+
+DISPATCH = "tickets.dispatch_event"
+LIVE_CHANNEL = "tk_live"
+KEEP = timedelta(days=3)
+
+
+class EventType(StrEnum):
+    TICKET_CREATED = "ticket.created"
+    # Summary, answers or the reporter's edit window: `data.changes` says which.
+    TICKET_UPDATED = "ticket.updated"
+    STATUS_CHANGED = "ticket.status_changed"
+    # Assigned or unassigned: `data.changes.assigneeId`.
+    ASSIGNED = "ticket.assigned"
+    # `data.commentId`; `internal` for a note.
+    COMMENT_CREATED = "comment.created"
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """A recorded event as handlers get it."""
+
+    id: int
+    ticket_id: int
+    type: EventType
+    actor_id: str | None
+    internal: bool
+    data: dict[str, Any]
+    created_at: datetime
+
+
+# `async def handler(session, event, ctx)`: react inside the dispatch transaction.
+EventHandler = Callable[[AsyncSession, TicketEvent, JobContext], Awaitable[None]]
+
+
+def recorded(
+    *,
+    ticket_id: ColumnElement[Any],
+    actor_id: ColumnElement[Any],
+    type: ColumnElement[Any],
+    internal: ColumnElement[Any],
+    data: ColumnElement[Any],
+) -> tuple[Any, Any]:
+    """The event row and its dispatch job as two CTEs for a caller's statement, which must
+    select `notify_columns(event)` once per event. The ticket's creation puts them in its
+    one INSERT statement this way."""
+    row = {
+        "ticket_id": ticket_id,
+        "type": type,
+        "actor_id": actor_id,
+        "internal": internal,
+        "data": data,
+    }
+    event = (
+        insert(cast(Table, TicketEventRow.__table__))
+        .from_select(list(row), select(*row.values()))
+        .returning(TicketEventRow.id)
+        .cte("event")
+    )
+    job = (
+        insert(cast(Table, Job.__table__))
+        .from_select(
+            ["name", "args", "max_attempts"],
+            select(
+                literal_column(f"'{DISPATCH}'"),
+                func.jsonb_build_object(literal_column("'eventId'"), event.c.id),
+                literal(DEFAULT_MAX_ATTEMPTS, Integer),
+            ),
+        )
+        .cte("event_job")
+    )
+    return event, job
+
+
+def notify_columns(event: Any) -> list[ColumnElement[Any]]:
+    """Wake the workers (the job) and the live streams (the event id), on commit."""
+    return [
+        func.pg_notify(literal_column(f"'{JOBS_CHANNEL}'"), literal_column("''")).label("n_jobs"),
+        func.pg_notify(literal_column(f"'{LIVE_CHANNEL}'"), sql_cast(event.c.id, Text)).label(
+            "n_live"
+        ),
+    ]
+
+
+@functools.cache
+def _emit_statement() -> RawStatement:
+    event, job = recorded(
+        ticket_id=bindparam("ticket_id", type_=Integer),
+        actor_id=bindparam("actor_id", type_=Text),
+        type=bindparam("event_type", type_=Text),
+        # As text: a Boolean parameter needs SQLAlchemy's conversion, which raw statements skip.
+        internal=sql_cast(bindparam("event_internal", type_=Text), Boolean),
+        data=sql_cast(bindparam("data", type_=Text), JSONB),
+    )
+    query: Select[Any] = select(event.c.id, *notify_columns(event)).add_cte(job)
+    return RawStatement(query)
+
+
+async def emit(
+    db: AsyncSession,
+    *,
+    type: EventType,
+    ticket_id: int,
+    actor_id: str | None,
+    data: dict[str, Any] | None = None,
+    internal: bool = False,
+) -> int:
+    """Record an event in the caller's transaction (one round trip); returns its id."""
+    row = await _emit_statement().fetchrow(
+        db,
+        ticket_id=ticket_id,
+        actor_id=actor_id,
+        data=json.dumps(data or {}),
+        event_type=type.value,
+        event_internal="true" if internal else "false",
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+_CLAIM = text(
+    "UPDATE ticket_events SET dispatched_at = now() "
+    "WHERE id = :id AND dispatched_at IS NULL "
+    "RETURNING id, ticket_id, type, actor_id, internal, data, created_at"
+)
+
+
+async def dispatch(ctx: JobContext, event_id: int, handlers: Sequence[EventHandler]) -> bool:
+    """Run every handler for one event in one transaction; False when it was done before
+    (or its ticket is gone with it)."""
+    async with ctx.database.sessionmaker() as session, session.begin():
+        row = (await session.execute(_CLAIM, {"id": event_id})).first()
+        if row is None:
+            return False
+        event = TicketEvent(
+            id=row.id,
+            ticket_id=row.ticket_id,
+            type=EventType(row.type),
+            actor_id=row.actor_id,
+            internal=row.internal,
+            data=dict(row.data or {}),
+            created_at=row.created_at,
+        )
+        for handler in handlers:
+            await handler(session, event, ctx)
+    return True
+
+
+def dispatch_task(handlers: Sequence[EventHandler]) -> Callable[..., Awaitable[None]]:
+    """The queue task for `DISPATCH` with these handlers."""
+
+    async def task(ctx: JobContext, *, eventId: int) -> None:
+        await dispatch(ctx, eventId, handlers)
+
+    return task
+
+
+async def prune_task(ctx: JobContext) -> None:
+    """Periodic: forget dispatched events after `KEEP`."""
+    async with ctx.database.sessionmaker() as session, session.begin():
+        await session.execute(
+            delete(TicketEventRow).where(
+                TicketEventRow.created_at < func.now() - KEEP,
+                TicketEventRow.dispatched_at.is_not(None),
+            )
+        )
