@@ -28,7 +28,9 @@ from tekudasai.forms.router import router as forms_router
 from tekudasai.monitoring.health import router as health_router
 from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
+from tekudasai.sla.router import router as calendars_router
 from tekudasai.tasks import make_worker
+from tekudasai.teams.router import router as teams_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web
@@ -38,7 +40,15 @@ from tekudasai.web.system_pages import router as system_page_router
 log = logging.getLogger(__name__)
 
 
-API_ROUTERS = (health_router, accounts_router, forms_router, tickets_router, uploads_router)
+API_ROUTERS = (
+    health_router,
+    accounts_router,
+    forms_router,
+    tickets_router,
+    uploads_router,
+    teams_router,
+    calendars_router,
+)
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
 DOCS_ASSETS_URL = "/api/docs-assets"

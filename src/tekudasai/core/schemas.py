@@ -94,6 +94,12 @@ class PageEnvelope(BaseModel, Generic[T]):
     meta: Meta
 
 
+class Deleted(CamelModel):
+    """What a DELETE of an object with a text id answers (in the envelope)."""
+
+    id: str
+
+
 class FieldError(BaseModel):
     field: str
     message: str

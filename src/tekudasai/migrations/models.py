@@ -5,6 +5,8 @@ from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
 from tekudasai.monitoring.models import AlertState, SizeSample
+from tekudasai.sla.models import BusinessCalendar
+from tekudasai.teams.models import Team, TeamMember
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
 
@@ -12,12 +14,15 @@ __all__ = [
     "Account",
     "AlertState",
     "Base",
+    "BusinessCalendar",
     "Form",
     "FormVersion",
     "Job",
     "RateLimitCounter",
     "Session",
     "SizeSample",
+    "Team",
+    "TeamMember",
     "Ticket",
     "TicketComment",
     "TicketLog",

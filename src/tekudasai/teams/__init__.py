@@ -1,0 +1,1 @@
+"""Teams of agents and how new tickets are assigned within them."""
