@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from tekudasai import __version__
 from tekudasai.accounts.router import router as accounts_router
+from tekudasai.canned.router import router as canned_router
 from tekudasai.config import Settings, get_settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.csrf import CsrfMiddleware
@@ -28,6 +29,7 @@ from tekudasai.forms.router import router as forms_router
 from tekudasai.monitoring.health import router as health_router
 from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
+from tekudasai.sla.router import policies_router
 from tekudasai.sla.router import router as calendars_router
 from tekudasai.tasks import make_worker
 from tekudasai.teams.router import router as teams_router
@@ -48,6 +50,8 @@ API_ROUTERS = (
     uploads_router,
     teams_router,
     calendars_router,
+    policies_router,
+    canned_router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.

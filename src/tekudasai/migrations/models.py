@@ -1,11 +1,12 @@
 """Every model, imported once so Alembic and `Base.metadata` see the whole schema."""
 
 from tekudasai.accounts.models import Account, RateLimitCounter, Session, User, Verification
+from tekudasai.canned.models import CannedResponse
 from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
 from tekudasai.monitoring.models import AlertState, SizeSample
-from tekudasai.sla.models import BusinessCalendar
+from tekudasai.sla.models import BusinessCalendar, SlaPolicy
 from tekudasai.teams.models import Team, TeamMember
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
@@ -15,12 +16,14 @@ __all__ = [
     "AlertState",
     "Base",
     "BusinessCalendar",
+    "CannedResponse",
     "Form",
     "FormVersion",
     "Job",
     "RateLimitCounter",
     "Session",
     "SizeSample",
+    "SlaPolicy",
     "Team",
     "TeamMember",
     "Ticket",

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.core.errors import NotFound, ValidationFailed
+from tekudasai.core.errors import AppError, NotFound, ValidationFailed
 from tekudasai.core.schemas import iso
 from tekudasai.sla.businesstime import Calendar
-from tekudasai.sla.models import BusinessCalendar
+from tekudasai.sla.models import BusinessCalendar, SlaPolicy
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_RANGES_PER_DAY = 12
@@ -23,6 +23,12 @@ _CLOCK = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d|24:00")
 
 class CalendarNotFound(NotFound):
     message = "Calendar not found."
+
+
+class CalendarInUse(AppError):
+    status_code = 409
+    code = "CONFLICT"
+    message = "An SLA policy uses this calendar: change or delete the policy first."
 
 
 def _minutes(clock: str) -> int:
@@ -175,13 +181,13 @@ async def update_calendar(
 ) -> BusinessCalendar:
     """Apply the fields present in `changes` (API names), each checked as on creation."""
     row = await get_calendar(db, calendar_id)
-    if "name" in changes:
+    if changes.get("name") is not None:
         row.name = check_name(changes["name"])
-    if "timezone" in changes:
+    if changes.get("timezone") is not None:
         row.timezone = check_timezone(changes["timezone"])
-    if "hours" in changes:
+    if changes.get("hours") is not None:
         row.hours = check_hours(changes["hours"])
-    if "holidays" in changes:
+    if changes.get("holidays") is not None:
         row.holidays = check_holidays(changes["holidays"])
     if "holidayCountry" in changes:
         row.holiday_country = check_country(changes["holidayCountry"])
@@ -190,6 +196,9 @@ async def update_calendar(
 
 
 async def delete_calendar(db: AsyncSession, calendar_id: str) -> None:
+    """Delete a calendar no SLA policy uses (409 while one does)."""
     row = await get_calendar(db, calendar_id)
+    if await db.scalar(select(SlaPolicy.id).where(SlaPolicy.calendar_id == calendar_id).limit(1)):
+        raise CalendarInUse()
     await db.delete(row)
     await db.flush()

@@ -33,6 +33,13 @@ class TicketStatus(StrEnum):
     CLOSED = "closed"
 
 
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
 class LogAction(StrEnum):
     CREATE = "create"
     UPDATE = "update"

@@ -1,0 +1,1 @@
+"""Canned responses: reply texts agents reuse, with placeholders filled per ticket."""
