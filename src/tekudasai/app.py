@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from tekudasai import __version__
 from tekudasai.accounts.router import router as accounts_router
+from tekudasai.automations.router import router as automations_router
 from tekudasai.canned.router import router as canned_router
 from tekudasai.config import Settings, get_settings
 from tekudasai.core.crypto import PiiCipher
@@ -52,6 +53,7 @@ API_ROUTERS = (
     calendars_router,
     policies_router,
     canned_router,
+    automations_router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.

@@ -1,6 +1,7 @@
 """Every model, imported once so Alembic and `Base.metadata` see the whole schema."""
 
 from tekudasai.accounts.models import Account, RateLimitCounter, Session, User, Verification
+from tekudasai.automations.models import Automation
 from tekudasai.canned.models import CannedResponse
 from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
@@ -14,6 +15,7 @@ from tekudasai.uploads.models import TicketUpload, Upload
 __all__ = [
     "Account",
     "AlertState",
+    "Automation",
     "Base",
     "BusinessCalendar",
     "CannedResponse",
