@@ -78,3 +78,5 @@ initPasswordMatch();
 
 if (document.querySelector("[data-dynamic-form]")) import("./dynamic-form.js");
 if (document.querySelector("[data-form-builder]")) import("./builder.js");
+if (document.querySelector("[data-queue]")) import("./queue-keys.js");
+
