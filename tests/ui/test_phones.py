@@ -121,6 +121,11 @@ async def test_the_menu_opens_on_a_phone_and_tables_stack(
         assert second["y"] >= first["y"] + first["height"] - 1  # below, not beside
         label = await cells.nth(2).evaluate("td => getComputedStyle(td, '::before').content")
         assert "Status" in label
+        # Still a table to assistive technology, and the visual label is not read twice.
+        status_cell = page.get_by_role("row").nth(1).get_by_role("cell").nth(2)
+        name = await status_cell.evaluate("td => td.textContent.trim()")
+        await expect(status_cell).to_have_accessible_name(name)
+        assert await page.get_by_role("columnheader", name="Status").count() == 1
     finally:
         for context, _ in contexts.values():
             await context.close()
