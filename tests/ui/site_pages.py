@@ -24,7 +24,7 @@ from tekudasai.accounts import tokens
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.seed import DEMO_ACCOUNTS, seed_demo
-from tekudasai.tickets.models import Ticket
+from tekudasai.tickets.models import Ticket, TicketComment
 from tekudasai.web.deps import page_admin, page_agent, page_user
 from tests.ui.conftest import LiveServer, sign_in
 
@@ -108,7 +108,25 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
                 .order_by(Ticket.id)
             )
         ).scalar_one()
-        await db.execute(update(Ticket).where(Ticket.id == ticket.id).values(form_open=True))
+        # Long unbroken words are what push a phone page sideways: one in the summary, one in a
+        # comment, one in an internal note.
+        long_word = "https://intranet.example.com/" + "very-long-path-segment-" * 6 + "end"
+        await db.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id)
+            .values(form_open=True, summary=f"Cannot send e-mail to {long_word}")
+        )
+        agent = await accounts_service.find_by_email(db, cipher, ACCOUNTS["agent"].email)
+        assert agent is not None
+        for internal in (False, True):
+            db.add(
+                TicketComment(
+                    ticket_id=ticket.id,
+                    author_id=agent.id,
+                    body=f"The bounce names {long_word} as the culprit.",
+                    internal=internal,
+                )
+            )
         await tokens.create_token(
             db,
             user_id=customer.id,
