@@ -84,6 +84,14 @@ async def test_service_worker_shows_the_offline_page_without_network(
         ".map(r => new URL(r.url).pathname))"
     )
     assert "/offline" in cached and "/static/app.css" in cached
+    # Nothing personal is kept: pages visited (the queue) are never cached.
+    await page.goto("/agent/tickets/1")
+    await page.goto("/agent")
+    cached = await page.evaluate(
+        "caches.keys().then(async keys => (await (await caches.open(keys[0])).keys())"
+        ".map(r => new URL(r.url).pathname))"
+    )
+    assert all(p == "/offline" or p.startswith("/static/") for p in cached), cached
 
     await context.set_offline(True)
     await page.goto("/agent/tickets/1")
