@@ -178,7 +178,7 @@ async def test_customer_files_agent_answers_customer_sees(
     await expect(row).to_contain_text("Laptop does not boot")
     await expect(row).to_contain_text("Unassigned")
     await screenshot(agent_page, "agent-queue")
-    await row.get_by_role("button", name=f"Assign ticket {ticket_id} to me").click()
+    await row.get_by_role("button", name=f"Assign to me (ticket {ticket_id})").click()
     await expect(agent_page.locator(".toast")).to_contain_text(f"Ticket #{ticket_id} is yours")
     await expect(row).to_contain_text("Agnes Agent")
 

@@ -2,8 +2,15 @@
 
 from fastapi import APIRouter
 
-from tekudasai.web import admin_pages, agent_pages, auth_pages, customer_pages, token_pages
+from tekudasai.web import (
+    admin_pages,
+    agent_pages,
+    app_shell,
+    auth_pages,
+    customer_pages,
+    token_pages,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (auth_pages, customer_pages, agent_pages, admin_pages, token_pages):
+for module in (auth_pages, customer_pages, agent_pages, admin_pages, token_pages, app_shell):
     router.include_router(module.router)

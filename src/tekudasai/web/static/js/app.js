@@ -78,3 +78,9 @@ initPasswordMatch();
 
 if (document.querySelector("[data-dynamic-form]")) import("./dynamic-form.js");
 if (document.querySelector("[data-form-builder]")) import("./builder.js");
+if (document.querySelector("[data-queue]")) import("./queue-keys.js");
+
+// Installable app: the worker caches static assets and shows /offline without a network.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch(() => {}); // e.g. plain http on a LAN name
+}
