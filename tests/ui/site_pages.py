@@ -21,9 +21,12 @@ from sqlalchemy import select, update
 
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts import tokens
+from tekudasai.canned import service as canned
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.seed import DEMO_ACCOUNTS, seed_demo
+from tekudasai.sla import calendars
+from tekudasai.teams import service as teams
 from tekudasai.tickets.models import Ticket, TicketComment
 from tekudasai.web.deps import page_admin, page_agent, page_user
 from tests.ui.conftest import LiveServer, sign_in
@@ -133,6 +136,26 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
             name="Nightly export",
             scopes=["tickets:read"],
             expires_in_days=90,
+        )
+        # Service levels and replies: a row in each table of their pages.
+        await teams.create_team(
+            db, name="Hardware", member_ids=[agent.id], assignment="round_robin"
+        )
+        await calendars.create_calendar(
+            db,
+            name="Wellington office",
+            timezone="Pacific/Auckland",
+            hours={"mon": [["09:00", "12:00"], ["13:00", "17:00"]]},
+            holidays=["2026-12-25"],
+            holiday_country="NZ",
+        )
+        await canned.create(
+            db,
+            owner_id=agent.id,
+            is_admin=False,
+            title="Printer reset",
+            body=f"Hello {{{{reporter.name}}}}, please follow {long_word}",
+            shared=False,
         )
         reset = await accounts_service.issue_token(
             db, user_id=customer.id, purpose=accounts_service.RESET_PASSWORD

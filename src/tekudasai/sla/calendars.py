@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import date, time
 from typing import Any
 
@@ -155,6 +156,36 @@ async def get_calendar(db: AsyncSession, calendar_id: str) -> BusinessCalendar:
     return row
 
 
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """Each field present (API names) through its check; every field's errors at once."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "name": check_name,
+        "timezone": check_timezone,
+        "hours": check_hours,
+        "holidays": check_holidays,
+        "holidayCountry": check_country,
+    }
+    checked: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for key, value in values.items():
+        try:
+            checked[key] = checks[key](value)
+        except ValidationFailed as error:
+            errors.extend(error.errors or [{"field": key, "message": error.message}])
+    if errors:
+        raise ValidationFailed("The calendar is not valid.", errors=errors)
+    return checked
+
+
+_COLUMNS = {
+    "name": "name",
+    "timezone": "timezone",
+    "hours": "hours",
+    "holidays": "holidays",
+    "holidayCountry": "holiday_country",
+}
+
+
 async def create_calendar(
     db: AsyncSession,
     *,
@@ -164,13 +195,16 @@ async def create_calendar(
     holidays: list[str],
     holiday_country: str | None,
 ) -> BusinessCalendar:
-    row = BusinessCalendar(
-        name=check_name(name),
-        timezone=check_timezone(timezone),
-        hours=check_hours(hours),
-        holidays=check_holidays(holidays),
-        holiday_country=check_country(holiday_country),
+    checked = _checked(
+        {
+            "name": name,
+            "timezone": timezone,
+            "hours": hours,
+            "holidays": holidays,
+            "holidayCountry": holiday_country,
+        }
     )
+    row = BusinessCalendar(**{_COLUMNS[key]: value for key, value in checked.items()})
     db.add(row)
     await db.flush()
     return row
@@ -179,18 +213,16 @@ async def create_calendar(
 async def update_calendar(
     db: AsyncSession, calendar_id: str, changes: dict[str, Any]
 ) -> BusinessCalendar:
-    """Apply the fields present in `changes` (API names), each checked as on creation."""
+    """Apply the fields present in `changes` (API names), each checked as on creation; a null
+    clears `holidayCountry` and leaves the other (required) fields as they are."""
     row = await get_calendar(db, calendar_id)
-    if changes.get("name") is not None:
-        row.name = check_name(changes["name"])
-    if changes.get("timezone") is not None:
-        row.timezone = check_timezone(changes["timezone"])
-    if changes.get("hours") is not None:
-        row.hours = check_hours(changes["hours"])
-    if changes.get("holidays") is not None:
-        row.holidays = check_holidays(changes["holidays"])
-    if "holidayCountry" in changes:
-        row.holiday_country = check_country(changes["holidayCountry"])
+    given = {
+        key: value
+        for key, value in changes.items()
+        if key in _COLUMNS and (value is not None or key == "holidayCountry")
+    }
+    for key, value in _checked(given).items():
+        setattr(row, _COLUMNS[key], value)
     await db.flush()
     return row
 

@@ -57,7 +57,9 @@ NAV_ITEMS = [
     ("My tickets", "/", "user"),
     ("New ticket", "/new-ticket", "user"),
     ("All tickets", "/agent", "agent"),
+    ("Replies", "/agent/canned", "agent"),
     ("Forms", "/agent/forms", "admin"),
+    ("Service levels", "/admin/service-levels", "admin"),
     ("Users", "/admin/users", "admin"),
     ("System", "/admin/system", "admin"),
 ]
@@ -120,8 +122,8 @@ def nav_for(user: dict[str, Any] | None, path: str) -> list[dict[str, Any]]:
         else:
             active = path == href or path.startswith(href + "/")
         items.append({"label": label, "href": href, "active": active})
-    # "All tickets" must not light up on the Forms pages nested under /agent.
-    if any(i["active"] and i["href"] == "/agent/forms" for i in items):
+    # "All tickets" must not light up on the other pages nested under /agent.
+    if any(i["active"] and i["href"] in ("/agent/forms", "/agent/canned") for i in items):
         for i in items:
             if i["href"] == "/agent":
                 i["active"] = False

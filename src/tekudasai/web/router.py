@@ -8,9 +8,18 @@ from tekudasai.web import (
     app_shell,
     auth_pages,
     customer_pages,
+    service_level_pages,
     token_pages,
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (auth_pages, customer_pages, agent_pages, admin_pages, token_pages, app_shell):
+for module in (
+    auth_pages,
+    customer_pages,
+    agent_pages,
+    admin_pages,
+    service_level_pages,
+    token_pages,
+    app_shell,
+):
     router.include_router(module.router)
