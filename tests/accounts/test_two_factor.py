@@ -12,6 +12,7 @@ import httpx
 import pyotp
 from sqlalchemy import select
 
+from tekudasai.accounts import keys
 from tekudasai.accounts.models import BackupCode, TwoFactor, User
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
@@ -401,3 +402,23 @@ async def test_require_2fa_holds_agents_back_until_set_up(
     async with database.sessionmaker() as db:
         row = await db.get(User, agent.user.id)
     assert row is not None and row.two_factor_enabled
+
+
+async def test_key_rotation_re_encrypts_totp_secrets(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    setup = await turn_on(client, person)
+    assert await keys.count_stale(database, 2) >= 2  # the user and the TOTP secret
+    result = await keys.rotate(database, PiiCipher(cipher.master), settle_seconds=0)
+    assert result.new_key_id == 2 and result.two_factors == 1
+    assert await keys.count_stale(database, 2) == 0
+    async with database.sessionmaker() as db:
+        row = await db.get(TwoFactor, person.user.id)
+    assert row is not None and PiiCipher.key_id_of(row.secret_ciphertext) == 2
+    # The code still works after the rotation.
+    await sign_in(client, person)
+    done = await client.post(
+        "/api/auth/two-factor/verify-totp", json={"code": code_at(setup["totpURI"])}
+    )
+    assert done.status_code == 200, done.text
