@@ -238,6 +238,17 @@ async def test_challenges_are_single_use_and_bad_credentials_answer_400(
             "/api/auth/passkey/verify-authentication", json={"response": bad}
         )
         assert answer.status_code == 400, (bad, answer.text)
+    # A failed attempt uses the challenge up as well: no second try against it.
+    key_options = await authenticate_options(client)
+    wrong = await client.post(
+        "/api/auth/passkey/verify-authentication",
+        json={"response": key.assertion(key_options, rp_id="evil.example")},
+    )
+    assert wrong.status_code == 400
+    retry = await client.post(
+        "/api/auth/passkey/verify-authentication", json={"response": key.assertion(key_options)}
+    )
+    assert retry.status_code == 400 and retry.json()["code"] == "CHALLENGE_NOT_FOUND"
     no_body = await client.post("/api/auth/passkey/verify-authentication", json={})
     assert no_body.status_code == 400
     # Without a session nothing can be registered or listed.

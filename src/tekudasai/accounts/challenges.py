@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tekudasai.accounts.models import AuthChallenge
 from tekudasai.core.crypto import hash_token, new_token
@@ -74,10 +74,20 @@ async def peek(db: AsyncSession, *, token: str | None, purpose: str) -> Challeng
     return Challenge(row.user_id, row.challenge, row.remember_me) if row else None
 
 
-async def consume(db: AsyncSession, *, token: str | None, purpose: str) -> Challenge | None:
-    """Use the challenge up (DELETE … RETURNING: two requests cannot both have it)."""
+async def consume(
+    db: AsyncSession,
+    *,
+    token: str | None,
+    purpose: str,
+    own_transaction: async_sessionmaker[AsyncSession] | None = None,
+) -> Challenge | None:
+    """Use the challenge up (DELETE … RETURNING: two requests cannot both have it). With
+    `own_transaction` it is gone for good even if the request fails afterwards."""
     if not _valid(token):
         return None
+    if own_transaction is not None:
+        async with own_transaction() as own, own.begin():
+            return await consume(own, token=token, purpose=purpose)
     row = (
         await db.execute(
             delete(AuthChallenge)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -139,11 +139,16 @@ async def verify_registration(
     token: str | None,
     response: Any,
     name: str | None,
+    own_transaction: async_sessionmaker[AsyncSession] | None = None,
 ) -> Passkey:
+    """Store the credential the browser made; `own_transaction` consumes the challenge for
+    good, whatever happens next (a failed attempt cannot be retried against it)."""
     credential = _credential(response)
     if name is not None and len(name.strip()) > MAX_NAME_LENGTH:
         raise ValidationFailed(f"A passkey name has at most {MAX_NAME_LENGTH} characters.")
-    challenge = await challenges.consume(db, token=token, purpose=challenges.PASSKEY_REGISTER)
+    challenge = await challenges.consume(
+        db, token=token, purpose=challenges.PASSKEY_REGISTER, own_transaction=own_transaction
+    )
     if challenge is None or challenge.user_id != user_id or challenge.challenge is None:
         raise ChallengeNotFound()
     try:
@@ -195,11 +200,18 @@ async def authentication_options(
 
 
 async def verify_authentication(
-    db: AsyncSession, settings: Settings, *, token: str | None, response: Any
+    db: AsyncSession,
+    settings: Settings,
+    *,
+    token: str | None,
+    response: Any,
+    own_transaction: async_sessionmaker[AsyncSession] | None = None,
 ) -> User:
     """The user the assertion proves; the challenge is used up and the counter moved on."""
     credential = _credential(response)
-    challenge = await challenges.consume(db, token=token, purpose=challenges.PASSKEY_AUTHENTICATE)
+    challenge = await challenges.consume(
+        db, token=token, purpose=challenges.PASSKEY_AUTHENTICATE, own_transaction=own_transaction
+    )
     if challenge is None or challenge.challenge is None:
         raise ChallengeNotFound()
     try:

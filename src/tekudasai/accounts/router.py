@@ -426,8 +426,10 @@ async def _callback(
             trusted_device=security_router.trusted_device_token(request),
         )
         if isinstance(result, signin.SecondFactorNeeded):
+            # The page takes same-site paths only: the target without the base URL.
+            local = target.removeprefix(settings.base_url) or "/"
             response = RedirectResponse(
-                f"{settings.base_url}{TWO_FACTOR_PAGE}?{urlencode({'next': target})}",
+                f"{settings.base_url}{TWO_FACTOR_PAGE}?{urlencode({'next': local})}",
                 status_code=302,
             )
             security_router.set_pending_cookie(response, settings, result.token)

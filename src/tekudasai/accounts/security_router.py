@@ -377,6 +377,7 @@ async def passkey_verify_registration(
         token=request.cookies.get(WEBAUTHN_COOKIE),
         response=body.response,
         name=body.name,
+        own_transaction=request.app.state.database.sessionmaker,
     )
     clear_cookie(response, settings, WEBAUTHN_COOKIE)
     return passkeys.public_passkey(row)
@@ -414,7 +415,11 @@ async def passkey_verify_authentication(
     """Sign in with a passkey: it counts as both factors, so the session opens at once."""
     await limits.token_attempt(request)
     user = await passkeys.verify_authentication(
-        db, settings, token=request.cookies.get(WEBAUTHN_COOKIE), response=body.response
+        db,
+        settings,
+        token=request.cookies.get(WEBAUTHN_COOKIE),
+        response=body.response,
+        own_transaction=request.app.state.database.sessionmaker,
     )
     signed_in = await signin.open_session(
         db,
