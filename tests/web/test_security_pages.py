@@ -13,6 +13,7 @@ from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.models import Session, TrustedDevice
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
+from tests.accounts.soft_authenticator import SoftAuthenticator
 from tests.factories import Person, make_person
 from tests.web.test_auth_reset_pages import HTML, csrf_of
 
@@ -204,3 +205,29 @@ async def test_two_factor_from_the_page_and_the_second_step_page(
     client.cookies.clear()
     alone = await client.get("/auth/two-factor", headers=HTML, follow_redirects=False)
     assert alone.status_code == 303 and alone.headers["location"] == "/auth/login"
+
+
+async def test_passkeys_listed_and_deleted_on_the_page(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    key = SoftAuthenticator("http://localhost:8000", "localhost")
+    client.cookies.set("tk.session_token", person.token)
+    options = (await client.get("/api/auth/passkey/generate-register-options")).json()
+    made = await client.post(
+        "/api/auth/passkey/verify-registration",
+        json={"response": key.register(options), "name": "Desk <key>"},
+    )
+    assert made.status_code == 200, made.text
+    page = await open_page(client, person)
+    assert page.text.count("data-passkey-row") == 1
+    assert "Desk &lt;key&gt;" in page.text and "Desk <key>" not in page.text
+    stranger = await make_person(database, cipher)
+    theirs = await open_page(client, stranger)
+    assert "data-passkey-row" not in theirs.text
+    refused = await post(client, theirs, f"{PATH}/passkeys/{made.json()['id']}/delete")
+    assert refused.status_code == 404
+    page = await open_page(client, person)
+    deleted = await post(client, page, f"{PATH}/passkeys/{made.json()['id']}/delete")
+    assert deleted.status_code == 303
+    assert "data-passkey-row" not in (await client.get(PATH, headers=HTML)).text

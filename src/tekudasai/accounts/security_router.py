@@ -9,7 +9,6 @@ everywhere, a password change or reset), `tk.webauthn` the pending WebAuthn chal
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -81,11 +80,8 @@ def clear_cookie(response: Response, settings: Settings, name: str) -> None:
     )
 
 
-def set_trust_cookie(
-    response: Response, settings: Settings, token: str, expires_at: datetime
-) -> None:
-    max_age = two_factor.TRUST_DAYS * 86400
-    _cookie(response, settings, TRUST_COOKIE, token, max_age)
+def set_trust_cookie(response: Response, settings: Settings, token: str) -> None:
+    _cookie(response, settings, TRUST_COOKIE, token, two_factor.TRUST_DAYS * 86400)
 
 
 def trusted_device_token(request: Request) -> str | None:
@@ -185,8 +181,8 @@ async def finish_second_factor(
         await two_factor.activate(db, user_id=user_id)
         token = principal.token
     if trust_device:
-        trusted, expires_at = await two_factor.trust_device(db, user_id=user_id)
-        set_trust_cookie(response, settings, trusted, expires_at)
+        trusted, _ = await two_factor.trust_device(db, user_id=user_id)
+        set_trust_cookie(response, settings, trusted)
     user = await db.get(User, user_id, populate_existing=True)
     assert user is not None
     _no_store(response)
