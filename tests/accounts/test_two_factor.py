@@ -386,6 +386,9 @@ async def test_require_2fa_holds_agents_back_until_set_up(
         held = await client.get("/api/tickets", headers=agent.auth)
         assert held.status_code == 403 and held.json()["code"] == "TWO_FACTOR_REQUIRED"
         assert (await client.get("/api/v1/tickets", headers=admin.auth)).status_code == 403
+        # better-auth's admin routes live under /auth/ but are not part of the set-up.
+        admin_list = await client.get("/api/auth/admin/list-users", headers=admin.auth)
+        assert admin_list.status_code == 403 and admin_list.json()["code"] == "TWO_FACTOR_REQUIRED"
         assert (await client.get("/api/tickets/my", headers=customer.auth)).status_code == 200
         # Sign-in state and the set-up itself stay open.
         assert (await client.get("/api/auth/session", headers=agent.auth)).json()["user"]

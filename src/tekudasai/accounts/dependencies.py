@@ -183,8 +183,9 @@ async def optional_principal(
     return principal
 
 
-# Where a user that TK_REQUIRE_2FA holds back may still go: sign-in state and the set-up.
-_SET_UP_PATHS = re.compile(r"^/api(?:/v1)?/auth/")
+# Where a user that TK_REQUIRE_2FA holds back may still go: sign-in state and the set-up
+# (not better-auth's admin routes, which live under /auth/ too).
+_SET_UP_PATHS = re.compile(r"^/api(?:/v1)?/auth/(?!admin/)")
 
 
 async def require_principal(
