@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
     # then points at it), so operations such as point-in-time recovery know where it lives.
     embedded_pgdata: Path | None = Field(default=None, validation_alias="TK_EMBEDDED_PGDATA")
+    # Who must set up two-factor sign-in before doing anything else: agents (and admins),
+    # admins only, or nobody.
+    require_2fa: Literal["agents", "admins", "off"] = Field(
+        default="off", validation_alias="TK_REQUIRE_2FA"
+    )
 
     @field_validator("base_url")
     @classmethod

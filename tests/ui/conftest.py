@@ -68,6 +68,8 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
         BETTER_AUTH_URL=base,
         TK_BACKGROUND_JOBS="true",
         TK_BACKUP_INTERVAL="off",
+        # As `serve` does: pages work from http://localhost:PORT too (passkeys need it).
+        TK_LISTEN_ORIGINS=f"{base},http://localhost:{port}",
     )
     app = create_app(settings, None)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)

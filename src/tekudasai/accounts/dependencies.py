@@ -12,6 +12,7 @@ as for a session (Agent/Admin below), so a token never exceeds its owner's curre
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -19,8 +20,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from sqlalchemy import LargeBinary, bindparam, func, select
 
-from tekudasai.accounts import service, tokens
-from tekudasai.accounts.errors import InsufficientScope
+from tekudasai.accounts import service, tokens, two_factor
+from tekudasai.accounts.errors import InsufficientScope, TwoFactorRequired
 from tekudasai.accounts.models import ApiToken, Role, Session, User
 from tekudasai.accounts.signed_in import (
     SESSION_FIELDS,
@@ -182,11 +183,21 @@ async def optional_principal(
     return principal
 
 
+# Where a user that TK_REQUIRE_2FA holds back may still go: sign-in state and the set-up
+# (not better-auth's admin routes, which live under /auth/ too).
+_SET_UP_PATHS = re.compile(r"^/api(?:/v1)?/auth/(?!admin/)")
+
+
 async def require_principal(
+    request: Request,
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
     if principal is None:
         raise Unauthorized()
+    if two_factor.requires_setup(
+        request.app.state.settings, principal.user
+    ) and not _SET_UP_PATHS.match(request.url.path):
+        raise TwoFactorRequired()
     return principal
 
 

@@ -87,3 +87,57 @@ class InsufficientScope(AppError):
     status_code = 403
     code = "INSUFFICIENT_SCOPE"
     message = "This access token's scopes do not allow this call."
+
+
+class InvalidPassword(AppError):
+    status_code = 400
+    code = "INVALID_PASSWORD"
+    message = "The password is not right."
+
+
+class NoPassword(AppError):
+    status_code = 400
+    code = "CREDENTIAL_ACCOUNT_NOT_FOUND"
+    message = "This account has no password yet; set one (Forgot password?) first."
+
+
+class InvalidCode(AppError):
+    status_code = 401
+    code = "INVALID_CODE"
+    message = "The code is not right, has expired or was already used."
+
+
+class TwoFactorNotEnabled(AppError):
+    status_code = 400
+    code = "TWO_FACTOR_NOT_ENABLED"
+    message = "Two-factor sign-in is not set up for this account."
+
+
+class TwoFactorAlreadyEnabled(AppError):
+    status_code = 400
+    code = "TWO_FACTOR_ALREADY_ENABLED"
+    message = "Two-factor sign-in is already on; turn it off first to set it up again."
+
+
+class NoPendingSignIn(AppError):
+    status_code = 401
+    code = "INVALID_TWO_FACTOR_COOKIE"
+    message = "No sign-in is waiting for a second factor; please sign in again."
+
+
+class TwoFactorRequired(AppError):
+    status_code = 403
+    code = "TWO_FACTOR_REQUIRED"
+    message = "Set up two-factor sign-in first (Settings → Security)."
+
+
+class PasskeyFailed(AppError):
+    status_code = 400
+    code = "PASSKEY_VERIFICATION_FAILED"
+    message = "The passkey could not be verified."
+
+
+class ChallengeNotFound(AppError):
+    status_code = 400
+    code = "CHALLENGE_NOT_FOUND"
+    message = "The passkey request expired or was already used; please try again."

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.accounts.models import Account, PiiKey, User
+from tekudasai.accounts.models import Account, PiiKey, TwoFactor, User
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 
@@ -43,6 +43,7 @@ class RotationResult:
     new_key_id: int
     users: int
     accounts: int
+    two_factors: int = 0
 
 
 def _token_key_id_sql(column: str) -> str:
@@ -149,6 +150,42 @@ async def _reencrypt_accounts(
     return await _in_batches(database, progress, fetch, rewrite)
 
 
+async def _reencrypt_two_factors(
+    database: Database,
+    cipher: PiiCipher,
+    key_id: int,
+    batch_size: int,
+    progress: Callable[[int], None],
+) -> int:
+    """TOTP secrets are personal data too (two_factor.SECRET_CONTEXT)."""
+
+    async def fetch(db: AsyncSession, last_id: str) -> Sequence[Any]:
+        return (
+            await db.execute(
+                text(
+                    "SELECT user_id AS id, secret_ciphertext FROM two_factors "
+                    f"WHERE user_id > :last_id AND {_token_key_id_sql('secret')} <> :key_id "
+                    "ORDER BY user_id LIMIT :n FOR UPDATE"
+                ),
+                {"last_id": last_id, "key_id": key_id, "n": batch_size},
+            )
+        ).all()
+
+    async def rewrite(db: AsyncSession, row: Any) -> None:
+        plain = cipher.decrypt(row.secret_ciphertext, context="two_factor.secret")
+        await db.execute(
+            update(TwoFactor)
+            .where(TwoFactor.user_id == row.id)
+            .values(
+                secret_ciphertext=cipher.encrypt(plain, context="two_factor.secret", key_id=key_id),
+                updated_at=TwoFactor.updated_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    return await _in_batches(database, progress, fetch, rewrite)
+
+
 async def rotate(
     database: Database,
     cipher: PiiCipher,
@@ -168,6 +205,7 @@ async def rotate(
     started = time.monotonic()
     users = await _reencrypt_users(database, cipher, new_key_id, batch_size, progress)
     accounts = await _reencrypt_accounts(database, cipher, new_key_id, batch_size, progress)
+    secrets = await _reencrypt_two_factors(database, cipher, new_key_id, batch_size, progress)
     # Workers that had not yet re-read the key id may still have written rows under an old
     # one; once every cache has expired, one more pass catches those.
     wait = settle_seconds - (time.monotonic() - started)
@@ -175,11 +213,18 @@ async def rotate(
         await asyncio.sleep(wait)
     users += await _reencrypt_users(database, cipher, new_key_id, batch_size, progress)
     accounts += await _reencrypt_accounts(database, cipher, new_key_id, batch_size, progress)
-    return RotationResult(old_key_ids=old, new_key_id=new_key_id, users=users, accounts=accounts)
+    secrets += await _reencrypt_two_factors(database, cipher, new_key_id, batch_size, progress)
+    return RotationResult(
+        old_key_ids=old,
+        new_key_id=new_key_id,
+        users=users,
+        accounts=accounts,
+        two_factors=secrets,
+    )
 
 
 async def count_stale(database: Database, key_id: int) -> int:
-    """Rows (users and OAuth accounts) still holding data under another key id."""
+    """Rows (users, OAuth accounts, TOTP secrets) still holding data under another key id."""
     stale = " OR ".join(
         f"({c}_ciphertext IS NOT NULL AND {_token_key_id_sql(c)} <> :key_id)" for c in TOKEN_COLUMNS
     )
@@ -188,4 +233,10 @@ async def count_stale(database: Database, key_id: int) -> int:
         accounts = await db.scalar(
             text(f"SELECT count(*) FROM accounts WHERE {stale}"), {"key_id": key_id}
         )
-    return int(users or 0) + int(accounts or 0)
+        secrets = await db.scalar(
+            text(
+                f"SELECT count(*) FROM two_factors WHERE {_token_key_id_sql('secret')} <> :key_id"
+            ),
+            {"key_id": key_id},
+        )
+    return int(users or 0) + int(accounts or 0) + int(secrets or 0)

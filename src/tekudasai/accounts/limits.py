@@ -8,6 +8,7 @@ right password is taken back from its account's count: only failures add up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -15,7 +16,8 @@ from fastapi import Depends, Request
 
 from tekudasai.accounts.dependencies import MaybeUser
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.db.ratelimit import client_ip, enforce, forgive, ip_rate_limit
+from tekudasai.core.errors import RateLimited
+from tekudasai.db.ratelimit import Limit, client_ip, enforce, forgive, hit, ip_rate_limit
 
 SIGN_IN = "signin"
 MAIL = "mail"
@@ -62,3 +64,23 @@ SignInIpLimit = Annotated[None, Depends(ip_rate_limit("auth_ip", f"{SIGN_IN}:ip"
 async def token_attempt(request: Request) -> None:
     """Count a one-time-token check (reset with a token) in the client IP's sign-in bucket."""
     await enforce(request, name="auth_ip", key=f"{SIGN_IN}:ip:{client_ip(request)}")
+
+
+# Second factors: 5 wrong codes lock the account's second step for a while. A fixed limit,
+# on whatever TK_RATE_LIMITS says: six digits are guessable without it.
+SECOND_FACTOR = "two_factor"
+SECOND_FACTOR_LIMIT = Limit(5, 900)
+
+
+async def second_factor_attempt(request: Request, user_id: str) -> None:
+    """Count a code (TOTP or backup) for the account and the client IP (429 when over)."""
+    await enforce(request, name="auth_ip", key=f"{SIGN_IN}:ip:{client_ip(request)}")
+    wait = await hit(
+        request.app.state.database, name=SECOND_FACTOR, key=user_id, limit=SECOND_FACTOR_LIMIT
+    )
+    if wait is not None:
+        raise RateLimited(headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+async def second_factor_succeeded(request: Request, user_id: str) -> None:
+    await forgive(request, name=SECOND_FACTOR, key=user_id, limit=SECOND_FACTOR_LIMIT)

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -56,6 +57,8 @@ class User(Timestamped, Base):
     banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     ban_reason: Mapped[str | None] = mapped_column(Text)
     ban_expires: Mapped[datetime | None]
+    # On once the first TOTP code is verified (better-auth's `twoFactorEnabled`).
+    two_factor_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class Account(Timestamped, Base):
@@ -146,3 +149,83 @@ class ApiToken(Timestamped, Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True, index=True)
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class TwoFactor(Timestamped, Base):
+    """A user's TOTP secret (AES-GCM, like other personal data) and the last time step used:
+    a code is accepted once, never again within its window."""
+
+    __tablename__ = "two_factors"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BackupCode(Base):
+    """One single-use backup code, stored only as a keyed hash."""
+
+    __tablename__ = "two_factor_backup_codes"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TrustedDevice(Base):
+    """A browser that skips the second factor for a while (its cookie holds the raw token)."""
+
+    __tablename__ = "trusted_devices"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Passkey(Timestamped, Base):
+    """A WebAuthn credential (better-auth's passkey shape)."""
+
+    __tablename__ = "passkeys"
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    aaguid: Mapped[str | None] = mapped_column(Text)
+    device_type: Mapped[str] = mapped_column(Text)
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_used_at: Mapped[datetime | None]
+
+
+class AuthChallenge(Base):
+    """Short-lived, single-use server-side state behind a cookie: a WebAuthn challenge, or a
+    sign-in waiting for its second factor. The cookie holds the raw token; this, its hash."""
+
+    __tablename__ = "auth_challenges"
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN ('passkey_register', 'passkey_authenticate', 'two_factor')",
+            name="purpose",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, default=new_id)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    challenge: Mapped[bytes | None] = mapped_column(LargeBinary)
+    remember_me: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from tekudasai.core.schemas import CamelModel, Timestamp
 
 
@@ -20,6 +22,7 @@ class UserOut(CamelModel):
     ban_expires: Timestamp | None
     created_at: Timestamp
     updated_at: Timestamp
+    two_factor_enabled: bool = False
 
 
 class SessionOut(CamelModel):
@@ -92,6 +95,47 @@ class UserList(CamelModel):
     total: int
     limit: int
     offset: int
+
+
+class TwoFactorRedirect(CamelModel):
+    """Sign-in with two-factor on: no session until the second factor."""
+
+    two_factor_redirect: bool
+
+
+class TotpSetUp(CamelModel):
+    totp_uri: str = Field(alias="totpURI")
+    backup_codes: list[str]
+
+
+class TotpUri(CamelModel):
+    totp_uri: str = Field(alias="totpURI")
+
+
+class BackupCodes(CamelModel):
+    status: bool
+    backup_codes: list[str]
+
+
+class SecondFactorPassed(CamelModel):
+    token: str
+    user: UserOut
+
+
+class PasskeyOut(CamelModel):
+    """better-auth's passkey shape."""
+
+    id: str
+    name: str | None
+    public_key: str
+    user_id: str
+    credential_id: str = Field(alias="credentialID")
+    counter: int
+    device_type: str
+    backed_up: bool
+    transports: str | None
+    aaguid: str | None
+    created_at: Timestamp
 
 
 class TokenOut(CamelModel):

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from tekudasai.accounts import limits, oauth, service, signin, tokens
+from tekudasai.accounts import limits, oauth, security_router, service, signin, tokens
 from tekudasai.accounts.dependencies import (
     Admin,
     CurrentUser,
@@ -36,6 +36,7 @@ from tekudasai.accounts.responses import (
     Success,
     TokenCreated,
     TokenOut,
+    TwoFactorRedirect,
     UserList,
     UserOut,
 )
@@ -62,27 +63,6 @@ from tekudasai.db.session import DbSession
 from tekudasai.jobs.mail import enqueue_mail
 
 router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
-
-
-async def _start_session(
-    request: Request,
-    response: Response,
-    db: DbSession,
-    settings: Settings,
-    *,
-    user_id: str,
-    remember_me: bool,
-) -> str:
-    token, session = await service.create_session(
-        db,
-        user_id=user_id,
-        remember_me=remember_me,
-        ip_address=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-    )
-    set_session_cookie(response, settings, token, session=session)
-    response.headers["Cache-Control"] = "no-store"  # the body carries the token
-    return token
 
 
 def _set_session(response: Response, settings: Settings, signed_in: signin.SignedIn) -> None:
@@ -120,8 +100,10 @@ async def sign_up(
     return {"token": signed_in.token, "user": service.public_user(signed_in.user, cipher)}
 
 
-@router.post("/auth/signin", response_model=SignedIn)
-@router.post("/auth/sign-in/email", include_in_schema=False, response_model=SignedIn)
+@router.post("/auth/signin", response_model=SignedIn | TwoFactorRedirect)
+@router.post(
+    "/auth/sign-in/email", include_in_schema=False, response_model=SignedIn | TwoFactorRedirect
+)
 async def sign_in(
     body: SignInIn,
     request: Request,
@@ -130,7 +112,8 @@ async def sign_in(
     settings: AppSettings,
     cipher: Cipher,
 ) -> dict[str, Any]:
-    """Sign in with e-mail and password."""
+    """Sign in with e-mail and password; with two-factor on, `{twoFactorRedirect:true}` and no
+    session until the second factor (`/auth/two-factor/verify-totp`)."""
     await limits.sign_in_attempt(request, cipher, body.email)
     signed_in = await signin.sign_in(
         db,
@@ -141,8 +124,13 @@ async def sign_in(
         remember_me=body.remember_me,
         ip_address=client_ip(request),
         user_agent=request.headers.get("user-agent"),
+        trusted_device=security_router.trusted_device_token(request),
     )
     await limits.sign_in_succeeded(request, cipher, body.email)
+    if isinstance(signed_in, signin.SecondFactorNeeded):
+        security_router.set_pending_cookie(response, settings, signed_in.token)
+        response.headers["Cache-Control"] = "no-store"
+        return {"twoFactorRedirect": True}
     _set_session(response, settings, signed_in)
     return {
         "redirect": False,
@@ -390,6 +378,9 @@ async def sign_in_social(
     return {"url": url, "redirect": not body.disable_redirect}
 
 
+TWO_FACTOR_PAGE = "/auth/two-factor"
+
+
 def _absolute(settings: Settings, url: str) -> str:
     return url if url.startswith("http") else f"{settings.base_url}{url}"
 
@@ -424,8 +415,27 @@ async def _callback(
             f"{target}{separator}{urlencode({'error': exc.code})}", status_code=302
         )
     else:
-        response = RedirectResponse(_absolute(settings, payload["c"]), status_code=302)
-        await _start_session(request, response, db, settings, user_id=user.id, remember_me=True)
+        # A new OAuth sign-in is one factor: with two-factor on, the code is asked first.
+        target = _absolute(settings, payload["c"])
+        result = await signin.after_first_factor(
+            db,
+            user,
+            remember_me=True,
+            ip_address=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            trusted_device=security_router.trusted_device_token(request),
+        )
+        if isinstance(result, signin.SecondFactorNeeded):
+            # The page takes same-site paths only: the target without the base URL.
+            local = target.removeprefix(settings.base_url) or "/"
+            response = RedirectResponse(
+                f"{settings.base_url}{TWO_FACTOR_PAGE}?{urlencode({'next': local})}",
+                status_code=302,
+            )
+            security_router.set_pending_cookie(response, settings, result.token)
+        else:
+            response = RedirectResponse(target, status_code=302)
+            _set_session(response, settings, result)
     response.delete_cookie(oauth.STATE_COOKIE, path="/api", secure=settings.secure_cookies)
     return response
 
@@ -519,3 +529,7 @@ async def list_all_tokens(admin: Admin, _: SessionUser, db: DbSession) -> list[d
 async def revoke_any_token(token_id: str, admin: Admin, _: SessionUser, db: DbSession) -> Any:
     await tokens.revoke_token(db, token_id=token_id)
     return {"success": True}
+
+
+# Two-factor and passkeys (better-auth's plugin paths): /auth/two-factor/*, /auth/passkey/*.
+router.include_router(security_router.router)

@@ -71,3 +71,36 @@ class TokenCreateIn(StrictInput):
     name: str = Field(max_length=100)
     scopes: list[str] = Field(max_length=20)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class PasswordIn(StrictInput):
+    """A security change asks for the account's password again."""
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class EnableTwoFactorIn(PasswordIn):
+    # better-auth's; the desk's own name is used in the URI.
+    issuer: str | None = Field(default=None, max_length=100)
+
+
+class VerifyCodeIn(StrictInput):
+    code: str = Field(min_length=1, max_length=50)
+    trust_device: bool = False
+
+
+class PasskeyRegistrationIn(StrictInput):
+    response: dict[str, object]
+    name: str | None = Field(default=None, max_length=100)
+
+
+class PasskeyAuthenticationIn(StrictInput):
+    response: dict[str, object]
+
+
+class PasskeyIdIn(StrictInput):
+    id: str = Field(min_length=1, max_length=100)
+
+
+class PasskeyRenameIn(PasskeyIdIn):
+    name: str = Field(min_length=1, max_length=100)

@@ -15,12 +15,21 @@ from tekudasai.accounts.errors import (
     BannedUser,
     CannotBanYourself,
     InvalidCredentials,
+    InvalidPassword,
     InvalidToken,
     LastAdmin,
+    NoPassword,
     UserAlreadyExists,
 )
 from tekudasai.accounts.keys import refresh_current_key
-from tekudasai.accounts.models import Account, Role, Session, User, Verification
+from tekudasai.accounts.models import (
+    Account,
+    Role,
+    Session,
+    TrustedDevice,
+    User,
+    Verification,
+)
 from tekudasai.accounts.passwords import hash_password, needs_rehash, verify_password
 from tekudasai.accounts.signed_in import AnySession, AnyUser
 from tekudasai.core.crypto import PiiCipher, hash_token, new_token
@@ -155,6 +164,7 @@ def public_user(user: AnyUser, cipher: PiiCipher) -> dict[str, Any]:
         "banExpires": iso(user.ban_expires) if user.ban_expires else None,
         "createdAt": iso(user.created_at),
         "updatedAt": iso(user.updated_at),
+        "twoFactorEnabled": user.two_factor_enabled,
     }
 
 
@@ -308,6 +318,8 @@ async def revoke_session(db: AsyncSession, *, session_id: str) -> None:
 
 
 async def revoke_all_sessions(db: AsyncSession, *, user_id: str) -> int:
+    """Every session ends, and no browser skips the second factor any more."""
+    await db.execute(delete(TrustedDevice).where(TrustedDevice.user_id == user_id))
     result = await db.execute(delete(Session).where(Session.user_id == user_id))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -515,3 +527,63 @@ async def unban_user(db: AsyncSession, *, user_id: str) -> User:
     user.banned, user.ban_reason, user.ban_expires = False, None, None
     await db.flush()
     return user
+
+
+async def check_own_password(db: AsyncSession, *, user_id: str, password: str) -> Account:
+    """The account's own password, asked again before a security change."""
+    account = await db.scalar(
+        select(Account).where(
+            Account.user_id == user_id, Account.provider_id == CREDENTIAL_PROVIDER
+        )
+    )
+    if account is None or account.password is None:
+        raise NoPassword()
+    if not password or len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidPassword()
+    if not await verify_password(account.password, password):
+        raise InvalidPassword()
+    return account
+
+
+async def change_password(
+    db: AsyncSession,
+    *,
+    user_id: str,
+    current_password: str,
+    new_password: str,
+    keep_session_id: str | None,
+) -> int:
+    """Set a new password; every other session and every trusted device ends. Returns the
+    number of other sessions ended."""
+    account = await check_own_password(db, user_id=user_id, password=current_password)
+    check_password(new_password)
+    account.password = await hash_password(new_password)
+    await db.execute(delete(TrustedDevice).where(TrustedDevice.user_id == user_id))
+    result = await db.execute(
+        delete(Session).where(
+            Session.user_id == user_id,
+            true() if keep_session_id is None else Session.id != keep_session_id,
+        )
+    )
+    await db.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def list_sessions(db: AsyncSession, *, user_id: str) -> list[Session]:
+    """The user's live sessions, newest first."""
+    rows = await db.scalars(
+        select(Session)
+        .where(Session.user_id == user_id, Session.expires_at > func.now())
+        .order_by(Session.created_at.desc(), Session.id)
+    )
+    return list(rows.all())
+
+
+async def revoke_own_session(db: AsyncSession, *, user_id: str, session_id: str) -> None:
+    deleted = await db.scalar(
+        delete(Session)
+        .where(Session.id == session_id, Session.user_id == user_id)
+        .returning(Session.id)
+    )
+    if deleted is None:
+        raise NotFound("No such session.")

@@ -25,6 +25,7 @@ class SignedInUser:
     ban_expires: datetime | None
     created_at: datetime
     updated_at: datetime
+    two_factor_enabled: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tekudasai.accounts import service
+from tekudasai.accounts import challenges, service, two_factor
 from tekudasai.accounts.models import Session, User
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
@@ -23,6 +23,15 @@ class SignedIn:
     session: Session
 
 
+@dataclass(frozen=True, slots=True)
+class SecondFactorNeeded:
+    """The password was right; the session waits for a second factor (`token` goes to the
+    pending cookie)."""
+
+    user: User
+    token: str
+
+
 def verification_mail(settings: Settings, token: str, callback: str | None) -> tuple[str, str]:
     """Subject and body of the e-mail verification message (the link opens a web page)."""
     query = {"token": token, **({"callbackURL": callback} if callback else {})}
@@ -34,7 +43,7 @@ def verification_mail(settings: Settings, token: str, callback: str | None) -> t
     )
 
 
-async def _open_session(
+async def open_session(
     db: AsyncSession,
     user: User,
     *,
@@ -62,10 +71,40 @@ async def sign_in(
     ip_address: str | None,
     user_agent: str | None,
     lookup: async_sessionmaker[AsyncSession] | None = None,
-) -> SignedIn:
-    """Check the credentials and open a session; flushes, never commits."""
+    trusted_device: str | None = None,
+) -> SignedIn | SecondFactorNeeded:
+    """Check the credentials and open a session, or, with two-factor sign-in on (and this
+    browser not trusted), a pending sign-in that waits for the second factor."""
     user = await service.authenticate(db, cipher, email=email, password=password, lookup=lookup)
-    return await _open_session(
+    return await after_first_factor(
+        db,
+        user,
+        remember_me=remember_me,
+        ip_address=ip_address,
+        user_agent=user_agent,
+        trusted_device=trusted_device,
+    )
+
+
+async def after_first_factor(
+    db: AsyncSession,
+    user: User,
+    *,
+    remember_me: bool,
+    ip_address: str | None,
+    user_agent: str | None,
+    trusted_device: str | None,
+) -> SignedIn | SecondFactorNeeded:
+    """Every sign-in with one factor (password, OAuth) goes through here: none of them opens
+    a session past two-factor sign-in."""
+    if user.two_factor_enabled and not await two_factor.is_trusted(
+        db, user_id=user.id, token=trusted_device
+    ):
+        token = await challenges.issue(
+            db, purpose=challenges.TWO_FACTOR, user_id=user.id, remember_me=remember_me
+        )
+        return SecondFactorNeeded(user=user, token=token)
+    return await open_session(
         db, user, remember_me=remember_me, ip_address=ip_address, user_agent=user_agent
     )
 
@@ -88,7 +127,7 @@ async def sign_up(
     user = await service.create_user(
         db, cipher, email=email, name=name, password=password, image=image
     )
-    signed_in = await _open_session(
+    signed_in = await open_session(
         db, user, remember_me=remember_me, ip_address=ip_address, user_agent=user_agent
     )
     verify_token = await service.issue_token(db, user_id=user.id, purpose=service.VERIFY_EMAIL)

@@ -148,9 +148,10 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def forgive(request: Request, *, name: str, key: str) -> None:
-    """Take back one hit of the current window (a sign-in that turned out right)."""
-    limit = limit_for(request.app.state.settings, name)
+async def forgive(request: Request, *, name: str, key: str, limit: Limit | None = None) -> None:
+    """Take back one hit of the current window (a sign-in that turned out right); `limit`
+    for a fixed limit that TK_RATE_LIMITS does not name."""
+    limit = limit or limit_for(request.app.state.settings, name)
     if limit is None:
         return
     database: Database = request.app.state.database

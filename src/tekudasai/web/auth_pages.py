@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tekudasai.accounts import limits, oauth, signin
+from tekudasai.accounts import limits, oauth, security_router, signin
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts.dependencies import MaybeUser, clear_session_cookie, set_session_cookie
 from tekudasai.config import Settings
@@ -24,6 +24,7 @@ from tekudasai.web.flash import flash
 from tekudasai.web.rendering import render
 
 router = APIRouter(prefix="/auth")
+TWO_FACTOR_PAGE = "/auth/two-factor"
 
 
 def oauth_providers(settings: Settings, next_path: str) -> list[dict[str, str]]:
@@ -83,6 +84,7 @@ async def login_submit(
             remember_me=remember,
             ip_address=client_ip(request),
             user_agent=request.headers.get("user-agent"),
+            trusted_device=security_router.trusted_device_token(request),
         )
         await limits.sign_in_succeeded(request, cipher, email)
     except AppError as exc:
@@ -92,6 +94,13 @@ async def login_submit(
         elif exc.code == "RATE_LIMITED":
             message = "Too many attempts. Please wait a minute and try again."
         return _login_error(request, settings, email, next_path, message)
+    if isinstance(signed_in, signin.SecondFactorNeeded):
+        # No session yet: the second factor is asked on its own page.
+        response = RedirectResponse(
+            f"{TWO_FACTOR_PAGE}?next={quote(next_path, safe='')}", status_code=303
+        )
+        security_router.set_pending_cookie(response, settings, signed_in.token)
+        return response
     response = RedirectResponse(next_path, status_code=303)
     set_session_cookie(response, settings, signed_in.token, session=signed_in.session)
     flash(request, response, "Welcome back!")

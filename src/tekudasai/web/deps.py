@@ -8,12 +8,16 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
+from tekudasai.accounts import two_factor
 from tekudasai.accounts.dependencies import MaybeUser, Principal
 from tekudasai.core.csrf import CSRF_FIELD, form_token_valid, request_origin_trusted
 from tekudasai.core.errors import NotFound, ValidationFailed
 from tekudasai.core.handlers import UNSTORABLE_MESSAGE
 from tekudasai.core.middleware import MAX_JSON_DEPTH, nested_too_deep
 from tekudasai.web.rendering import current_user
+
+# Pages a user held back by TK_REQUIRE_2FA may still open.
+TWO_FACTOR_SET_UP_PAGES = ("/settings/security", "/auth/")
 
 
 class PageRedirect(Exception):
@@ -46,6 +50,10 @@ def login_url(request: Request) -> str:
 async def page_user(request: Request, principal: MaybeUser) -> Principal:
     if principal is None:
         raise PageRedirect(login_url(request))
+    if two_factor.requires_setup(
+        request.app.state.settings, principal.user
+    ) and not request.url.path.startswith(TWO_FACTOR_SET_UP_PAGES):
+        raise PageRedirect("/settings/security", "Please set up two-factor sign-in first.", "info")
     current_user(request)  # decrypt now: an error page after a rollback still knows the user
     return principal
 

@@ -8,6 +8,7 @@ from tekudasai.web import (
     app_shell,
     auth_pages,
     customer_pages,
+    security_pages,
     service_level_pages,
     token_pages,
 )
@@ -20,6 +21,7 @@ for module in (
     admin_pages,
     service_level_pages,
     token_pages,
+    security_pages,
     app_shell,
 ):
     router.include_router(module.router)
