@@ -36,6 +36,8 @@ SKIP: dict[str, str] = {
     "/manifest.webmanifest": "JSON web manifest, not HTML (tests/ui/test_installable.py checks it)",
     "/sw.js": "the service worker script, not HTML (tests/ui/test_installable.py runs it)",
     "/app": "a redirect by role (the installed app's start URL); its targets are audited",
+    "/auth/two-factor": "shown only while a sign-in waits for its second factor (else a "
+    "redirect); audited in that state by tests/ui/test_security_page.py",
 }
 
 # Who visits a page, by its page dependency; routes without one are visited signed out.

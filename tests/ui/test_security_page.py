@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyotp
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, expect
 from playwright.async_api import Error as PlaywrightError
 from sqlalchemy import select
@@ -18,6 +19,8 @@ from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tests.factories import make_person
 from tests.ui.conftest import LiveServer, screenshot, sign_in
+from tests.ui.test_accessibility import audit
+from tests.ui.test_phones import widest
 
 
 async def localhost_page(browser: Browser, live_server: LiveServer) -> tuple[BrowserContext, Page]:
@@ -114,6 +117,11 @@ async def test_two_factor_set_up_from_the_qr_page_then_sign_in(
     await sign_out(page)
     await sign_in(page, person.email, person.password)
     await page.wait_for_url("**/auth/two-factor**")
+    # This page exists only in this state: the site-wide audits leave it to this test.
+    axe = Axe()
+    assert await audit(page, axe, "/auth/two-factor") == []
+    await page.set_viewport_size({"width": 360, "height": 740})
+    assert await widest(page) <= 360
     # The code of the next period: this period's was used to turn it on.
     await page.get_by_label("Code").fill(totp.at(time.time() + 30))
     await page.get_by_role("button", name="Verify").click()
