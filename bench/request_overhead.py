@@ -89,10 +89,29 @@ async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
     )
     rep = {"Authorization": f"Bearer {who['reporter']}", "Content-Type": "application/json"}
     agt = {"Authorization": f"Bearer {who['agent']}"}
+    token_endpoints = []
+    try:
+        from tekudasai.accounts import tokens as personal_tokens
+    except ImportError:  # --compare with a tree from before personal access tokens
+        pass
+    else:
+        async with database.sessionmaker() as db, db.begin():
+            _, raw_token = await personal_tokens.create_token(
+                db,
+                user_id=who["reporter_id"],
+                name="bench",
+                scopes=["tickets:read"],
+                expires_in_days=None,
+            )
+        # The same read as below with a personal access token instead of a session.
+        tok = {"Authorization": f"Bearer {raw_token}"}
+        path = f"/api/tickets/my/{who['ticket_id']}"
+        token_endpoints = [("GET /api/tickets/my/{id} (token)", "GET", path, tok, None)]
     endpoints = [
         ("GET /api/health", "GET", "/api/health", {}, None),
         ("GET /api/tickets/my", "GET", "/api/tickets/my", rep, None),
         ("GET /api/tickets/my/{id}", "GET", f"/api/tickets/my/{who['ticket_id']}", rep, None),
+        *token_endpoints,
         ("GET /api/v1/tickets/my", "GET", "/api/v1/tickets/my", rep, None),
         ("GET /api/tickets?search=zebra", "GET", "/api/tickets?search=zebra", agt, None),
         # Last: its inserts would otherwise grow the trigram index's pending list under search.

@@ -120,6 +120,7 @@ async def people(database: Database) -> dict[str, Any]:
         reporter_token, _ = await accounts_service.create_session(db, user_id=reporter_id)
         agent_token, _ = await accounts_service.create_session(db, user_id=agent_id)
     return {
+        "reporter_id": reporter_id,
         "reporter": reporter_token,
         "agent": agent_token,
         "ticket_id": ticket.id,
