@@ -369,6 +369,15 @@ async def test_two_deliveries_at_once_make_one_ticket(inbound: Inbound, database
     assert await value(database, "SELECT count(*) FROM tickets") == 1
 
 
+async def test_first_mails_at_once_share_one_builtin_form(
+    inbound: Inbound, database: Database
+) -> None:
+    raws = [build(sender=f"first{i}@example.net") for i in range(4)]
+    outcomes = await asyncio.gather(*(ingest(inbound, raw) for raw in raws))
+    assert [o.action for o in outcomes] == ["ticket"] * 4, outcomes
+    assert await value(database, "SELECT count(*) FROM forms") == 1
+
+
 LOOPS = [
     ({"Auto-Submitted": "auto-replied"}, "Auto-Submitted: auto-replied"),
     ({"Auto-Submitted": "auto-generated; owner-email=x@y"}, "Auto-Submitted: auto-generated"),

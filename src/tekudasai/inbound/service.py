@@ -396,9 +396,11 @@ async def _mail_form(db: AsyncSession, settings: Settings) -> tuple[str, str, in
     except FormNotFound:
         if settings.mail_form_id:
             raise _Refused(f"TK_MAIL_FORM_ID names no enabled form ({form_id})") from None
-        if not await _create_builtin_form(db):
+        await _create_builtin_form(db)
+        try:  # made now, or just now by a concurrent first mail (then committed and visible)
+            _, _, plan = await tickets_service.enabled_form_plan(db, form_id=form_id)
+        except FormNotFound:
             raise _Refused("the built-in E-mail form is disabled") from None
-        _, _, plan = await tickets_service.enabled_form_plan(db, form_id=form_id)
     texts = [
         e for e in plan.elements if isinstance(e, forms_engine.Textarea | forms_engine.TextField)
     ]
