@@ -346,9 +346,16 @@ async def test_a_30_mb_message(inbound: Inbound, database: Database, reporter: P
     assert "huge.pdf: larger than the 10 MiB limit" in note
 
 
-async def test_over_the_message_limit_is_unparseable(inbound: Inbound) -> None:
-    with pytest.raises(service.TooLarge):
-        await ingest(inbound, b"From: a@example.com\r\n\r\n" + bytes(36 * 1024 * 1024))
+async def test_over_the_message_limit_is_unparseable(
+    inbound: Inbound, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tekudasai.inbound"):
+        with pytest.raises(service.TooLarge):
+            await ingest(inbound, b"From: a@example.com\r\n\r\n" + bytes(36 * 1024 * 1024))
+        with pytest.raises(service.Unparseable):
+            await ingest(inbound, b"no headers here")
+    assert "not a message: larger than the 35 MiB limit" in caplog.text
+    assert "not a message: no header fields" in caplog.text or "no From" in caplog.text
 
 
 # -- never twice, never a loop ----------------------------------------------------------------

@@ -143,9 +143,17 @@ def inbound_for(database: Database, settings: Settings) -> Inbound:
 
 def read(raw: bytes) -> ParsedMail:
     """Parse one raw message; Unparseable (or TooLarge) when it cannot be one."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise TooLarge(f"larger than the {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB limit")
-    return parse(raw, keep_attachments=MAX_STORED_ATTACHMENTS)
+    try:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise TooLarge(f"larger than the {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB limit")
+        return parse(raw, keep_attachments=MAX_STORED_ATTACHMENTS)
+    except Unparseable as exc:
+        log.info(
+            "inbound mail refused (not a message: %s)",
+            exc.reason,
+            extra={"action": "refused", "reason": exc.reason, "bytes": len(raw)},
+        )
+        raise
 
 
 async def ingest(inbound: Inbound, raw: bytes) -> Outcome:
