@@ -189,3 +189,18 @@ def test_summary_from_a_subject() -> None:
     assert summary_of("Re:  line\r\n folded") == "Re: line folded"
     long = summary_of("x" * 10_000)
     assert len(long) == 500 and long.endswith("…")
+
+
+def test_apple_mail_text_split_around_an_inline_image_is_one_body() -> None:
+    image = base64.encodebytes(PNG)
+    raw = (
+        b"From: a@example.com\r\nSubject: split\r\nMessage-ID: <s1@example.com>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="A"\r\n\r\n'
+        b"--A\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nBefore the picture.\r\n"
+        b"--A\r\nContent-Type: image/png; name=IMG_1.png\r\nContent-Disposition: inline; "
+        b"filename=IMG_1.png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + image + b"\r\n"
+        b"--A\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nAfter the picture.\r\n--A--\r\n"
+    )
+    mail = parse(raw)
+    assert "Before the picture." in mail.text and "After the picture." in mail.text
+    assert [a.filename for a in mail.attachments] == ["IMG_1.png"]

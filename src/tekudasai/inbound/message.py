@@ -256,6 +256,21 @@ def body_text(part: Message | None) -> str:
     return text
 
 
+def _split_text_parts(message: EmailMessage, body: Message | None) -> list[Message]:
+    """Apple Mail splits a plain body around an inline image into several text/plain parts of
+    one multipart/mixed: the body is all of them, in order."""
+    if body is None or body.get_content_type() != "text/plain":
+        return []
+    if message.get_content_type() != "multipart/mixed":
+        return []
+    try:
+        parts = [p for p in message.iter_parts() if p.get_content_type() == "text/plain"]
+    except Exception:
+        return []
+    texts: list[Message] = [p for p in parts if _is_text_body(p)]
+    return texts if len(texts) > 1 and body in texts else []
+
+
 def _filename(part: Message, index: int) -> str:
     try:
         name = part.get_filename()
@@ -319,6 +334,8 @@ def parse(raw: bytes, *, keep_attachments: int = 20) -> ParsedMail:
         raise Unparseable("no From header")
     sender, sender_name = _sender(headers)
     body = _body_part(message)
+    split = _split_text_parts(message, body)
+    text = "\n".join(body_text(p) for p in split) if split else body_text(body)
     in_reply_to = [i for v in headers.get("in-reply-to", []) for i in _message_ids(v)]
     references = [i for v in headers.get("references", []) for i in _message_ids(v)]
     return ParsedMail(
@@ -328,7 +345,7 @@ def parse(raw: bytes, *, keep_attachments: int = 20) -> ParsedMail:
         subject=(headers.get("subject") or [""])[0],
         in_reply_to=in_reply_to[:MAX_IDS],
         references=references[-MAX_IDS:],
-        text=body_text(body)[: MAX_TEXT * 2],
+        text=text[: MAX_TEXT * 2],
         attachments=_attachments(message, body, keep_attachments),
         content_type=message.get_content_type(),
         headers=headers,
