@@ -43,7 +43,11 @@ class InboundOut(CamelModel):
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}},
+            # message/rfc822 as the contract says; any raw body is read the same way.
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("message/rfc822", "application/octet-stream")
+            },
         }
     },
 )
