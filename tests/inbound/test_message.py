@@ -4,6 +4,7 @@ broken input. Pure parsing (no database)."""
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 
@@ -59,6 +60,44 @@ def test_html_only_mail_becomes_text_without_the_quote() -> None:
     reply = reply_text(mail.text)
     assert reply.startswith("The scanner jams too.")
     assert "restart" not in reply
+
+
+OUTLOOK_HTML = (
+    '<html><body><div class="WordSection1"><p class="MsoNormal">The new driver did not help.'
+    '<o:p></o:p></p><p class="MsoNormal">Regards,<br>Alice</p></div>'
+    '<div id="appendonsend"></div><hr style="display:inline-block;width:98%" tabindex="-1">'
+    '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri, sans-serif"><b>From:</b> Te Kudasai'
+    " Support &lt;support@desk.example&gt;<br><b>Sent:</b> Monday, December 1, 2026 10:02<br>"
+    "<b>To:</b> Alice &lt;alice@example.com&gt;<br><b>Subject:</b> [TK #1] Printer</font>"
+    "<div>&nbsp;</div></div><div><p>Please restart the printer.</p></div></body></html>"
+)
+APPLE_HTML = (
+    '<html><body dir="auto">It works now, thanks!<br><br><div dir="ltr">Sent from my iPhone'
+    '</div><div dir="ltr"><br><blockquote type="cite">On 1 Dec 2026, at 10:02, Support '
+    '&lt;support@desk.example&gt; wrote:<br><br></blockquote></div><blockquote type="cite">'
+    '<div dir="ltr">Please restart the printer.</div></blockquote></body></html>'
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (GMAIL_HTML_ONLY, "The scanner jams too."),
+        (OUTLOOK_HTML, "The new driver did not help."),
+        (APPLE_HTML, "It works now, thanks!"),
+    ],
+    ids=["gmail-html", "outlook-html", "apple-mail-html"],
+)
+def test_html_reply_layouts(html: str, expected: str) -> None:
+    raw = (
+        b"From: Alice <alice@example.com>\r\nSubject: Re\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=UTF-8\r\n\r\n" + html.encode()
+    )
+    text = parse(raw).text
+    assert not re.search(r"</?(html|body|div|p|br|b|font|hr|blockquote)\b", text)
+    assert all(line == line.rstrip() for line in text.split("\n"))
+    reply = reply_text(text)
+    assert reply.startswith(expected) and "restart" not in reply.lower()
 
 
 def test_plain_part_is_preferred_over_html() -> None:

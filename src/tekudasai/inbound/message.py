@@ -221,7 +221,8 @@ def html_to_text(html: str) -> str:
         text = converter.handle(html[:MAX_HTML])
     except Exception:  # html2text on hostile markup: fall back to the tags stripped
         text = re.sub(r"<[^>]*>", " ", html[:MAX_HTML])
-    return clean_text(text)
+    # html2text ends a <br> line with two spaces (Markdown's line break): plain text has none.
+    return clean_text("\n".join(line.rstrip() for line in text.split("\n")))
 
 
 def _is_text_body(part: Message) -> bool:
