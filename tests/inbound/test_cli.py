@@ -61,6 +61,7 @@ def test_stdin_and_file_exit_0_and_print_the_action(
     )
     assert bounce.returncode == 0
     assert bounce.stdout.decode().strip().endswith("ignored: Precedence: bulk")
+    assert "inbound mail ignored (Precedence: bulk)" in bounce.stderr.decode()
 
 
 async def test_the_stored_reply(

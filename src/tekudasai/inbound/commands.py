@@ -65,11 +65,14 @@ def ingest_command(
 
 def _ingest(raw: bytes) -> Outcome:
     from tekudasai.config import get_settings
+    from tekudasai.core.logging import configure_logging
     from tekudasai.db.cli_support import command_database, run
     from tekudasai.inbound import service
 
     async def go() -> service.Outcome:
         settings = get_settings()
+        # The reason a message was ignored goes to the log (stderr) too, not only to stdout.
+        configure_logging(settings.log_level, settings.log_format)
         async with command_database(settings) as database:
             return await service.ingest(service.inbound_for(database, settings), raw)
 
