@@ -217,6 +217,10 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
     def json_value(name: str) -> Any:
         return sql_cast(bindparam(name, type_=Text), JSONB)
 
+    # Callers that name no channel (older ones) file on the web's.
+    channel = func.coalesce(
+        bindparam("channel", type_=Text), literal_column(f"'{Channel.WEB.value}'")
+    )
     row: dict[str, Any] = {
         "reporter_id": bindparam("reporter_id", type_=Text),
         "summary": bindparam("summary", type_=Text),
@@ -225,7 +229,7 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         "form_version": bindparam("form_version", type_=Integer),
         "form_response": json_value("form_response"),
         "form_open": false(),
-        "channel": bindparam("channel", type_=Text),
+        "channel": channel,
     }
     if guarded:
         current = (
@@ -265,7 +269,7 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         actor_id=bindparam("reporter_id", type_=Text),
         type=literal_column(f"'{events.EventType.TICKET_CREATED.value}'"),
         internal=false(),
-        data=func.jsonb_build_object(literal_column("'channel'"), bindparam("channel", type_=Text)),
+        data=func.jsonb_build_object(literal_column("'channel'"), channel),
     )
     return RawStatement(
         select(created, *events.notify_columns(event))
