@@ -164,3 +164,9 @@ async def test_the_agent_page_shows_the_channel(
     assert page.status_code == 200
     assert 'data-channel="email">Filed by e-mail</span>' in page.text
     assert 'data-channel="email">by e-mail</span>' in page.text
+    stranger = build(sender="mallory@evil.example", subject=f"[TK #{tid}]", body="Pay me.")
+    await client.post("/api/inbound/email", content=stranger, headers=AUTH)
+    page = await client.get(f"/agent/tickets/{tid}", headers=agent.auth)
+    assert "<strong>Unknown sender</strong>" in page.text and "Pay me." in page.text
+    mine = await client.get(f"/tickets/{tid}", headers=reporter.auth)
+    assert mine.status_code == 200 and "Pay me." not in mine.text

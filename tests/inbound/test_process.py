@@ -263,6 +263,30 @@ async def test_an_empty_reply_is_ignored(
     assert await value(database, "SELECT count(*) FROM ticket_comments") == 0
 
 
+async def test_malformed_mime_and_broken_headers_still_file_whole(
+    inbound: Inbound, database: Database
+) -> None:
+    import base64
+
+    raw = (
+        b"From: =?utf-8?q?Bro=00ken?= <broken@example.net>\r\n"
+        b"Subject: =?utf-8?B?!!notbase64?= \xff\xfe\x00 tail\r\n"
+        b"Message-ID: <malformed@example.net>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XYZ"\r\n\r\n'
+        b"--XYZ\r\nContent-Type: text/plain; charset=nonsense\r\n\r\nthe text \x00part\r\n"
+        b"--XYZ\r\nContent-Type: image/png; name=shot.png\r\n"
+        b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n"
+        + base64.encodebytes(PNG)
+        + b"\r\n--XYZ\r\nContent-Type: text/plain\r\n"  # never closed
+    )
+    outcome = await ingest(inbound, raw)
+    assert outcome.action == "ticket"
+    ticket = (await rows(database, "SELECT * FROM tickets WHERE id = :i", i=outcome.ticket_id))[0]
+    assert "tail" in ticket.summary and "\x00" not in ticket.summary
+    assert ticket.form_response["description"].startswith("the text part")
+    assert await value(database, "SELECT original_name FROM uploads") == "shot.png"
+
+
 # -- attachments ------------------------------------------------------------------------------
 
 
