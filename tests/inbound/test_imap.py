@@ -223,3 +223,9 @@ async def test_a_refused_login_is_an_error(inbound: Inbound, mailbox: Mailbox) -
     target = imap.parse_imap_url(mailbox.url().replace(PASSWORD, "wrong"))
     with pytest.raises(imap.ImapError):
         await imap.Poller(inbound, target).run()
+
+
+async def test_an_unreachable_server_is_an_error(inbound: Inbound) -> None:
+    target = imap.parse_imap_url(f"imap://u:p@127.0.0.1:{_free_port()}/INBOX")
+    with pytest.raises(OSError):
+        await imap.Poller(inbound, target).run()

@@ -113,27 +113,36 @@ class Poller:
             )
         else:
             client = aioimaplib.IMAP4(target.host, target.port, timeout=COMMAND_TIMEOUT)
+        self.client = client  # from here on `run` closes it, whatever fails next
         await client.wait_hello_from_server()
         _ok(await client.login(target.user, target.password), "login")
         _ok(await client.select(_quoted(target.mailbox)), f"SELECT {target.mailbox}")
-        self.client = client
         return client
 
     async def run(self, *, idle_seconds: float = 0.0) -> int:
         """Handle what is waiting, then (with IDLE) what arrives for `idle_seconds`."""
-        client = await self.connect()
         try:
+            client = await self.connect()
             await self.drain()
             deadline = time.monotonic() + idle_seconds
             while client.has_capability("IDLE") and (left := deadline - time.monotonic()) > 0.5:
                 if await self._idle(left):
                     await self.drain()
         finally:
-            try:
-                await asyncio.wait_for(client.logout(), 5)
-            except Exception:  # the connection may be gone already; nothing left to tell it
-                log.debug("IMAP logout failed", exc_info=True)
+            await self.close()
         return self.handled
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            await asyncio.wait_for(client.logout(), 5)
+        except Exception:  # the connection may be gone already; nothing left to tell it
+            log.debug("IMAP logout failed", exc_info=True)
+        transport = getattr(client.protocol, "transport", None)
+        if transport is not None:
+            transport.close()
 
     async def _idle(self, seconds: float) -> bool:
         """Wait in IDLE up to `seconds`; True when the server announced something."""
