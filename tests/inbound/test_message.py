@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tekudasai.inbound.message import Unparseable, parse, reply_text
+from tekudasai.inbound.message import Unparseable, new_ticket_text, parse, reply_text
 from tekudasai.inbound.service import summary_of
 from tests.inbound.conftest import (
     APPLE_MAIL_REPLY,
@@ -243,3 +243,19 @@ def test_apple_mail_text_split_around_an_inline_image_is_one_body() -> None:
     mail = parse(raw)
     assert "Before the picture." in mail.text and "After the picture." in mail.text
     assert [a.filename for a in mail.attachments] == ["IMG_1.png"]
+
+
+@pytest.mark.parametrize(
+    "marker",
+    ["---------- Forwarded message ---------", "Begin forwarded message:"],
+    ids=["gmail", "apple-mail"],
+)
+def test_a_forwarded_request_stays_whole_in_a_new_ticket(marker: str) -> None:
+    text = (
+        "Can you look at this?\n\n"
+        f"{marker}\nFrom: Billing <billing@vendor.example>\nDate: Mon, 1 Dec 2026\n"
+        "Subject: Invoice overdue\n\nYour invoice 42 is overdue.\n"
+    )
+    whole = new_ticket_text(text)
+    assert whole.startswith("Can you look at this?") and "Your invoice 42 is overdue." in whole
+    assert new_ticket_text(GMAIL_REPLY) == "Thanks, restarting it worked."

@@ -396,6 +396,21 @@ def _fallback_cut(text: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(kept)).strip()
 
 
+_FORWARDED = re.compile(
+    r"^\s*-{2,}\s*(forwarded message|weitergeleitete nachricht|message transféré)"
+    r"|^\s*begin forwarded message\s*:",
+    re.I | re.M,
+)
+
+
+def new_ticket_text(text: str) -> str:
+    """A new ticket's text: a forwarded message is the request itself, so it stays whole;
+    anything else is cut like a reply."""
+    if _FORWARDED.search(text[:MAX_TEXT]):
+        return _BLANKS.sub("\n\n", text[:MAX_TEXT]).strip()
+    return reply_text(text)
+
+
 def reply_text(text: str) -> str:
     """The newest part of a mail's text: quoted history and signature cut."""
     text = text[:MAX_TEXT]

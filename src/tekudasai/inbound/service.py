@@ -44,6 +44,7 @@ from tekudasai.inbound.message import (
     ParsedMail,
     Unparseable,
     clean_text,
+    new_ticket_text,
     parse,
     reply_text,
 )
@@ -353,7 +354,7 @@ async def _file(
     if user is None:
         user = await _new_customer(db, inbound, mail)
     stored, refused = await _store_attachments(db, inbound, mail.attachments, user.id, saved)
-    text = reply_text(mail.text) or clean_text(mail.text).strip() or NO_TEXT
+    text = new_ticket_text(mail.text) or clean_text(mail.text).strip() or NO_TEXT
     answer = _clip(text, limit - _listing_room(stored)) + _stored_text(stored)
     ticket = await tickets_service.create_ticket(
         db,
