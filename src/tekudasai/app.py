@@ -27,6 +27,7 @@ from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.ratelimit import parse_limits
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
+from tekudasai.inbound import router as inbound
 from tekudasai.monitoring.health import router as health_router
 from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
@@ -54,6 +55,7 @@ API_ROUTERS = (
     policies_router,
     canned_router,
     automations_router,
+    inbound.router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
@@ -140,6 +142,11 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Retry-After", "X-Request-ID"],
     )
-    app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=settings.max_upload_mb * 1024 * 1024,
+        # Inbound mail is a raw message with its attachments: its own cap.
+        path_limits={prefix + inbound.PATH: inbound.BODY_LIMIT for prefix in API_PREFIXES},
+    )
     app.add_middleware(RequestContextMiddleware, observer=RequestMetrics() if metrics else None)
     return app

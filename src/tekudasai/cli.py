@@ -15,6 +15,7 @@ from tekudasai.backup import commands as backup_commands
 from tekudasai.config import get_settings
 from tekudasai.db.cli_support import friendly_errors
 from tekudasai.db.commands import db_app
+from tekudasai.inbound.commands import mail_app
 from tekudasai.jobs.commands import jobs_app
 from tekudasai.monitoring import commands as monitoring_commands
 from tekudasai.seed_commands import seed_command
@@ -37,6 +38,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(uploads_app, name="uploads")
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(mail_app, name="mail")
 
 
 @app.command("serve")

@@ -115,6 +115,18 @@ class Settings(BaseSettings):
         default="off", validation_alias="TK_REQUIRE_2FA"
     )
 
+    # Inbound mail (inbound/): the IMAP poller, the HTTP endpoint, what a new sender may do.
+    imap_url: str | None = Field(default=None, validation_alias="TK_IMAP_URL")
+    imap_poll: float = Field(default=60.0, ge=1, le=86_400, validation_alias="TK_IMAP_POLL")
+    imap_done_folder: str | None = Field(default=None, validation_alias="TK_IMAP_DONE_FOLDER")
+    inbound_mail_token: str | None = Field(default=None, validation_alias="TK_INBOUND_MAIL_TOKEN")
+    mail_new_users: bool = Field(default=True, validation_alias="TK_MAIL_NEW_USERS")
+    mail_form_id: str | None = Field(default=None, validation_alias="TK_MAIL_FORM_ID")
+    mail_new_tickets_per_hour: int = Field(
+        default=20, ge=1, le=100_000, validation_alias="TK_MAIL_NEW_TICKETS_PER_HOUR"
+    )
+    mail_from: str | None = Field(default=None, validation_alias="TK_MAIL_FROM")
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

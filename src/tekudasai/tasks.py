@@ -13,6 +13,7 @@ from tekudasai.accounts import jobs as accounts_jobs
 from tekudasai.backup import jobs as backup_jobs
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
+from tekudasai.inbound import imap as inbound_imap
 from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
@@ -37,6 +38,7 @@ TASKS: Mapping[str, Task] = {
     TRAFFIC: traffic.sample_task,
     "monitoring.alerts": alerts.evaluate_task,
     "jobs.prune": prune_task,
+    inbound_imap.TASK: inbound_imap.poll_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -47,6 +49,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("accounts.cleanup", accounts_jobs.cleanup_every),
     Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),
     Periodic("tickets.prune_events", lambda _settings: PRUNE_EVERY_S),
+    Periodic(inbound_imap.TASK, inbound_imap.poll_every),
 )
 
 

@@ -23,6 +23,7 @@ TICKET_KEYS = {
     "formOpen",
     "createdAt",
     "updatedAt",
+    "channel",
 }
 
 
@@ -300,7 +301,16 @@ async def test_conversation_hides_internal_notes_and_a_reply_reopens_resolved(
     )
     assert reply.status_code == 200, reply.text
     comment = reply.json()["data"]
-    assert set(comment) == {"id", "ticketId", "authorId", "author", "body", "internal", "createdAt"}
+    assert set(comment) == {
+        "id",
+        "ticketId",
+        "authorId",
+        "author",
+        "body",
+        "internal",
+        "channel",
+        "createdAt",
+    }
     assert comment["author"]["name"] == reporter.name and comment["author"]["role"] == "user"
     mine = (await client.get(f"/api/tickets/my/{tid}", headers=reporter.auth)).json()["data"]
     assert mine["status"] == "open"

@@ -138,10 +138,13 @@ class BodyLimitMiddleware:
         *,
         upload_limit: int,
         upload_paths: frozenset[str] = UPLOAD_PATHS,
+        path_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.upload_limit = upload_limit
         self.upload_paths = upload_paths
+        # POST paths that take a raw body of their own size (inbound mail): path -> bytes.
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,9 +162,12 @@ class BodyLimitMiddleware:
         is_upload = scope["method"] == "POST" and path.rstrip("/") in self.upload_paths
         # Multipart framing adds a little to the file itself.
         limit = self.upload_limit + 64 * 1024 if is_upload else JSON_BODY_LIMIT
+        own_limit = self.path_limits.get(path.rstrip("/")) if scope["method"] == "POST" else None
+        if own_limit is not None:
+            is_upload, limit = True, own_limit
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            await _refuse_too_large(scope, send, _too_large(is_upload, limit))
+            await _refuse_too_large(scope, send, _too_large(is_upload, limit, own_limit))
             return
         if not is_upload and _is_json(scope):
             await self._json(scope, receive, send, limit)
@@ -175,7 +181,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(_too_large(is_upload, limit))
+                    raise BodyTooLarge(_too_large(is_upload, limit, own_limit))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -326,7 +332,9 @@ def _is_json(scope: Scope) -> bool:
     return kind == "application/json" or kind.endswith("+json")
 
 
-def _too_large(is_upload: bool, limit: int) -> str:
+def _too_large(is_upload: bool, limit: int, own_limit: int | None = None) -> str:
+    if own_limit is not None:
+        return f"The message is larger than the {own_limit // (1024 * 1024)} MiB limit."
     if is_upload:
         return f"The file is larger than the {limit // (1024 * 1024)} MiB limit."
     return "The request body is larger than 1 MiB."

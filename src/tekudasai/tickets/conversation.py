@@ -11,7 +11,7 @@ from tekudasai.accounts.models import User
 from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.tickets import audit, events, workflow
-from tekudasai.tickets.models import LogAction, TicketComment
+from tekudasai.tickets.models import Channel, LogAction, TicketComment
 from tekudasai.tickets.service import lock_ticket
 
 MAX_BODY = 20_000
@@ -56,24 +56,36 @@ async def add_comment(
     db: AsyncSession,
     *,
     ticket_id: int,
-    author: AnyUser,
+    author: AnyUser | None,
     body: str,
     internal: bool = False,
     as_reporter: bool = False,
+    channel: Channel = Channel.WEB,
 ) -> CommentRow:
     """Add a reply (or, for agents, an internal note); a reporter's reply reopens a resolved
-    ticket. The ticket is locked so the status it reads is the one it changes."""
+    ticket. The ticket is locked so the status it reads is the one it changes.
+
+    `author` None: an internal note nobody signed in wrote (mail from an unknown sender)."""
     body = clean_body(body)
+    if author is None and (as_reporter or not internal):
+        raise ValueError("a comment without an author must be an internal note")
+    author_id = author.id if author is not None else None
     ticket = await lock_ticket(
-        db, ticket_id=ticket_id, reporter_id=author.id if as_reporter else None
+        db, ticket_id=ticket_id, reporter_id=author_id if as_reporter else None
     )
-    comment = TicketComment(ticket_id=ticket.id, author_id=author.id, body=body, internal=internal)
+    comment = TicketComment(
+        ticket_id=ticket.id,
+        author_id=author_id,
+        body=body,
+        internal=internal,
+        channel=Channel(channel).value,
+    )
     db.add(comment)
     await db.flush()
     audit.record(
         db,
         ticket_id=ticket.id,
-        user_id=author.id,
+        user_id=author_id,
         action_type=LogAction.COMMENT,
         action="Internal note added" if internal else "Comment added",
         details={"commentId": comment.id},
@@ -83,11 +95,12 @@ async def add_comment(
         db,
         type=events.EventType.COMMENT_CREATED,
         ticket_id=ticket.id,
-        actor_id=author.id,
-        data={"commentId": comment.id, "byReporter": as_reporter},
+        actor_id=author_id,
+        data={"commentId": comment.id, "byReporter": as_reporter, "channel": comment.channel},
         internal=internal,
     )
     if as_reporter:
+        assert author_id is not None
         reopened = workflow.after_customer_reply(ticket.status)
         if reopened:
             old = ticket.status
@@ -95,7 +108,7 @@ async def add_comment(
             audit.record(
                 db,
                 ticket_id=ticket.id,
-                user_id=author.id,
+                user_id=author_id,
                 action_type=LogAction.UPDATE,
                 action=workflow.status_change_text(old, reopened),
                 details={"status": {"from": old, "to": reopened}, "reason": "customer reply"},
@@ -104,7 +117,7 @@ async def add_comment(
                 db,
                 type=events.EventType.STATUS_CHANGED,
                 ticket_id=ticket.id,
-                actor_id=author.id,
+                actor_id=author_id,
                 data={"changes": {"status": {"from": old, "to": reopened}}},
             )
     await db.flush()

@@ -25,6 +25,17 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column
 from tekudasai.db.base import Base, Timestamped
 
 
+class Channel(StrEnum):
+    """Where a ticket or comment came from."""
+
+    WEB = "web"
+    API = "api"
+    EMAIL = "email"
+
+
+CHANNEL_CHECK = "channel IN ('web', 'api', 'email')"
+
+
 class TicketStatus(StrEnum):
     OPEN = "open"
     IN_PROGRESS = "in_progress"
@@ -57,6 +68,7 @@ class Ticket(Timestamped, Base):
             "status IN ('open', 'in_progress', 'pending', 'resolved', 'closed')", name="status"
         ),
         CheckConstraint("length(summary) BETWEEN 1 AND 500", name="summary_length"),
+        CheckConstraint(CHANNEL_CHECK, name="channel"),
         ForeignKeyConstraint(
             ["form_id", "form_version"],
             ["form_versions.form_id", "form_versions.version"],
@@ -92,6 +104,7 @@ class Ticket(Timestamped, Base):
     form_version: Mapped[int] = mapped_column(Integer)
     form_response: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     form_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    channel: Mapped[str] = mapped_column(Text, default=Channel.WEB.value, server_default="web")
     # Kept current by database triggers (summary, text answers, public comments).
     search_vector: Mapped[Any] = deferred(mapped_column(TSVECTOR, nullable=True))
 
@@ -100,6 +113,7 @@ class TicketComment(Base):
     __tablename__ = "ticket_comments"
     __table_args__ = (
         CheckConstraint("length(body) BETWEEN 1 AND 20000", name="body_length"),
+        CheckConstraint(CHANNEL_CHECK, name="channel"),
         Index("ix_ticket_comments_ticket_id_id", "ticket_id", "id"),
     )
 
@@ -110,6 +124,7 @@ class TicketComment(Base):
     )
     body: Mapped[str] = mapped_column(Text)
     internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    channel: Mapped[str] = mapped_column(Text, default=Channel.WEB.value, server_default="web")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
-from tekudasai.accounts.dependencies import Agent, CurrentUser, scopes
+from tekudasai.accounts.dependencies import Agent, CurrentUser, Principal, scopes
 from tekudasai.core.schemas import (
     ERROR_RESPONSES,
     Envelope,
@@ -23,6 +23,7 @@ from tekudasai.db.session import DbSession, read_only
 from tekudasai.tickets import audit, conversation, listing, service
 from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
 from tekudasai.tickets.errors import TicketNotFound
+from tekudasai.tickets.models import Channel
 from tekudasai.tickets.schemas import (
     AgentComment,
     AssignTicket,
@@ -51,6 +52,11 @@ FullText = Annotated[str | None, Query(max_length=200, description="full-text, r
 Cursor = Annotated[
     str | None, Query(max_length=64, description="keyset pages: '' for the first, then nextCursor")
 ]
+
+
+def _channel(principal: Principal) -> Channel:
+    """A personal access token is the API channel; a browser session is the web."""
+    return Channel.API if principal.session is None else Channel.WEB
 
 
 def _json(data: Any) -> JSONResponse:
@@ -104,6 +110,7 @@ async def create_ticket(
         form_id=body.form_id,
         summary=body.summary,
         form_response=body.form_response,
+        channel=_channel(me),
     )
     return _json(ticket_view(ticket))
 
@@ -162,7 +169,12 @@ async def reply_to_my_ticket(
     _: TicketsRateLimit,
 ) -> JSONResponse:
     row = await conversation.add_comment(
-        db, ticket_id=id, author=me.user, body=body.body, as_reporter=True
+        db,
+        ticket_id=id,
+        author=me.user,
+        body=body.body,
+        as_reporter=True,
+        channel=_channel(me),
     )
     return _json(comment_view(row, cipher))
 
@@ -276,6 +288,11 @@ async def comment_on_ticket(
     id: TicketId, body: AgentComment, db: DbSession, agent: Agent, cipher: Cipher
 ) -> JSONResponse:
     row = await conversation.add_comment(
-        db, ticket_id=id, author=agent.user, body=body.body, internal=body.internal
+        db,
+        ticket_id=id,
+        author=agent.user,
+        body=body.body,
+        internal=body.internal,
+        channel=_channel(agent),
     )
     return _json(comment_view(row, cipher))

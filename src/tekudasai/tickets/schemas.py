@@ -22,7 +22,7 @@ from tekudasai.core.schemas import (
 )
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.responses import FormOut
-from tekudasai.tickets.models import LogAction, Ticket, TicketLog, TicketStatus
+from tekudasai.tickets.models import Channel, LogAction, Ticket, TicketLog, TicketStatus
 
 if TYPE_CHECKING:  # imported for annotations only: those modules import this one's users
     from tekudasai.tickets.conversation import CommentRow
@@ -86,6 +86,8 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField("formOpen", Ticket.form_open, bool),
     TicketField("createdAt", Ticket.created_at, datetime, timestamp=True),
     TicketField("updatedAt", Ticket.updated_at, datetime, timestamp=True),
+    # Where it was filed: web (a browser session), api (a personal access token), email.
+    TicketField("channel", Ticket.channel, Channel),
 )
 _VIEW = tuple((f.key, f.column.key, f.timestamp) for f in TICKET_FIELDS)
 
@@ -167,6 +169,7 @@ class CommentOut(CamelModel):
     author: CommentAuthor | None
     body: str
     internal: bool
+    channel: Channel
     created_at: Timestamp
 
 
@@ -229,6 +232,7 @@ def comment_view(row: CommentRow, cipher: PiiCipher) -> dict[str, Any]:
         },
         "body": comment.body,
         "internal": comment.internal,
+        "channel": comment.channel,
         "createdAt": iso(comment.created_at),
     }
 

@@ -39,7 +39,7 @@ from tekudasai.forms.errors import FormNotFound, InvalidFormData
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.tickets import audit, events, rendering, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
-from tekudasai.tickets.models import LogAction, Ticket, TicketStatus
+from tekudasai.tickets.models import Channel, LogAction, Ticket, TicketStatus
 from tekudasai.uploads.models import TicketUpload
 
 MAX_SUMMARY = 500
@@ -91,6 +91,8 @@ async def create_ticket(
     form_id: str,
     summary: str,
     form_response: dict[str, Any],
+    channel: Channel = Channel.WEB,
+    extra_upload_ids: list[str] | None = None,
 ) -> Ticket:
     """File a ticket against the form's current version with the validated response.
 
@@ -103,8 +105,14 @@ async def create_ticket(
     since) or the answers fail the remembered rules, the entry is forgotten and the ticket
     goes the long way: read the version, validate with its plan, insert. So a stale entry never
     files against an old version or a disabled form, and the 404 and 400 answers are those of
-    the current form."""
+    the current form.
+
+    `channel` records where it came from (also in the ticket.created event); `extra_upload_ids`
+    are uploads of the reporter's linked to the ticket besides those its answers name (a
+    mail's attachments)."""
     summary = clean_summary(summary)
+    channel = Channel(channel)
+    extra_upload_ids = extra_upload_ids or []
     seen = _enabled.get(form_id)
     if seen is not None:
         try:
@@ -115,6 +123,8 @@ async def create_ticket(
                 summary=summary,
                 form_response=form_response,
                 seen=seen,
+                channel=channel,
+                extra_upload_ids=extra_upload_ids,
             )
         except InvalidFormData:
             ticket = None  # judged by rules that may be old: the current form decides
@@ -131,6 +141,8 @@ async def create_ticket(
         form_response=form_response,
         version=version_number,
         plan=plan,
+        channel=channel,
+        extra_upload_ids=extra_upload_ids,
     )
     assert ticket is not None  # the unguarded INSERT … RETURNING returns its row
     return ticket
@@ -146,6 +158,8 @@ async def _file(
     seen: _Enabled | None = None,
     version: int = 0,
     plan: forms_engine.FormPlan | None = None,
+    channel: Channel = Channel.WEB,
+    extra_upload_ids: list[str] | None = None,
 ) -> Ticket | None:
     """Validate and insert against a version just read (`version`, `plan`) or, guarded, one
     remembered (`seen`); None when the guard finds the remembered version no longer current."""
@@ -164,6 +178,7 @@ async def _file(
         form_version=version,
         form_response=cleaned,
         form_open=False,
+        channel=channel.value,
     )
     values: dict[str, Any] = {
         "reporter_id": reporter_id,
@@ -172,7 +187,8 @@ async def _file(
         "form_version": version,
         "form_response": json.dumps(cleaned),
         "log_details": json.dumps(audit.created_details(ticket)),
-        "upload_ids": json.dumps(upload_ids),
+        "upload_ids": json.dumps(list(dict.fromkeys([*upload_ids, *(extra_upload_ids or [])]))),
+        "channel": channel.value,
     }
     if seen is None:
         row = await create_statement().fetchrow(db, **values)
@@ -201,6 +217,10 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
     def json_value(name: str) -> Any:
         return sql_cast(bindparam(name, type_=Text), JSONB)
 
+    # Callers that name no channel (older ones) file on the web's.
+    channel = func.coalesce(
+        bindparam("channel", type_=Text), literal_column(f"'{Channel.WEB.value}'")
+    )
     row: dict[str, Any] = {
         "reporter_id": bindparam("reporter_id", type_=Text),
         "summary": bindparam("summary", type_=Text),
@@ -209,6 +229,7 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         "form_version": bindparam("form_version", type_=Integer),
         "form_response": json_value("form_response"),
         "form_open": false(),
+        "channel": channel,
     }
     if guarded:
         current = (
@@ -248,7 +269,7 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         actor_id=bindparam("reporter_id", type_=Text),
         type=literal_column(f"'{events.EventType.TICKET_CREATED.value}'"),
         internal=false(),
-        data=literal_column("'{}'::jsonb"),
+        data=func.jsonb_build_object(literal_column("'channel'"), channel),
     )
     return RawStatement(
         select(created, *events.notify_columns(event))
@@ -287,13 +308,27 @@ async def enabled_form_plan(
     return row["form_id"], row["version"], plan
 
 
-async def _link_uploads(db: AsyncSession, *, ticket_id: int, upload_ids: list[str]) -> None:
-    """Make ticket_uploads say exactly which uploads the ticket's response references."""
-    await db.execute(
-        delete(TicketUpload).where(
-            TicketUpload.ticket_id == ticket_id, TicketUpload.upload_id.not_in(upload_ids)
+def answer_upload_ids(response: dict[str, Any]) -> set[str]:
+    """The uploads a stored response's file answers name (stored as upload objects)."""
+    return {
+        value["filename"]
+        for value in response.values()
+        if isinstance(value, dict) and isinstance(value.get("filename"), str) and "url" in value
+    }
+
+
+async def _link_uploads(
+    db: AsyncSession, *, ticket_id: int, upload_ids: list[str], previous: set[str]
+) -> None:
+    """Link the uploads the new response references; unlink those only the previous response
+    named. Other links (a mail's attachments) are not the answers' to drop."""
+    dropped = previous - set(upload_ids)
+    if dropped:
+        await db.execute(
+            delete(TicketUpload).where(
+                TicketUpload.ticket_id == ticket_id, TicketUpload.upload_id.in_(dropped)
+            )
         )
-    )
     if upload_ids:
         await db.execute(
             insert(TicketUpload)
@@ -462,8 +497,9 @@ async def update_ticket(
         diff = audit.changes(ticket.form_response, cleaned)
         if diff:
             fields["formResponse"] = diff
+            previous = answer_upload_ids(ticket.form_response)
             ticket.form_response = cleaned
-            await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
+            await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids, previous=previous)
     if ticket.form_open:
         fields["formOpen"] = {"from": True, "to": False}
         ticket.form_open = False
@@ -499,9 +535,10 @@ async def reporter_update_response(
     diff = audit.changes(ticket.form_response, cleaned)
     if diff:
         fields["formResponse"] = diff
+    previous = answer_upload_ids(ticket.form_response)
     ticket.form_response = cleaned
     ticket.form_open = False
-    await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids)
+    await _link_uploads(db, ticket_id=ticket.id, upload_ids=upload_ids, previous=previous)
     audit.record(
         db,
         ticket_id=ticket.id,

@@ -55,9 +55,13 @@ def comment_views(rows: list[conversation.CommentRow], cipher: Any) -> list[dict
                 "id": row.comment.id,
                 "body": row.comment.body,
                 "internal": row.comment.internal,
+                "channel": row.comment.channel,
                 "created_at": row.comment.created_at,
                 "author_name": cipher.decrypt(author.name_ciphertext, context="user.name")
                 if author
+                # An internal note from mail nobody here sent (inbound/): not a deleted user.
+                else "Unknown sender"
+                if row.comment.author_id is None and row.comment.channel == "email"
                 else "Deleted user",
                 "author_role": author.role if author else "user",
             }
