@@ -28,17 +28,25 @@ from tekudasai.forms.router import router as forms_router
 from tekudasai.monitoring.health import router as health_router
 from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
+from tekudasai.notifications.router import router as notifications_router
 from tekudasai.tasks import make_worker
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
-from tekudasai.web import install_web
+from tekudasai.web import install_web, notification_pages
 from tekudasai.web.router import router as web_router
 from tekudasai.web.system_pages import router as system_page_router
 
 log = logging.getLogger(__name__)
 
 
-API_ROUTERS = (health_router, accounts_router, forms_router, tickets_router, uploads_router)
+API_ROUTERS = (
+    health_router,
+    accounts_router,
+    forms_router,
+    tickets_router,
+    uploads_router,
+    notifications_router,
+)
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
 DOCS_ASSETS_URL = "/api/docs-assets"
@@ -111,6 +119,7 @@ def create_app(
     app.include_router(web_router)
     app.include_router(metrics_router)
     app.include_router(system_page_router)
+    app.include_router(notification_pages.router)
 
     install_error_handlers(app)
     install_web(app)

@@ -16,6 +16,7 @@ from tekudasai.db.session import Database
 from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
+from tekudasai.notifications import handler as notifications
 from tekudasai.tickets import events
 
 PRUNE_EVERY_S = 24 * 3600.0
@@ -25,7 +26,7 @@ TRAFFIC = "monitoring.traffic"
 NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
 
 # What reacts to ticket changes, in this order, once per event (tickets/events.py).
-EVENT_HANDLERS: tuple[events.EventHandler, ...] = ()
+EVENT_HANDLERS: tuple[events.EventHandler, ...] = (notifications.notify,)
 
 TASKS: Mapping[str, Task] = {
     events.DISPATCH: events.dispatch_task(EVENT_HANDLERS),

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -24,28 +25,60 @@ log = logging.getLogger("tekudasai.mail")
 FALLBACK_DOMAIN = "tekudasai.invalid"
 
 
-def build_message(*, sender: str, to: str, subject: str, body: str) -> EmailMessage:
+def build_message(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    body: str,
+    html: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A text mail, with an HTML alternative when `html` is given. `headers` adds or replaces
+    headers (a notification brings its own Message-ID, threading and List-Unsubscribe)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
-    message["Subject"] = subject
+    # A line break in a header value would end the header: subjects come from ticket summaries.
+    message["Subject"] = " ".join(subject.split())
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain="tekudasai")
+    for name, value in (headers or {}).items():
+        del message[name]
+        message[name] = value
     message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     return message
 
 
-def sender_for(settings: Settings) -> str:
-    """no-reply@ the public host name (an IP address or localhost cannot take mail)."""
+def mail_domain(settings: Settings) -> str:
+    """The public host name, for addresses and Message-IDs (an IP address or localhost cannot
+    take mail)."""
     host = (urlsplit(settings.base_url).hostname or "").lower()
     if not host or host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
         host = FALLBACK_DOMAIN
-    return f"Te Kudasai <no-reply@{host}>"
+    return host
 
 
-async def send_mail(settings: Settings, *, to: str, subject: str, body: str) -> None:
-    """Send one plain-text mail (SMTP, else a file in the outbox); errors propagate."""
-    message = build_message(sender=sender_for(settings), to=to, subject=subject, body=body)
+def sender_for(settings: Settings) -> str:
+    """TK_MAIL_FROM, else no-reply@ the public host name."""
+    return settings.mail_from or f"Te Kudasai <no-reply@{mail_domain(settings)}>"
+
+
+async def send_mail(
+    settings: Settings,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    html: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Send one mail (SMTP, else a file in the outbox); errors propagate."""
+    message = build_message(
+        sender=sender_for(settings), to=to, subject=subject, body=body, html=html, headers=headers
+    )
     if settings.smtp_url:
         await _send_smtp(settings.smtp_url, message)
         log.info("mail sent by SMTP", extra={"subject": subject})

@@ -5,6 +5,7 @@ from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
 from tekudasai.monitoring.models import AlertState, SizeSample
+from tekudasai.notifications.models import Notification, NotificationPreference
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
 
@@ -15,6 +16,8 @@ __all__ = [
     "Form",
     "FormVersion",
     "Job",
+    "Notification",
+    "NotificationPreference",
     "RateLimitCounter",
     "Session",
     "SizeSample",
