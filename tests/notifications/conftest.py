@@ -118,7 +118,8 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     plain = message.get_body(preferencelist=("plain",))
     html = message.get_body(preferencelist=("html",))
     assert plain is not None and html is not None
-    return plain.get_content(), html.get_content()  # type: ignore[attr-defined]
+    text, markup = plain.get_content(), html.get_content()  # type: ignore[attr-defined]
+    return text.replace("\r\n", "\n"), markup.replace("\r\n", "\n")
 
 
 __all__ = ["FileTicket"]

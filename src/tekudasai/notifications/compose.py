@@ -101,6 +101,7 @@ def feed_text(plan: Plan, kind: Kind) -> str:
 def _content(plan: Plan, recipient: Recipient, actor_name: str) -> dict[str, Any]:
     """Heading, intro and the quoted text for one recipient."""
     kind, n = recipient.kind, plan.ticket.id
+    summary = " ".join(plan.ticket.summary.split())
     comment = plan.comment
     body: str | None = None
     internal = False
@@ -111,31 +112,31 @@ def _content(plan: Plan, recipient: Recipient, actor_name: str) -> dict[str, Any
             body, internal = comment.body, True
     if kind is Kind.TICKET_CREATED:
         heading = f"We received your request #{n}"
-        intro = f"Your ticket “{plan.ticket.summary}” is filed. We will be in touch."
+        intro = f"Your ticket “{summary}” is filed. We will be in touch."
     elif kind is Kind.NEW_TICKET_FOR_AGENTS:
         heading = f"New ticket #{n}"
-        intro = f"{actor_name} filed “{plan.ticket.summary}”."
+        intro = f"{actor_name} filed “{summary}”."
     elif kind is Kind.AGENT_REPLY:
         heading = f"New reply on your ticket #{n}"
-        intro = f"{actor_name} replied to “{plan.ticket.summary}”."
+        intro = f"{actor_name} replied to “{summary}”."
     elif kind is Kind.CUSTOMER_REPLY and plan.event.type is EventType.TICKET_UPDATED:
         heading = f"Answers changed on #{n}"
-        intro = f"{actor_name} changed the answers of “{plan.ticket.summary}”."
+        intro = f"{actor_name} changed the answers of “{summary}”."
     elif kind is Kind.CUSTOMER_REPLY:
         heading = f"The customer replied on #{n}"
-        intro = f"{actor_name} replied to “{plan.ticket.summary}”."
+        intro = f"{actor_name} replied to “{summary}”."
     elif kind is Kind.STATUS_CHANGED:
         status = _status(plan)
         heading = f"Your ticket #{n} is {status.lower()}"
-        intro = f"“{plan.ticket.summary}” is now {status}."
+        intro = f"“{summary}” is now {status}."
         if status == STATUS_LABELS["resolved"]:
             intro += " If the problem is still there, reply and the ticket opens again."
     elif kind is Kind.ASSIGNED:
         heading = f"Ticket #{n} is assigned to you"
-        intro = f"{actor_name} assigned “{plan.ticket.summary}” to you."
+        intro = f"{actor_name} assigned “{summary}” to you."
     else:
         heading = f"Internal note on #{n}"
-        intro = f"{actor_name} added a note to “{plan.ticket.summary}”."
+        intro = f"{actor_name} added a note to “{summary}”."
     label = "Internal note (not shown to the customer)" if internal else "Reply"
     return {
         "heading": heading,
