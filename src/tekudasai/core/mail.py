@@ -6,6 +6,7 @@ Callers queue mail (`tekudasai.jobs.mail.enqueue_mail`); the queue's worker call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -88,12 +89,28 @@ async def send_mail(
 
 
 async def _send_smtp(url: str, message: EmailMessage) -> None:
+    """Send over a connection of this process's pool: a burst of notifications (a new ticket
+    told to many agents, a queue catching up after an outage) reuses one SMTP session (and
+    TLS handshake) per concurrent sender instead of opening one per mail."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ConfigError("TK_SMTP_URL must look like smtp://user:pass@host:port (or smtps://)")
+    key = (id(asyncio.get_running_loop()), url)
+    reused = _take_idle(key)
+    if reused is not None:
+        try:
+            await reused.send_message(message)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+            # The server closed the idle session before our first command: nothing was sent.
+            _close_quietly(reused)
+        except BaseException:
+            _close_quietly(reused)
+            raise
+        else:
+            _give_back(key, reused)
+            return
     tls = parts.scheme == "smtps"
-    await aiosmtplib.send(
-        message,
+    client = aiosmtplib.SMTP(
         hostname=parts.hostname,
         port=parts.port or (465 if tls else 25),
         username=unquote(parts.username) if parts.username else None,
@@ -103,6 +120,67 @@ async def _send_smtp(url: str, message: EmailMessage) -> None:
         start_tls=None if not tls else False,
         timeout=15,
     )
+    await client.connect()
+    try:
+        await client.send_message(message)
+    except BaseException:
+        _close_quietly(client)
+        raise
+    _give_back(key, client)
+
+
+# Idle SMTP sessions per (event loop, TK_SMTP_URL): kept a few seconds only, so a server's own
+# idle timeout (Postfix: 300 s) never meets one, and a quiet process holds none.
+IDLE_SMTP_S = 5.0
+MAX_IDLE_SMTP = 8
+_idle_smtp: dict[tuple[int, str], list[tuple[float, aiosmtplib.SMTP]]] = {}
+
+
+def _take_idle(key: tuple[int, str]) -> aiosmtplib.SMTP | None:
+    idle = _idle_smtp.get(key, [])
+    now = time.monotonic()
+    while idle:
+        since, client = idle.pop()
+        if now - since <= IDLE_SMTP_S and client.is_connected:
+            return client
+        _close_quietly(client)
+    return None
+
+
+def _give_back(key: tuple[int, str], client: aiosmtplib.SMTP) -> None:
+    idle = _idle_smtp.setdefault(key, [])
+    if len(idle) < MAX_IDLE_SMTP and client.is_connected:
+        idle.append((time.monotonic(), client))
+        # Say goodbye once it has been idle too long, if nothing took it meanwhile.
+        asyncio.get_running_loop().call_later(IDLE_SMTP_S + 0.1, _retire_expired, key)
+    else:
+        _close_quietly(client)
+
+
+def _retire_expired(key: tuple[int, str]) -> None:
+    idle = _idle_smtp.get(key, [])
+    now = time.monotonic()
+    for entry in [e for e in idle if now - e[0] > IDLE_SMTP_S]:
+        idle.remove(entry)
+        task = asyncio.get_running_loop().create_task(_quit(entry[1]))
+        _retiring.add(task)
+        task.add_done_callback(_retiring.discard)
+
+
+_retiring: set[asyncio.Task[None]] = set()
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await asyncio.wait_for(client.quit(), 5)
+    except Exception:
+        _close_quietly(client)
+
+
+def _close_quietly(client: aiosmtplib.SMTP) -> None:
+    """Drop the connection without a QUIT round trip (the server sees the socket close)."""
+    with contextlib.suppress(Exception):
+        client.close()
 
 
 def _write_outbox(outbox: Path, message: EmailMessage) -> Path:
