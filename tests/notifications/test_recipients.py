@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from tekudasai.db.session import Database
 from tekudasai.jobs.worker import Worker
@@ -134,8 +135,6 @@ async def test_the_reporter_never_hears_of_an_internal_note_and_a_demoted_assign
     assert assigned.is_success
     await worker.run_pending()
     async with database.engine.begin() as conn:
-        from sqlalchemy import text
-
         await conn.execute(
             text("UPDATE users SET role = 'user' WHERE id = :id"), {"id": other_agent.user.id}
         )
@@ -145,3 +144,25 @@ async def test_the_reporter_never_hears_of_an_internal_note_and_a_demoted_assign
     kinds = [k for _, k in await told(database)]
     assert "internalNote" not in kinds
     assert all("hunter2" not in m.as_string() for m in mailbox.messages)
+
+
+async def test_an_unreadable_address_skips_that_mail_only(
+    client: httpx.AsyncClient,
+    database: Database,
+    worker: Worker,
+    mailbox: Mailbox,
+    reporter: Person,
+    watcher: Person,
+    file_ticket: FileTicket,
+) -> None:
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:  # as if encrypted under a key that is gone
+        await conn.execute(
+            text("UPDATE users SET email_ciphertext = :junk WHERE id = :id"),
+            {"junk": b"\x00\x01" + b"\x07" * 40, "id": reporter.user.id},
+        )
+    await worker.run_pending()
+    assert mailbox.recipients() == [watcher.email]
+    assert [k for _, k in await told(database)] == ["ticketCreated", "newTicketForAgents"]
+    [job] = await rows(database, "SELECT status FROM jobs WHERE name = 'tickets.dispatch_event'")
+    assert job["status"] == "done"

@@ -8,6 +8,7 @@ jobs of their own, retried while SMTP is down, so none is lost.
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 from typing import cast
 
@@ -15,9 +16,10 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tekudasai.accounts.models import User
 from tekudasai.accounts.service import stored_email
 from tekudasai.config import Settings
-from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.crypto import DecryptionError, PiiCipher
 from tekudasai.core.mail import mail_domain
 from tekudasai.jobs.mail import OutgoingMail, enqueue_mails
 from tekudasai.jobs.worker import JobContext
@@ -27,6 +29,7 @@ from tekudasai.notifications.unsubscribe import make_token
 from tekudasai.tickets.events import TicketEvent
 from tekudasai.tickets.models import TicketMailMessage
 
+log = logging.getLogger("tekudasai.notifications")
 # How many earlier Message-IDs of the ticket each mail names in References (plus the root).
 REFERENCES_KEPT = 10
 
@@ -74,18 +77,25 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
     earlier = await _earlier_messages(session, plan.ticket.id, root)
     references = [root, *earlier]
     in_reply_to = earlier[-1] if earlier else root
-    actor_name = (
-        cipher.decrypt(plan.actor.name_ciphertext, context="user.name") if plan.actor else "Someone"
-    )
+    actor_name = _name(cipher, plan.actor)
     mails: list[OutgoingMail] = []
     new_ids: list[str] = []
     for recipient in mailed:
+        try:
+            address = stored_email(recipient.user, cipher)
+        except DecryptionError:
+            # One unreadable address (a key that is gone) must not hold up everyone else's
+            # mail, nor the other handlers of this event: skipped, and said so.
+            log.error(
+                "notification mail skipped: cannot read the address of user %s", recipient.user.id
+            )
+            continue
         message_id = f"<tk-{plan.ticket.id}-{event.id}-{secrets.token_hex(6)}@{domain}>"
         token = make_token(secret, user_id=recipient.user.id, kind=recipient.kind)
         content = compose.compose(settings, plan, recipient, actor_name=actor_name, token=token)
         mails.append(
             OutgoingMail(
-                to=stored_email(recipient.user, cipher),
+                to=address,
                 subject=content.subject,
                 body=content.text,
                 html=content.html,
@@ -109,6 +119,15 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
         .on_conflict_do_nothing(index_elements=[TicketMailMessage.message_id])
     )
     await enqueue_mails(session, cipher, mails)
+
+
+def _name(cipher: PiiCipher, user: User | None) -> str:
+    if user is None:
+        return "Someone"
+    try:
+        return cipher.decrypt(user.name_ciphertext, context="user.name")
+    except DecryptionError:
+        return "Someone"
 
 
 async def _earlier_messages(session: AsyncSession, ticket_id: int, root: str) -> list[str]:
