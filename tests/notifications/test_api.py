@@ -136,6 +136,6 @@ async def test_feed_pages_unread_and_marking_read(
     )
     assert rest.json()["data"] == {"marked": 3, "unread": 0}
 
-    for body in ({}, {"ids": [1], "all": True}, {"all": False}, {"ids": ["x"]}, {"ids": 5}):
+    for body in ({}, {"ids": [1], "all": True}, {"all": False}, {"ids": ["x"]}, {"ids": [2**70]}):
         wrong = await client.post("/api/me/notifications/read", json=body, headers=reporter.auth)
         assert wrong.status_code == 400, body

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tekudasai.core.schemas import CamelModel, Envelope, StrictInput, Timestamp
 
@@ -54,11 +54,12 @@ class FeedPage(BaseModel):
     meta: FeedMeta
 
 
-class MarkRead(StrictInput):
-    ids: list[int] | None = Field(default=None, max_length=500)
-    all: bool | None = None
+NotificationId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
-    model_config = ConfigDict(extra="ignore")
+
+class MarkRead(StrictInput):
+    ids: list[NotificationId] | None = Field(default=None, max_length=500)
+    all: bool | None = None
 
 
 class MarkedRead(CamelModel):
