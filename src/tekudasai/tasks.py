@@ -38,6 +38,7 @@ TASKS: Mapping[str, Task] = {
     TRAFFIC: traffic.sample_task,
     "monitoring.alerts": alerts.evaluate_task,
     "jobs.prune": prune_task,
+    "notifications.prune": notifications.prune_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -48,6 +49,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("accounts.cleanup", accounts_jobs.cleanup_every),
     Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),
     Periodic("tickets.prune_events", lambda _settings: PRUNE_EVERY_S),
+    Periodic("notifications.prune", lambda _settings: notifications.PRUNE_EVERY_S),
 )
 
 

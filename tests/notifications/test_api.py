@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tekudasai.db.session import Database
-from tekudasai.jobs.worker import Worker
+from tekudasai.jobs.worker import JobContext, Worker
+from tekudasai.notifications.handler import prune_task
 from tests.factories import Person
 from tests.notifications.conftest import FileTicket, Mailbox, feed_of
 
@@ -139,3 +141,33 @@ async def test_feed_pages_unread_and_marking_read(
     for body in ({}, {"ids": [1], "all": True}, {"all": False}, {"ids": ["x"]}, {"ids": [2**70]}):
         wrong = await client.post("/api/me/notifications/read", json=body, headers=reporter.auth)
         assert wrong.status_code == 400, body
+
+
+async def test_old_lines_leave_the_feed(
+    client: httpx.AsyncClient,
+    database: Database,
+    worker: Worker,
+    mailbox: Mailbox,
+    reporter: Person,
+    file_ticket: FileTicket,
+) -> None:
+    for n in range(3):
+        await file_ticket(reporter, summary=f"Old {n}")
+    await worker.run_pending()
+    ids = [n["id"] for n in await feed_of(client, reporter)]
+    async with database.engine.begin() as conn:
+        # read 100 days ago; unread from 400 days ago; unread from 100 days ago (kept)
+        await conn.execute(
+            text("UPDATE notifications SET read_at = now() - interval '100 days' WHERE id = :a"),
+            {"a": ids[0]},
+        )
+        await conn.execute(
+            text("UPDATE notifications SET created_at = now() - interval '400 days' WHERE id = :b"),
+            {"b": ids[1]},
+        )
+        await conn.execute(
+            text("UPDATE notifications SET created_at = now() - interval '100 days' WHERE id = :c"),
+            {"c": ids[2]},
+        )
+    await prune_task(JobContext(database, worker.settings, job_id=0, attempt=1))
+    assert [n["id"] for n in await feed_of(client, reporter)] == [ids[2]]

@@ -87,3 +87,37 @@ async def test_mail_survives_smtp_down_then_refusing_and_arrives_once(
     assert per_person == {reporter.email: 6, watcher.email: 3}
     jobs = await jobs_named(database, SEND_MAIL)
     assert all(j.status == "done" for j in jobs) and max(j.attempts for j in jobs) >= 2
+
+
+async def test_two_workers_racing_send_each_mail_once(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    smtp_port: int,
+    reporter: Person,
+    agent: Person,
+    watcher: Person,
+    file_ticket: FileTicket,
+) -> None:
+    for n in range(6):
+        await file_ticket(reporter, summary=f"Race {n}")
+    inbox = Inbox()
+    server = await start_smtp(smtp_port, inbox)
+    workers = [Worker(database, settings, TASKS, concurrency=3) for _ in range(2)]
+    running = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        await wait_until(lambda: len(inbox.messages) >= 12, seconds=60)
+        await asyncio.sleep(1.0)  # anything sent twice would arrive by now
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+    assert len(inbox.messages) == 12
+    assert Counter(r for e in inbox.messages for r in e.rcpt_tos) == {
+        reporter.email: 6,
+        watcher.email: 6,
+    }
+    claimed_by = {j.locked_by for j in await jobs_named(database, SEND_MAIL)}
+    assert claimed_by == {None}  # all finished

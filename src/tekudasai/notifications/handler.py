@@ -139,3 +139,14 @@ async def _earlier_messages(session: AsyncSession, ticket_id: int, root: str) ->
         .limit(REFERENCES_KEPT)
     )
     return list(reversed(list(rows)))
+
+
+PRUNE_EVERY_S = 24 * 3600.0
+
+
+async def prune_task(ctx: JobContext) -> None:
+    """Periodic: old lines leave the feed (service.KEEP_READ_DAYS / KEEP_UNREAD_DAYS)."""
+    async with ctx.database.sessionmaker() as session, session.begin():
+        removed = await service.prune_feed(session)
+    if removed:
+        log.info("pruned %d old notification(s)", removed)

@@ -6,9 +6,10 @@ import base64
 import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -190,3 +191,20 @@ def feed_view(row: Notification) -> dict[str, Any]:
         "createdAt": iso(row.created_at),
         "readAt": iso(row.read_at) if row.read_at else None,
     }
+
+
+# Read lines leave the feed after three months, unread ones after a year.
+KEEP_READ_DAYS = 90
+KEEP_UNREAD_DAYS = 365
+
+
+async def prune_feed(db: AsyncSession) -> int:
+    result = await db.execute(
+        delete(Notification).where(
+            or_(
+                Notification.read_at < func.now() - timedelta(days=KEEP_READ_DAYS),
+                Notification.created_at < func.now() - timedelta(days=KEEP_UNREAD_DAYS),
+            )
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
