@@ -134,7 +134,7 @@ async def test_the_unsubscribe_page_in_a_browser(
     await file_ticket(reporter)
     await worker.run_pending()
     [receipt] = mailbox.to(reporter.email)
-    path = "/" + str(receipt["List-Unsubscribe"]).strip("<>").split("/", 3)[3]
+    path = "/" + str(receipt["List-Unsubscribe"]).strip().strip("<>").split("/", 3)[3]
     page = await client.get(path, headers=HTML)
     assert page.status_code == 200 and "Receipt when I file a ticket" in page.text
     done = await client.post(path, data={"csrf_token": csrf_of(page)}, headers=HTML)

@@ -12,7 +12,11 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -34,22 +38,54 @@ def build_message(
     body: str,
     html: str | None = None,
     headers: Mapping[str, str] | None = None,
-) -> EmailMessage:
+) -> Message:
     """A text mail, with an HTML alternative when `html` is given. `headers` adds or replaces
     headers (a notification brings its own Message-ID, threading and List-Unsubscribe)."""
+    # A line break in a header value would end the header: subjects come from ticket summaries.
+    subject = " ".join(subject.split())
+    extra = dict(headers or {})
+    if html is not None and all(v.isascii() for v in (sender, to, *extra.values())):
+        return _build_alternative(sender, to, subject, body, html, extra)
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
-    # A line break in a header value would end the header: subjects come from ticket summaries.
-    message["Subject"] = " ".join(subject.split())
+    message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain="tekudasai")
-    for name, value in (headers or {}).items():
+    for name, value in extra.items():
         del message[name]
         message[name] = value
     message.set_content(body)
     if html is not None:
         message.add_alternative(html, subtype="html")
+    return message
+
+
+# Quoted-printable: the text stays readable in the source, unlike base64.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def _build_alternative(
+    sender: str, to: str, subject: str, body: str, html: str, headers: dict[str, str]
+) -> Message:
+    """The same text+HTML mail through the `email.mime` classes: about four times less CPU
+    than EmailMessage's header parsing and refolding, which was most of a notification's
+    cost at the worker. Only for ASCII addresses and headers (the subject may be anything:
+    it is RFC 2047 encoded); anything else takes the EmailMessage path."""
+    message = MIMEMultipart("alternative")
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = headers.pop("Message-ID", "") or make_msgid(domain="tekudasai")
+    for name, value in headers.items():
+        del message[name]
+        message[name] = value
+    for text, subtype in ((body, "plain"), (html, "html")):
+        part = MIMENonMultipart("text", subtype, charset="utf-8")
+        part.set_payload(text, _UTF8_QP)
+        message.attach(part)
     return message
 
 
@@ -88,7 +124,7 @@ async def send_mail(
         log.info("mail written to the outbox", extra={"path": str(path), "subject": subject})
 
 
-async def _send_smtp(url: str, message: EmailMessage) -> None:
+async def _send_smtp(url: str, message: Message) -> None:
     """Send over a connection of this process's pool: a burst of notifications (a new ticket
     told to many agents, a queue catching up after an outage) reuses one SMTP session (and
     TLS handshake) per concurrent sender instead of opening one per mail."""
@@ -183,7 +219,7 @@ def _close_quietly(client: aiosmtplib.SMTP) -> None:
         client.close()
 
 
-def _write_outbox(outbox: Path, message: EmailMessage) -> Path:
+def _write_outbox(outbox: Path, message: Message) -> Path:
     outbox.mkdir(parents=True, exist_ok=True)
     path = outbox / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.eml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
