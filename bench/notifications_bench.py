@@ -208,6 +208,7 @@ async def throughput(database: Any, settings: Any, who: dict[str, Any], args: An
     sink = await start_sink(args.smtp_port, count_file)
     worker = make_worker(database, settings, concurrency=args.concurrency)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     running = asyncio.create_task(worker.run())
     dispatched_at: float | None = None
     try:
@@ -226,6 +227,7 @@ async def throughput(database: Any, settings: Any, who: dict[str, Any], args: An
 
         await wait_for(sent, seconds=args.timeout)
         finished = time.perf_counter()
+        cpu = time.process_time() - cpu_started
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -236,6 +238,9 @@ async def throughput(database: Any, settings: Any, who: dict[str, Any], args: An
     print(f"throughput: {args.mails} replies -> {delivered(count_file)} mails delivered")
     print(f"  events dispatched: {args.mails / ((dispatched_at or finished) - started):8.0f}/s")
     print(f"  mails end to end:  {args.mails / seconds:8.0f}/s ({seconds:.1f} s)")
+    print(
+        f"  CPU per notification (dispatch + mail, this process): {cpu / args.mails * 1000:.2f} ms"
+    )
     print(f"  queue afterwards:  {json.dumps(state, sort_keys=True)}")
 
 
