@@ -31,13 +31,14 @@ from tekudasai.inbound import router as inbound
 from tekudasai.monitoring.health import router as health_router
 from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
+from tekudasai.notifications.router import router as notifications_router
 from tekudasai.sla.router import policies_router
 from tekudasai.sla.router import router as calendars_router
 from tekudasai.tasks import make_worker
 from tekudasai.teams.router import router as teams_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.router import router as uploads_router
-from tekudasai.web import install_web
+from tekudasai.web import install_web, notification_pages
 from tekudasai.web.router import router as web_router
 from tekudasai.web.system_pages import router as system_page_router
 
@@ -56,6 +57,7 @@ API_ROUTERS = (
     canned_router,
     automations_router,
     inbound.router,
+    notifications_router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
@@ -129,6 +131,7 @@ def create_app(
     app.include_router(web_router)
     app.include_router(metrics_router)
     app.include_router(system_page_router)
+    app.include_router(notification_pages.router)
 
     install_error_handlers(app)
     install_web(app)

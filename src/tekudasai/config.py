@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -68,6 +69,10 @@ class Settings(BaseSettings):
     oidc_name: str = Field(default="Single sign-on", validation_alias="OIDC_NAME")
 
     smtp_url: str | None = Field(default=None, validation_alias="TK_SMTP_URL")
+    # From of every mail; unset: `Te Kudasai <no-reply@<base URL host>>` (core/mail.py).
+    mail_from: str | None = Field(default=None, validation_alias="TK_MAIL_FROM")
+    # Where customers write and reply to: Reply-To of notifications.
+    support_address: str | None = Field(default=None, validation_alias="TK_SUPPORT_ADDRESS")
 
     # Per worker. Room for the requests a worker has in flight under load: when they outnumber
     # the pool, the overflow connections are opened and closed again on every swing (each a new
@@ -125,12 +130,23 @@ class Settings(BaseSettings):
     mail_new_tickets_per_hour: int = Field(
         default=20, ge=1, le=100_000, validation_alias="TK_MAIL_NEW_TICKETS_PER_HOUR"
     )
-    mail_from: str | None = Field(default=None, validation_alias="TK_MAIL_FROM")
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("mail_from", "support_address")
+    @classmethod
+    def _mail_address(cls, value: str | None) -> str | None:
+        """An address (optionally with a name) that fits in a mail header, or unset."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        _, address = parseaddr(value)
+        if "\r" in value or "\n" in value or "@" not in address:
+            raise ValueError(f"not a mail address: {value!r} (e.g. Help <help@example.com>)")
+        return value
 
     @field_validator("data_dir")
     @classmethod

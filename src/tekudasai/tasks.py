@@ -17,6 +17,7 @@ from tekudasai.inbound import imap as inbound_imap
 from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
+from tekudasai.notifications import handler as notifications
 from tekudasai.tickets import events
 
 PRUNE_EVERY_S = 24 * 3600.0
@@ -26,7 +27,7 @@ TRAFFIC = "monitoring.traffic"
 NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
 
 # What reacts to ticket changes, in this order, once per event (tickets/events.py).
-EVENT_HANDLERS: tuple[events.EventHandler, ...] = ()
+EVENT_HANDLERS: tuple[events.EventHandler, ...] = (notifications.notify,)
 
 TASKS: Mapping[str, Task] = {
     events.DISPATCH: events.dispatch_task(EVENT_HANDLERS),
@@ -39,6 +40,7 @@ TASKS: Mapping[str, Task] = {
     "monitoring.alerts": alerts.evaluate_task,
     "jobs.prune": prune_task,
     inbound_imap.TASK: inbound_imap.poll_task,
+    "notifications.prune": notifications.prune_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -50,6 +52,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),
     Periodic("tickets.prune_events", lambda _settings: PRUNE_EVERY_S),
     Periodic(inbound_imap.TASK, inbound_imap.poll_every),
+    Periodic("notifications.prune", lambda _settings: notifications.PRUNE_EVERY_S),
 )
 
 

@@ -2,18 +2,25 @@
 
 The job's arguments are sealed with a key derived from the master secret: they carry an address
 and, for resets, a live sign-in link, which must not lie in the table in clear text.
+A mail may bring an HTML part and headers of its own (notifications: Message-ID, threading,
+Reply-To, List-Unsubscribe); each mail is one job, so one failing address delays only itself.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.mail import send_mail
-from tekudasai.jobs.queue import enqueue
+from tekudasai.jobs.models import Job
+from tekudasai.jobs.queue import CHANNEL
 from tekudasai.jobs.worker import JobContext
 
 SEND_MAIL = "mail.send"
@@ -22,16 +29,65 @@ _PURPOSE = "job:mail"
 MAIL_ATTEMPTS = 12
 
 
+@dataclass(frozen=True)
+class OutgoingMail:
+    to: str
+    subject: str
+    body: str
+    html: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _sealed_args(cipher: PiiCipher, mail: OutgoingMail) -> dict[str, Any]:
+    payload: dict[str, Any] = {"to": mail.to, "subject": mail.subject, "body": mail.body}
+    if mail.html is not None:
+        payload["html"] = mail.html
+    if mail.headers:
+        payload["headers"] = dict(mail.headers)
+    sealed = cipher.seal(json.dumps(payload).encode(), purpose=_PURPOSE)
+    return {"sealed": base64.b64encode(sealed).decode()}
+
+
 async def enqueue_mail(
-    session: AsyncSession, cipher: PiiCipher, *, to: str, subject: str, body: str
+    session: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    html: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
-    """Queue one plain-text mail in the caller's transaction (flushes, never commits)."""
-    payload = json.dumps({"to": to, "subject": subject, "body": body}).encode()
-    sealed = base64.b64encode(cipher.seal(payload, purpose=_PURPOSE)).decode()
-    await enqueue(session, SEND_MAIL, {"sealed": sealed}, max_attempts=MAIL_ATTEMPTS)
+    """Queue one mail in the caller's transaction (flushes, never commits)."""
+    await enqueue_mails(
+        session, cipher, [OutgoingMail(to, subject, body, html, dict(headers or {}))]
+    )
+
+
+async def enqueue_mails(
+    session: AsyncSession, cipher: PiiCipher, mails: Sequence[OutgoingMail]
+) -> None:
+    """Queue one job per mail in the caller's transaction: one INSERT and one NOTIFY however
+    many there are (a new ticket may tell every agent who opted in)."""
+    if not mails:
+        return
+    rows = [
+        {"name": SEND_MAIL, "args": _sealed_args(cipher, mail), "max_attempts": MAIL_ATTEMPTS}
+        for mail in mails
+    ]
+    await session.execute(insert(cast(Table, Job.__table__)), rows)
+    # Delivered on COMMIT only, as `jobs.queue.enqueue` does.
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 async def send_mail_task(ctx: JobContext, *, sealed: str) -> None:
     cipher = PiiCipher(ctx.settings.master_secret())
     mail = json.loads(cipher.unseal(base64.b64decode(sealed), purpose=_PURPOSE))
-    await send_mail(ctx.settings, to=mail["to"], subject=mail["subject"], body=mail["body"])
+    await send_mail(
+        ctx.settings,
+        to=mail["to"],
+        subject=mail["subject"],
+        body=mail["body"],
+        html=mail.get("html"),
+        headers=mail.get("headers"),
+    )

@@ -7,6 +7,7 @@ from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
 from tekudasai.monitoring.models import AlertState, SizeSample
+from tekudasai.notifications.models import Notification, NotificationPreference
 from tekudasai.sla.models import BusinessCalendar, SlaPolicy
 from tekudasai.teams.models import Team, TeamMember
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
@@ -22,6 +23,8 @@ __all__ = [
     "Form",
     "FormVersion",
     "Job",
+    "Notification",
+    "NotificationPreference",
     "RateLimitCounter",
     "Session",
     "SizeSample",

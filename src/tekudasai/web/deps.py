@@ -14,6 +14,8 @@ from tekudasai.core.csrf import CSRF_FIELD, form_token_valid, request_origin_tru
 from tekudasai.core.errors import NotFound, ValidationFailed
 from tekudasai.core.handlers import UNSTORABLE_MESSAGE
 from tekudasai.core.middleware import MAX_JSON_DEPTH, nested_too_deep
+from tekudasai.db.session import DbSession
+from tekudasai.notifications import service as notifications
 from tekudasai.web.rendering import current_user
 
 # Pages a user held back by TK_REQUIRE_2FA may still open.
@@ -47,7 +49,7 @@ def login_url(request: Request) -> str:
     return "/auth/login?next=" + quote(target, safe="")
 
 
-async def page_user(request: Request, principal: MaybeUser) -> Principal:
+async def page_user(request: Request, principal: MaybeUser, db: DbSession) -> Principal:
     if principal is None:
         raise PageRedirect(login_url(request))
     if two_factor.requires_setup(
@@ -55,6 +57,11 @@ async def page_user(request: Request, principal: MaybeUser) -> Principal:
     ) and not request.url.path.startswith(TWO_FACTOR_SET_UP_PAGES):
         raise PageRedirect("/settings/security", "Please set up two-factor sign-in first.", "info")
     current_user(request)  # decrypt now: an error page after a rollback still knows the user
+    if request.method in ("GET", "HEAD"):
+        # The header's unread badge: one capped count on a partial index, on pages only.
+        request.state.unread_notifications = await notifications.unread_count(
+            db, user_id=principal.user.id, cap=notifications.UNREAD_CAP
+        )
     return principal
 
 

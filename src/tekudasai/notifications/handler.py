@@ -1,0 +1,152 @@
+"""The ticket-event handler (in `tasks.EVENT_HANDLERS`): feed rows and one mail job per
+recipient whose preferences allow it, all in the dispatch transaction.
+
+The dispatch runs once per event (tickets/events.py), so nobody is told twice; the mails are
+jobs of their own, retried while SMTP is down, so none is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+from typing import cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tekudasai.accounts.models import User
+from tekudasai.accounts.service import stored_email
+from tekudasai.config import Settings
+from tekudasai.core.crypto import DecryptionError, PiiCipher
+from tekudasai.core.mail import mail_domain
+from tekudasai.jobs.mail import OutgoingMail, enqueue_mails
+from tekudasai.jobs.worker import JobContext
+from tekudasai.notifications import compose, recipients, service
+from tekudasai.notifications.models import Notification
+from tekudasai.notifications.unsubscribe import make_token
+from tekudasai.tickets.events import TicketEvent
+from tekudasai.tickets.models import TicketMailMessage
+
+log = logging.getLogger("tekudasai.notifications")
+# How many earlier Message-IDs of the ticket each mail names in References (plus the root).
+REFERENCES_KEPT = 10
+
+
+@functools.lru_cache(maxsize=4)
+def _cipher(secret: bytes) -> PiiCipher:
+    return PiiCipher(secret)
+
+
+def thread_root(ticket_id: int, domain: str) -> str:
+    """The ticket's stable thread id: every mail about it names it in References."""
+    return f"<ticket-{ticket_id}@{domain}>"
+
+
+async def notify(session: AsyncSession, event: TicketEvent, ctx: JobContext) -> None:
+    await notify_event(session, event, ctx.settings)
+
+
+async def notify_event(session: AsyncSession, event: TicketEvent, settings: Settings) -> None:
+    plan = await recipients.plan(session, event)
+    if plan is None or not plan.recipients:
+        return
+    await session.execute(
+        insert(cast(Table, Notification.__table__)),
+        [
+            {
+                "user_id": r.user.id,
+                "ticket_id": plan.ticket.id,
+                "event_id": event.id,
+                "kind": r.kind.value,
+                "text": compose.feed_text(plan, r.kind),
+            }
+            for r in plan.recipients
+        ],
+    )
+    preferences = await service.load_preferences(session, (r.user.id for r in plan.recipients))
+    mailed = [r for r in plan.recipients if preferences[r.user.id][r.kind]]
+    if not mailed:
+        return
+
+    secret = settings.master_secret()
+    cipher = _cipher(secret)
+    domain = mail_domain(settings)
+    root = thread_root(plan.ticket.id, domain)
+    earlier = await _earlier_messages(session, plan.ticket.id, root)
+    references = [root, *earlier]
+    in_reply_to = earlier[-1] if earlier else root
+    actor_name = _name(cipher, plan.actor)
+    mails: list[OutgoingMail] = []
+    new_ids: list[str] = []
+    for recipient in mailed:
+        try:
+            address = stored_email(recipient.user, cipher)
+        except DecryptionError:
+            # One unreadable address (a key that is gone) must not hold up everyone else's
+            # mail, nor the other handlers of this event: skipped, and said so.
+            log.error(
+                "notification mail skipped: cannot read the address of user %s", recipient.user.id
+            )
+            continue
+        message_id = f"<tk-{plan.ticket.id}-{event.id}-{secrets.token_hex(6)}@{domain}>"
+        token = make_token(secret, user_id=recipient.user.id, kind=recipient.kind)
+        content = compose.compose(settings, plan, recipient, actor_name=actor_name, token=token)
+        mails.append(
+            OutgoingMail(
+                to=address,
+                subject=content.subject,
+                body=content.text,
+                html=content.html,
+                headers=compose.headers(
+                    settings,
+                    message_id=message_id,
+                    in_reply_to=in_reply_to,
+                    references=references,
+                    unsubscribe=compose.unsubscribe_url(settings, token),
+                ),
+            )
+        )
+        new_ids.append(message_id)
+    # The root too: a reply whose client kept only References still finds its ticket.
+    recorded = [
+        {"message_id": m, "ticket_id": plan.ticket.id, "direction": "out"} for m in (root, *new_ids)
+    ]
+    await session.execute(
+        pg_insert(TicketMailMessage)
+        .values(recorded)
+        .on_conflict_do_nothing(index_elements=[TicketMailMessage.message_id])
+    )
+    await enqueue_mails(session, cipher, mails)
+
+
+def _name(cipher: PiiCipher, user: User | None) -> str:
+    if user is None:
+        return "Someone"
+    try:
+        return cipher.decrypt(user.name_ciphertext, context="user.name")
+    except DecryptionError:
+        return "Someone"
+
+
+async def _earlier_messages(session: AsyncSession, ticket_id: int, root: str) -> list[str]:
+    """The ticket's latest Message-IDs (sent and received), oldest first."""
+    rows = await session.scalars(
+        select(TicketMailMessage.message_id)
+        .where(TicketMailMessage.ticket_id == ticket_id, TicketMailMessage.message_id != root)
+        .order_by(TicketMailMessage.created_at.desc(), TicketMailMessage.message_id.desc())
+        .limit(REFERENCES_KEPT)
+    )
+    return list(reversed(list(rows)))
+
+
+PRUNE_EVERY_S = 24 * 3600.0
+
+
+async def prune_task(ctx: JobContext) -> None:
+    """Periodic: old lines leave the feed (service.KEEP_READ_DAYS / KEEP_UNREAD_DAYS)."""
+    async with ctx.database.sessionmaker() as session, session.begin():
+        removed = await service.prune_feed(session)
+    if removed:
+        log.info("pruned %d old notification(s)", removed)

@@ -1,0 +1,147 @@
+"""Who is told about a ticket event (the contract's table), worked out in the dispatch
+transaction.
+
+Never the person who acted (the reporter's receipt for the ticket they filed is the one
+exception: a receipt is its point). Kinds meant for agents go to staff only, so a customer never
+hears of an internal note, even as a demoted assignee. Banned users hear nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tekudasai.accounts.models import Role, User
+from tekudasai.accounts.service import is_banned
+from tekudasai.notifications.kinds import Kind
+from tekudasai.notifications.models import NotificationPreference
+from tekudasai.tickets.events import EventType, TicketEvent
+from tekudasai.tickets.models import Ticket, TicketComment, TicketStatus
+
+STAFF = frozenset({Role.AGENT.value, Role.ADMIN.value})
+# Status changes the reporter is told about.
+TOLD_STATUSES = frozenset(
+    {TicketStatus.PENDING.value, TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value}
+)
+AGENT_KINDS = frozenset(
+    {Kind.CUSTOMER_REPLY, Kind.ASSIGNED, Kind.INTERNAL_NOTE, Kind.NEW_TICKET_FOR_AGENTS}
+)
+
+# Targets of a rule: the ticket's reporter, its assignee, the agents who opted in to new
+# tickets, or the assignee when there is one and else those agents.
+REPORTER, ASSIGNEE, OPTED_IN, ASSIGNEE_ELSE_OPTED_IN = "reporter", "assignee", "opted", "either"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user: User
+    kind: Kind
+    # Told as the ticket's reporter: the customer's view (link, and never internal text).
+    as_reporter: bool
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user.role in STAFF
+
+
+@dataclass(frozen=True)
+class Plan:
+    event: TicketEvent
+    ticket: Ticket
+    actor: User | None
+    # The comment of a comment event (None otherwise, or when it is gone).
+    comment: TicketComment | None
+    recipients: list[Recipient]
+
+
+def rules(event: TicketEvent, ticket: Ticket) -> list[tuple[str, Kind]]:
+    """(target, kind) pairs for one event, before anyone is looked up."""
+    data: dict[str, Any] = event.data
+    changes: dict[str, Any] = data.get("changes") or {}
+    if event.type is EventType.TICKET_CREATED:
+        return [(REPORTER, Kind.TICKET_CREATED), (OPTED_IN, Kind.NEW_TICKET_FOR_AGENTS)]
+    if event.type is EventType.COMMENT_CREATED:
+        if event.internal:
+            return [(ASSIGNEE, Kind.INTERNAL_NOTE)]
+        if data.get("byReporter"):
+            return [(ASSIGNEE_ELSE_OPTED_IN, Kind.CUSTOMER_REPLY)]
+        return [(REPORTER, Kind.AGENT_REPLY)]
+    if event.type is EventType.TICKET_UPDATED:
+        # Only the customer's edit of the answers: an agent's edit tells nobody.
+        return [(ASSIGNEE_ELSE_OPTED_IN, Kind.CUSTOMER_REPLY)] if data.get("byReporter") else []
+    if event.type is EventType.STATUS_CHANGED:
+        status = (changes.get("status") or {}).get("to")
+        return [(REPORTER, Kind.STATUS_CHANGED)] if status in TOLD_STATUSES else []
+    if event.type is EventType.ASSIGNED:
+        new = (changes.get("assigneeId") or {}).get("to")
+        return [(f"user:{new}", Kind.ASSIGNED)] if new else []
+    return []
+
+
+async def plan(db: AsyncSession, event: TicketEvent) -> Plan | None:
+    """The recipients of `event`, or None when its ticket is gone."""
+    ticket = await db.get(Ticket, event.ticket_id)
+    if ticket is None:
+        return None
+    wanted = rules(event, ticket)
+    comment = None
+    if event.type is EventType.COMMENT_CREATED and isinstance(event.data.get("commentId"), int):
+        comment = await db.get(TicketComment, event.data["commentId"])
+    ids: set[str] = {ticket.reporter_id}
+    if ticket.assignee_id:
+        ids.add(ticket.assignee_id)
+    if event.actor_id:
+        ids.add(event.actor_id)
+    ids.update(target[5:] for target, _ in wanted if target.startswith("user:"))
+    users = {u.id: u for u in await db.scalars(select(User).where(User.id.in_(sorted(ids))))}
+    needs_opted_in = any(
+        t == OPTED_IN or (t == ASSIGNEE_ELSE_OPTED_IN and not ticket.assignee_id) for t, _ in wanted
+    )
+    opted_in: list[User] = []
+    if needs_opted_in:
+        opted_in = list(
+            await db.scalars(
+                select(User)
+                .join(NotificationPreference, NotificationPreference.user_id == User.id)
+                .where(
+                    NotificationPreference.new_ticket_for_agents.is_(True),
+                    User.role.in_(sorted(STAFF)),
+                )
+                .order_by(User.id)
+            )
+        )
+
+    recipients: dict[str, Recipient] = {}
+    for target, kind in wanted:
+        for user in _targets(target, ticket, users, opted_in):
+            receipt = kind is Kind.TICKET_CREATED and user.id == ticket.reporter_id
+            if user.id == event.actor_id and not receipt:
+                continue
+            if kind in AGENT_KINDS and user.role not in STAFF:
+                continue
+            if is_banned(user) or user.id in recipients:
+                continue
+            recipients[user.id] = Recipient(user, kind, as_reporter=user.id == ticket.reporter_id)
+    actor = users.get(event.actor_id) if event.actor_id else None
+    return Plan(event, ticket, actor, comment, list(recipients.values()))
+
+
+def _targets(target: str, ticket: Ticket, users: dict[str, User], opted: list[User]) -> list[User]:
+    def one(user_id: str | None) -> list[User]:
+        user = users.get(user_id) if user_id else None
+        return [user] if user is not None else []
+
+    if target == REPORTER:
+        return one(ticket.reporter_id)
+    if target == ASSIGNEE:
+        return one(ticket.assignee_id)
+    if target == OPTED_IN:
+        return opted
+    if target == ASSIGNEE_ELSE_OPTED_IN:
+        return one(ticket.assignee_id) if ticket.assignee_id else opted
+    if target.startswith("user:"):
+        return one(target[5:])
+    return []
