@@ -4,6 +4,7 @@ from tekudasai.accounts.models import Account, RateLimitCounter, Session, User, 
 from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
+from tekudasai.live.models import TicketPresence
 from tekudasai.monitoring.models import AlertState, SizeSample
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
@@ -21,6 +22,7 @@ __all__ = [
     "Ticket",
     "TicketComment",
     "TicketLog",
+    "TicketPresence",
     "TicketUpload",
     "Upload",
     "User",
