@@ -133,8 +133,8 @@ class Stream:
     def of(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
 
-    async def wait_for(self, predicate: Callable[[Stream], bool], timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, predicate: Callable[[Stream], bool], within: float = 10) -> None:
+        async with asyncio.timeout(within):
             while not predicate(self):
                 self.arrived.clear()
                 if self.ended.is_set():

@@ -148,7 +148,7 @@ async def test_heartbeat_comments_keep_an_idle_stream_alive(
     live: LiveServer, reporter: Person
 ) -> None:
     async with open_stream(live.url, reporter) as stream:
-        await stream.wait_for(lambda s: s.comments.count("heartbeat") >= 2, timeout=5)
+        await stream.wait_for(lambda s: s.comments.count("heartbeat") >= 2, within=5)
 
 
 async def test_unauthenticated_gets_401_not_a_stream(live: LiveServer) -> None:
