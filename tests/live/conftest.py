@@ -8,6 +8,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,3 +182,14 @@ async def file_ticket(base: str, person: Person, form_id: str, summary: str = "S
     )
     assert response.status_code == 200, response.text
     return int(response.json()["data"]["id"])
+
+
+async def until(predicate: Callable[[], bool], within: float = 10) -> None:
+    """Wait for a state of the server, whose loop runs in another thread (no asyncio.Event
+    crosses threads, so this polls)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting for the server")
