@@ -49,7 +49,7 @@ class PresenceOut(BaseModel):
     others: list[PresentOut]
 
 
-EVENT_STREAM_DOC: dict[str, Any] = {
+EVENT_STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-sent events: `ticket.created`, `ticket.updated`, "
         "`comment.created`, `notification`, `presence`; each `data:` is one JSON object.",
