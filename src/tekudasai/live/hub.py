@@ -18,6 +18,8 @@ import contextlib
 import functools
 import json
 import logging
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +132,30 @@ class Hub:
 
     # -- running -------------------------------------------------------------------------------
 
+    def close_all(self, reason: str) -> None:
+        for sub in list(self.subscribers):
+            sub.close(reason)
+
+    def _end_streams_on_exit_signals(self) -> None:
+        """A server shutting down waits for open responses, and a stream never ends by itself:
+        on SIGTERM/SIGINT end every stream (clients reconnect elsewhere), then let the
+        server's own handler run. Only the main thread can handle signals."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+
+            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.close_all, "shutdown")
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+
     async def run(self) -> None:
+        self._end_streams_on_exit_signals()
         loops = [
             asyncio.create_task(self._listen_loop(), name="tk-live-listen"),
             asyncio.create_task(self._load_loop(), name="tk-live-load"),
@@ -142,8 +167,7 @@ class Hub:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
-            for sub in list(self.subscribers):
-                sub.close("shutdown")
+            self.close_all("shutdown")
 
     async def _listen_loop(self) -> None:
         while True:
