@@ -192,3 +192,27 @@ async def test_two_app_instances_each_see_changes_made_through_the_other(
         await on_b.wait_for(lambda s: len(s.of("comment.created")) == 2)
     assert [e["data"]["body"] for e in on_a.of("comment.created")] == ["from node b", "from node a"]
     assert [e["data"]["body"] for e in on_b.of("comment.created")] == ["from node b", "from node a"]
+
+
+async def test_events_committed_out_of_id_order_all_arrive(
+    live: LiveServer, form_id: str, reporter: Person, agent: Person, database: Database
+) -> None:
+    from tekudasai.tickets import conversation
+
+    first = await file_ticket(live.url, reporter, form_id, "First")
+    second = await file_ticket(live.url, reporter, form_id, "Second")
+    async with open_stream(live.url, agent) as stream:
+        async with database.sessionmaker() as slow, slow.begin():
+            # The lower event id, committed last.
+            await conversation.add_comment(
+                slow, ticket_id=first, author=agent.user, body="early id"
+            )
+            async with database.sessionmaker() as fast, fast.begin():
+                await conversation.add_comment(
+                    fast, ticket_id=second, author=agent.user, body="late id"
+                )
+            await stream.wait_for(lambda s: len(s.of("comment.created")) == 1)
+        await stream.wait_for(lambda s: len(s.of("comment.created")) == 2)
+    events = stream.of("comment.created")
+    assert [e["data"]["body"] for e in events] == ["late id", "early id"]
+    assert int(events[0]["id"]) > int(events[1]["id"])

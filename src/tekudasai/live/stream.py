@@ -92,11 +92,13 @@ class EventStream(Response):
         sub = self.sub
         if not await self._write(send, HELLO):
             return False
-        last_sent = 0
-        for event_id, chunk in self.replay:
+        # Events can commit out of id order, so a live event is skipped only when the replay
+        # sent that very id (it was read both ways around the subscription), never for being
+        # older than the last one sent.
+        replayed = {event_id for event_id, _ in self.replay if event_id is not None}
+        for _, chunk in self.replay:
             if not await self._write(send, chunk):
                 return False
-            last_sent = max(last_sent, event_id or 0)
         while sub.closed is None:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), self.heartbeat_s)
@@ -107,10 +109,9 @@ class EventStream(Response):
             if item is None:
                 break
             event_id, chunk = item
-            if event_id is not None:
-                if event_id <= last_sent:
-                    continue  # already sent in the replay
-                last_sent = event_id
+            if replayed and event_id in replayed:
+                replayed.discard(event_id)
+                continue
             if not await self._write(send, chunk):
                 return False
         return sub.closed not in {"slow", "gone"}
