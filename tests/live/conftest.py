@@ -150,7 +150,11 @@ async def open_stream(
 ) -> AsyncIterator[Stream]:
     async with (
         httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=60)) as http,
-        http.stream("GET", "/api/events", headers={**person.auth, **(headers or {})}) as response,
+        http.stream(
+            "GET",
+            "/api/events",
+            headers={**person.auth, "Accept": "text/event-stream", **(headers or {})},
+        ) as response,
     ):
         assert response.status_code == 200, (await response.aread()).decode()
         assert response.headers["content-type"].startswith("text/event-stream")

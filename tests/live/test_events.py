@@ -151,13 +151,20 @@ async def test_heartbeat_comments_keep_an_idle_stream_alive(
         await stream.wait_for(lambda s: s.comments.count("heartbeat") >= 2, within=5)
 
 
-async def test_unauthenticated_gets_401_not_a_stream(live: LiveServer) -> None:
+async def test_unauthenticated_gets_401_and_a_non_sse_client_406_not_a_stream(
+    live: LiveServer, reporter: Person
+) -> None:
     import httpx
 
-    async with httpx.AsyncClient(base_url=live.url) as http:
-        response = await http.get("/api/events")
-    assert response.status_code == 401
-    assert response.json()["code"] == "UNAUTHORIZED"
+    async with httpx.AsyncClient(base_url=live.url, timeout=5) as http:
+        response = await http.get("/api/events", headers={"Accept": "text/event-stream"})
+        assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHORIZED"
+        for accept in (None, "application/json", "*/*"):
+            headers = {**reporter.auth, **({"Accept": accept} if accept else {})}
+            response = await http.get("/api/events", headers=headers)
+            assert response.status_code == 406, accept
+            assert response.json()["code"] == "NOT_ACCEPTABLE"
 
 
 @pytest.mark.parametrize("how", ["sign-out", "ban"])

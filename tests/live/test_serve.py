@@ -61,7 +61,11 @@ async def test_serve_with_two_workers_fans_out_and_stops_promptly(
                     httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=60))
                 )
                 response = await stack.enter_async_context(
-                    client.stream("GET", "/api/events", headers=reporter.auth)
+                    client.stream(
+                        "GET",
+                        "/api/events",
+                        headers={**reporter.auth, "Accept": "text/event-stream"},
+                    )
                 )
                 assert response.status_code == 200
                 stream = Stream(response)

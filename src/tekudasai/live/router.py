@@ -31,6 +31,12 @@ class LiveUnavailable(AppError):
     message = "Live updates are not running in this process."
 
 
+class NotAnEventStreamClient(AppError):
+    status_code = 406
+    code = "NOT_ACCEPTABLE"
+    message = "This is a server-sent event stream: send Accept: text/event-stream."
+
+
 class Presence(BaseModel):
     model_config = ConfigDict(extra="forbid")
     state: presence.PresenceState
@@ -80,7 +86,11 @@ async def events(
     cipher: Cipher,
     last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> EventStream:
-    """What this user may see, live; resume with `Last-Event-ID` (5 minutes are replayed)."""
+    """What this user may see, live; resume with `Last-Event-ID` (5 minutes are replayed).
+    Needs `Accept: text/event-stream` (EventSource sends it): a client that did not ask for a
+    never-ending answer gets 406 instead of one."""
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        raise NotAnEventStreamClient()
     hub = hub_of(request)
     settings = request.app.state.settings
     # Subscribed before the replay is read, so nothing falls between the two; the stream
