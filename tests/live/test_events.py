@@ -223,3 +223,28 @@ async def test_events_committed_out_of_id_order_all_arrive(
     events = stream.of("comment.created")
     assert [e["data"]["body"] for e in events] == ["late id", "early id"]
     assert int(events[0]["id"]) > int(events[1]["id"])
+
+
+async def test_a_revoked_token_ends_its_stream_and_a_token_needs_tickets_read(
+    live: LiveServer, reporter: Person
+) -> None:
+    from dataclasses import replace
+
+    made = await api(
+        live.url, "POST", "/api/me/tokens", reporter, {"name": "feed", "scopes": ["tickets:read"]}
+    )
+    assert made.status_code == 200, made.text
+    token = made.json()
+    as_token = replace(reporter, token=token["token"])
+    async with open_stream(live.url, as_token) as stream:
+        revoked = await api(live.url, "DELETE", f"/api/me/tokens/{token['id']}", reporter)
+        assert revoked.status_code == 200, revoked.text
+        async with asyncio.timeout(5):
+            await stream.ended.wait()
+
+    forms_only = await api(
+        live.url, "POST", "/api/me/tokens", reporter, {"name": "forms", "scopes": ["forms:read"]}
+    )
+    narrow = replace(reporter, token=forms_only.json()["token"])
+    refused = await api(live.url, "GET", "/api/events", narrow)
+    assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"
