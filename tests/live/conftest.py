@@ -172,7 +172,7 @@ async def open_stream(
 async def api(
     base: str, method: str, path: str, person: Person, body: dict[str, Any] | None = None
 ) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         return await http.request(method, path, json=body, headers=person.auth)
 
 

@@ -22,7 +22,9 @@ async def test_two_agents_and_a_customer_see_each_other_live(
     aiko = await make_person(database, cipher, role="agent", name="Aiko Tanaka")
     ben = await make_person(database, cipher, role="agent", name="Ben Okafor")
     await make_form(database, form_id="live-ui")
-    async with httpx.AsyncClient(base_url=live_server.url, headers=customer.auth) as http:
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers=customer.auth, timeout=30
+    ) as http:
         filed = await http.post(
             "/api/tickets/my",
             json={
@@ -56,6 +58,7 @@ async def test_two_agents_and_a_customer_see_each_other_live(
         await carla_page.get_by_label("Your reply").fill("It beeps three times at start.")
         await carla_page.get_by_role("button", name="Send reply").click()
         await expect(carla_page.locator("ol.timeline")).to_contain_text("It beeps three times")
+        await carla_page.evaluate("window.__notReloaded = true")  # her page after the post
         timeline = ben_page.locator("ol.timeline").first
         await expect(timeline).to_contain_text("It beeps three times at start.")
         await expect(timeline).to_contain_text("Carla Customer")
@@ -87,7 +90,9 @@ async def test_two_agents_and_a_customer_see_each_other_live(
             "Please hold the power button for 10 s."
         )
         await screenshot(ben_page, "live-collision-prompt")
-        async with httpx.AsyncClient(base_url=live_server.url, headers=ben.auth) as http:
+        async with httpx.AsyncClient(
+            base_url=live_server.url, headers=ben.auth, timeout=30
+        ) as http:
             comments = (await http.get(f"/api/tickets/{ticket}/comments")).json()["data"]
         assert [c["body"] for c in comments] == [
             "It beeps three times at start.",
@@ -99,6 +104,15 @@ async def test_two_agents_and_a_customer_see_each_other_live(
         await expect(ben_page.locator("[data-toasts]")).to_contain_text("Reply sent")
         await expect(ben_page.locator("ol.timeline").first).to_contain_text("power button")
         await expect(carla_page.locator("ol.timeline")).to_contain_text("power button")
+        # A status change reaches the customer's open page, in place and announced.
+        await aiko_page.get_by_label("Status").select_option("pending")
+        await aiko_page.get_by_role("button", name="Update status").click()
+        await expect(carla_page.get_by_test_id("status")).to_have_text("Pending")
+        await expect(carla_page.locator("[data-live-announce]")).to_have_text(
+            "Status changed to Pending."
+        )
+        await expect(ben_page.locator(".page-header")).to_contain_text("Pending")
+        assert await carla_page.evaluate("window.__notReloaded") is True
         for page in (ben_page, aiko_page, carla_page):
             assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]
     finally:
@@ -118,7 +132,9 @@ async def test_the_queue_shows_a_new_ticket_without_reload(
         await page.goto("/agent")
         await expect(page.locator("html")).to_have_attribute("data-live", "open")
         await page.evaluate("window.__notReloaded = true")
-        async with httpx.AsyncClient(base_url=live_server.url, headers=customer.auth) as http:
+        async with httpx.AsyncClient(
+            base_url=live_server.url, headers=customer.auth, timeout=30
+        ) as http:
             filed = await http.post(
                 "/api/tickets/my",
                 json={
