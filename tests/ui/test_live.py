@@ -150,3 +150,36 @@ async def test_the_queue_shows_a_new_ticket_without_reload(
         assert page.js_errors == []  # type: ignore[attr-defined]
     finally:
         await context.close()
+
+
+async def test_the_system_page_refreshes_its_figures_in_place(
+    browser: Browser, live_server: LiveServer, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    customer = await make_person(database, cipher, role="user")
+    await make_form(database, form_id="live-system")
+    context, page = await new_page(browser, live_server)
+    # The page refreshes every minute; the test's clock runs the timers 200 times faster.
+    await context.add_init_script(
+        "const tkSetInterval = window.setInterval; window.setInterval ="
+        " (fn, ms, ...rest) => tkSetInterval(fn, Math.max(50, ms / 200), ...rest);"
+    )
+    try:
+        await sign_in(page, admin.email, admin.password)
+        await page.goto("/admin/system")
+        await page.evaluate("window.__notReloaded = true")
+        open_count = page.locator('#health tr:has(th:text-is("Tickets open")) td')
+        await expect(open_count).to_have_text("0")
+        async with httpx.AsyncClient(
+            base_url=live_server.url, headers=customer.auth, timeout=30
+        ) as http:
+            filed = await http.post(
+                "/api/tickets/my",
+                json={"formId": "live-system", "summary": "Counted", "formResponse": GOOD_RESPONSE},
+            )
+        assert filed.status_code == 200, filed.text
+        await expect(open_count).to_have_text("1")
+        assert await page.evaluate("window.__notReloaded") is True
+        assert page.js_errors == []  # type: ignore[attr-defined]
+    finally:
+        await context.close()
