@@ -44,14 +44,21 @@ async function fetchPage() {
 
 // Swap each element matching `selector` with the freshly rendered one, unless the user is
 // working in it (focus inside), so nobody loses what they were typing or choosing.
+// Returns the elements it left alone that way, so the caller can try again later.
 function swap(fresh, selector) {
   const olds = document.querySelectorAll(selector);
   const news = fresh.querySelectorAll(selector);
+  const kept = [];
   olds.forEach((old, i) => {
     const next = news[i];
-    if (!next || old.contains(document.activeElement)) return;
-    if (old.innerHTML !== next.innerHTML) old.replaceWith(document.importNode(next, true));
+    if (!next || old.innerHTML === next.innerHTML) return;
+    if (old.contains(document.activeElement) && document.activeElement !== document.body) {
+      kept.push(old);
+      return;
+    }
+    old.replaceWith(document.importNode(next, true));
   });
+  return kept;
 }
 
 function connect(handlers) {
@@ -235,7 +242,11 @@ function initPresence(hooks, ticketId, me) {
 function initQueue(region) {
   const refresh = debounce(async () => {
     const fresh = await fetchPage();
-    if (fresh) swap(fresh, "[data-live-queue]");
+    if (!fresh) return;
+    // Focus in the list (keyboard users): refresh once focus leaves it.
+    for (const kept of swap(fresh, "[data-live-queue]")) {
+      kept.addEventListener("focusout", refresh, { once: true });
+    }
   }, QUEUE_DEBOUNCE_MS);
   connect({
     "ticket.created": (t) => {
