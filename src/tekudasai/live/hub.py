@@ -136,26 +136,31 @@ class Hub:
         for sub in list(self.subscribers):
             sub.close(reason)
 
-    def _end_streams_on_exit_signals(self) -> None:
+    def _end_streams_on_exit_signals(self) -> dict[int, Any]:
         """A server shutting down waits for open responses, and a stream never ends by itself:
         on SIGTERM/SIGINT end every stream (clients reconnect elsewhere), then let the
-        server's own handler run. Only the main thread can handle signals."""
+        server's own handler run. Only the main thread can handle signals. Returns the
+        handlers it replaced, for `run` to put back when the hub stops."""
         if threading.current_thread() is not threading.main_thread():
-            return
+            return {}
         loop = asyncio.get_running_loop()
+        replaced: dict[int, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous = signal.getsignal(sig)
             if not callable(previous):
                 continue
 
             def handler(signum: int, frame: Any, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(self.close_all, "shutdown")
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(self.close_all, "shutdown")
                 previous(signum, frame)
 
             signal.signal(sig, handler)
+            replaced[sig] = (previous, handler)
+        return replaced
 
     async def run(self) -> None:
-        self._end_streams_on_exit_signals()
+        replaced = self._end_streams_on_exit_signals()
         loops = [
             asyncio.create_task(self._listen_loop(), name="tk-live-listen"),
             asyncio.create_task(self._load_loop(), name="tk-live-load"),
@@ -168,6 +173,9 @@ class Hub:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             self.close_all("shutdown")
+            for sig, (previous, ours) in replaced.items():
+                if signal.getsignal(sig) is ours:  # nobody wrapped it since
+                    signal.signal(sig, previous)
 
     async def _listen_loop(self) -> None:
         while True:
