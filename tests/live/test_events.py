@@ -248,3 +248,29 @@ async def test_a_revoked_token_ends_its_stream_and_a_token_needs_tickets_read(
     narrow = replace(reporter, token=forms_only.json()["token"])
     refused = await api(live.url, "GET", "/api/events", narrow)
     assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"
+
+
+def _stream_timings() -> float:
+    """Observations of /api/events in the request-duration histogram of this process."""
+    import re
+
+    from tekudasai.monitoring import metrics
+
+    text = metrics.exposition().decode()
+    found = re.search(
+        r'^tk_http_request_duration_seconds_count\{route="/api/events"\} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_a_stream_stays_out_of_the_request_latency_metrics(
+    live: LiveServer, reporter: Person
+) -> None:
+    before = _stream_timings()
+    async with open_stream(live.url, reporter) as stream:
+        await stream.wait_for(lambda s: "heartbeat" in s.comments)
+    refused = await api(live.url, "GET", "/api/events", reporter)  # no Accept: 406
+    assert refused.status_code == 406
+    await asyncio.sleep(0.3)
+    # The refusal is timed like any request; the stream's minutes on a page are not.
+    assert _stream_timings() == before + 1

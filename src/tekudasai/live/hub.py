@@ -28,6 +28,7 @@ from sqlalchemy import text
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.db.engine import create_engine
 from tekudasai.db.session import Database
 from tekudasai.live import feed
 from tekudasai.tickets.events import LIVE_CHANNEL
@@ -178,9 +179,18 @@ class Hub:
                     signal.signal(sig, previous)
 
     async def _listen_loop(self) -> None:
+        # Its own one-connection engine: the LISTEN connection is held for the process's
+        # life, so it takes no place in the request pool (nor in its gauges and alerts).
+        engine = create_engine(self.database.url, self.settings, pool_size=1)
+        try:
+            await self._listen(engine)
+        finally:
+            await engine.dispose()
+
+    async def _listen(self, engine: Any) -> None:
         while True:
             try:
-                async with self.database.engine.connect() as conn:
+                async with engine.connect() as conn:
                     raw = (await conn.get_raw_connection()).driver_connection
                     assert raw is not None
                     lost = asyncio.Event()

@@ -11,6 +11,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from tekudasai.core.middleware import LONG_LIVED
 from tekudasai.live.hub import Hub, Subscriber
 
 HEADERS = [
@@ -51,6 +52,7 @@ class EventStream(Response):
         self.send_timeout_s = send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[LONG_LIVED] = True  # minutes on a page are not request latency
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send(
