@@ -156,7 +156,7 @@ async def test_unauthenticated_gets_401_and_a_non_sse_client_406_not_a_stream(
 ) -> None:
     import httpx
 
-    async with httpx.AsyncClient(base_url=live.url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
         response = await http.get("/api/events", headers={"Accept": "text/event-stream"})
         assert response.status_code == 401
         assert response.json()["code"] == "UNAUTHORIZED"

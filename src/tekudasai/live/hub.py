@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.db.engine import create_engine
+from tekudasai.db.engine import create_engine, make_sessionmaker
 from tekudasai.db.session import Database
 from tekudasai.live import feed
 from tekudasai.tickets.events import LIVE_CHANNEL
@@ -36,6 +37,8 @@ from tekudasai.tickets.events import LIVE_CHANNEL
 log = logging.getLogger(__name__)
 
 RELISTEN_AFTER_S = 1.0
+# Per process, outside the request pool: LISTEN, and one for reads (plus one overflow).
+HUB_CONNECTIONS = 2
 PRESENCE_PREFIX = "p:"
 NOTIFICATION_PREFIX = "n:"
 
@@ -104,6 +107,8 @@ class Hub:
         self._wake = asyncio.Event()
         self._last_id = 0
         self._catch_up = False
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: Any = None
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -162,6 +167,15 @@ class Hub:
 
     async def run(self) -> None:
         replaced = self._end_streams_on_exit_signals()
+        # The hub's own small engine: the LISTEN connection (held for the process's life) and
+        # one for reading events and re-checking sessions. They take no place in the request
+        # pool, its gauges and alerts, and never mix with a request's statements.
+        self._engine = create_engine(
+            self.database.url,
+            self.settings.model_copy(update={"db_max_overflow": 1}),
+            pool_size=HUB_CONNECTIONS,
+        )
+        self._sessionmaker = make_sessionmaker(self._engine)
         loops = [
             asyncio.create_task(self._listen_loop(), name="tk-live-listen"),
             asyncio.create_task(self._load_loop(), name="tk-live-load"),
@@ -174,18 +188,14 @@ class Hub:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             self.close_all("shutdown")
+            await self._engine.dispose()
             for sig, (previous, ours) in replaced.items():
                 if signal.getsignal(sig) is ours:  # nobody wrapped it since
                     signal.signal(sig, previous)
 
     async def _listen_loop(self) -> None:
-        # Its own one-connection engine: the LISTEN connection is held for the process's
-        # life, so it takes no place in the request pool (nor in its gauges and alerts).
-        engine = create_engine(self.database.url, self.settings, pool_size=1)
-        try:
-            await self._listen(engine)
-        finally:
-            await engine.dispose()
+        assert self._engine is not None
+        await self._listen(self._engine)
 
     async def _listen(self, engine: Any) -> None:
         while True:
@@ -259,7 +269,7 @@ class Hub:
             self._wake.clear()
             ids, self._pending = self._pending, []
             try:
-                async with self.database.sessionmaker() as db:
+                async with self._sessionmaker() as db:
                     if self._catch_up:
                         # NOTIFYs sent while the LISTEN connection was down are lost: read
                         # what committed since the last event this process saw.
@@ -293,7 +303,8 @@ class Hub:
             return
         sessions = sorted({s.session_id for s in subs if s.session_id})
         tokens = sorted({s.token_id for s in subs if s.token_id})
-        async with self.database.engine.connect() as conn:
+        assert self._engine is not None
+        async with self._engine.connect() as conn:
             rows = (await conn.execute(_RECHECK, {"sessions": sessions, "tokens": tokens})).all()
         valid = {row.key: row.role for row in rows}
         for sub in subs:
