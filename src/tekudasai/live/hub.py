@@ -20,7 +20,7 @@ import json
 import logging
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -65,7 +65,6 @@ class Subscriber:
     token_id: str | None
     queue: asyncio.Queue[tuple[int | None, bytes] | None]
     closed: str | None = None  # why it ended: "slow", "signed out", "gone"
-    dropped_at: float | None = field(default=None)
 
     @property
     def staff(self) -> bool:
