@@ -28,6 +28,8 @@ from tekudasai.db.ratelimit import parse_limits
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.inbound import router as inbound
+from tekudasai.live.hub import Hub
+from tekudasai.live.router import router as live_router
 from tekudasai.monitoring.health import router as health_router
 from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
 from tekudasai.monitoring.router import router as metrics_router
@@ -58,6 +60,7 @@ API_ROUTERS = (
     automations_router,
     inbound.router,
     notifications_router,
+    live_router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
@@ -93,6 +96,9 @@ def create_app(
         if metrics:
             instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
             tasks.append(start_pool_sampler(app.state.database.engine))
+        # Live updates: this process's one LISTEN connection and its streams (live/hub.py).
+        app.state.live_hub = Hub(app.state.database, app.state.cipher, settings)
+        tasks.append(asyncio.create_task(app.state.live_hub.run(), name="tk-live"))
         if settings.background_jobs:
             # Every worker process runs the queue; claims with SKIP LOCKED keep each job to
             # exactly one run, and a busy process leaves the next job to an idle one.

@@ -130,6 +130,22 @@ class Settings(BaseSettings):
     mail_new_tickets_per_hour: int = Field(
         default=20, ge=1, le=100_000, validation_alias="TK_MAIL_NEW_TICKETS_PER_HOUR"
     )
+    # Live updates (GET /api/events, live/): heartbeat comment period, each stream's queue
+    # (a client that falls this far behind is dropped), how long one write may block, how
+    # often every stream's session is re-checked, and how long a presence lasts.
+    live_heartbeat_s: float = Field(
+        default=25.0, gt=0, le=300, validation_alias="TK_LIVE_HEARTBEAT_S"
+    )
+    live_queue_size: int = Field(
+        default=256, ge=1, le=100_000, validation_alias="TK_LIVE_QUEUE_SIZE"
+    )
+    live_send_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="TK_LIVE_SEND_TIMEOUT_S"
+    )
+    live_recheck_s: float = Field(default=3.0, gt=0, le=300, validation_alias="TK_LIVE_RECHECK_S")
+    live_presence_ttl_s: float = Field(
+        default=45.0, gt=0, le=3600, validation_alias="TK_LIVE_PRESENCE_TTL_S"
+    )
 
     @field_validator("base_url")
     @classmethod

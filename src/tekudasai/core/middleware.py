@@ -85,6 +85,11 @@ async def _refuse_too_large(scope: Scope, send: Send, message: str) -> None:
     )
 
 
+# Set in the scope by a response that lasts as long as the client stays (an event stream):
+# its duration is time on a page, not latency, so it stays out of the request metrics.
+LONG_LIVED = "tk.long_lived"
+
+
 class RequestContextMiddleware:
     """Request id (X-Request-ID), one access-log line, and the observer's status and timing.
 
@@ -116,7 +121,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            if self.observer is not None:
+            if self.observer is not None and not scope.get(LONG_LIVED):
                 self.observer(scope, status, seconds)
             access_log.info(
                 "%s %s %s %.1fms",

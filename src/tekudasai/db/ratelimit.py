@@ -33,6 +33,7 @@ DEFAULT_LIMITS = {
     "auth_ip": "30/minute",
     "tickets": "60/minute",
     "forms": "30/minute",
+    "presence": "30/minute",  # POST /api/tickets/{id}/presence: one per 30 s per open page
 }
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")

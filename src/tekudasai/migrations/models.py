@@ -6,6 +6,7 @@ from tekudasai.canned.models import CannedResponse
 from tekudasai.db.base import Base
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.jobs.models import Job
+from tekudasai.live.models import TicketPresence
 from tekudasai.monitoring.models import AlertState, SizeSample
 from tekudasai.notifications.models import Notification, NotificationPreference
 from tekudasai.sla.models import BusinessCalendar, SlaPolicy
@@ -34,6 +35,7 @@ __all__ = [
     "Ticket",
     "TicketComment",
     "TicketLog",
+    "TicketPresence",
     "TicketUpload",
     "Upload",
     "User",

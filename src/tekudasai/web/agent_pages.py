@@ -12,6 +12,7 @@ from tekudasai.core.errors import AppError
 from tekudasai.core.state import Cipher
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service as forms_service
+from tekudasai.live import collision, feed
 from tekudasai.tickets import audit, conversation, listing, workflow
 from tekudasai.tickets import service as tickets_service
 from tekudasai.tickets.models import TicketStatus
@@ -74,31 +75,31 @@ async def workbench(
     request: Request, ticket_id: str, agent: PageAgent, db: DbSession, cipher: Cipher
 ) -> Response:
     tid = _ticket_id(ticket_id)
+    return render(request, "agent/ticket.html", await _workbench(db, cipher, tid))
+
+
+async def _workbench(db: DbSession, cipher: Any, tid: int) -> dict[str, Any]:
     row = await tickets_service.get_ticket(db, ticket_id=tid)
     comments = await conversation.list_comments(db, ticket_id=tid, include_internal=True)
     logs = await audit.list_logs(db, ticket_id=tid, include_internal=True)
     reporter = row.reporter
-    return render(
-        request,
-        "agent/ticket.html",
-        {
-            "ticket": row.ticket,
-            "form": forms_service.form_view(row.form, row.version),
-            "comments": comment_views(comments, cipher),
-            "logs": await log_views(db, cipher, logs),
-            "agents": await staff_members(db, cipher),
-            "allowed_statuses": {
-                s.value for s in workflow.TRANSITIONS[TicketStatus(row.ticket.status)]
-            },
-            "reporter": {
-                "name": cipher.decrypt(reporter.name_ciphertext, context="user.name"),
-                "email": cipher.decrypt(reporter.email_ciphertext, context="user.email"),
-                "role": reporter.role,
-            }
-            if reporter
-            else {"name": "Deleted user", "email": "", "role": None},
+    return {
+        "ticket": row.ticket,
+        "form": forms_service.form_view(row.form, row.version),
+        "comments": comment_views(comments, cipher),
+        "logs": await log_views(db, cipher, logs),
+        "agents": await staff_members(db, cipher),
+        "allowed_statuses": {
+            s.value for s in workflow.TRANSITIONS[TicketStatus(row.ticket.status)]
         },
-    )
+        "reporter": {
+            "name": cipher.decrypt(reporter.name_ciphertext, context="user.name"),
+            "email": cipher.decrypt(reporter.email_ciphertext, context="user.email"),
+            "role": reporter.role,
+        }
+        if reporter
+        else {"name": "Deleted user", "email": "", "role": None},
+    }
 
 
 async def _act(
@@ -177,10 +178,29 @@ async def open_form(
 
 @router.post("/tickets/{ticket_id}/comment")
 async def comment(
-    request: Request, ticket_id: str, agent: PageAgent, db: DbSession, posted: PostedForm
+    request: Request,
+    ticket_id: str,
+    agent: PageAgent,
+    db: DbSession,
+    posted: PostedForm,
+    cipher: Cipher,
 ) -> Response:
     tid = _ticket_id(ticket_id)
     internal = posted.get("internal") == "true"
+    body = str(posted.get("body", ""))
+    if not internal and posted.get("confirm") != "1":
+        # Collision: someone else replied to the customer since this page was rendered (the
+        # form carries the last comment id it showed). Show their reply and ask first.
+        seen = feed.parse_last_event_id(str(posted.get("seen", "")))
+        newer = (
+            await collision.newer_public_replies(db, ticket_id=tid, seen=seen, me=agent.user.id)
+            if seen is not None
+            else []
+        )
+        if newer:
+            context = await _workbench(db, cipher, tid)
+            context["collision"] = {"comments": comment_views(newer, cipher), "body": body}
+            return render(request, "agent/ticket.html", context, status=409)
     return await _act(
         request,
         f"/agent/tickets/{tid}",
@@ -188,7 +208,7 @@ async def comment(
             db,
             ticket_id=tid,
             author=agent.user,
-            body=str(posted.get("body", "")),
+            body=body,
             internal=internal,
         ),
         "Internal note added." if internal else "Reply sent to the customer.",

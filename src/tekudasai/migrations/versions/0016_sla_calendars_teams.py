@@ -1,7 +1,7 @@
 """business_calendars, teams and team_members (#15: service levels and teams)
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0016"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

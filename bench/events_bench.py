@@ -1,0 +1,337 @@
+"""GET /api/events on one node: memory per connection, CPU at idle, and the delay from a
+change to every client seeing it (p50/p99); plus what open streams cost the request that
+causes the change.
+
+    PYTHONPATH=src python bench/events_bench.py --clients 500
+    PYTHONPATH=src python bench/events_bench.py --clients 50 --idle 3 --changes 10   # quick check
+
+One `tekudasai serve --workers 1` (a real server on loopback) against an embedded PostgreSQL
+in --data-dir. The clients are plain asyncio connections in this process (an EventSource's
+work: read lines), all signed in as agents, so every change reaches every client.
+
+- memory: the worker's RSS after the clients connected minus before, divided by the clients
+  (the first connections also warm caches: read it with enough clients, 500);
+- CPU at idle: the worker's CPU time (user + system) over --idle seconds with every client
+  connected and nothing happening (heartbeats included when --heartbeat is short);
+- delay: for each change (an agent's comment through the API), from the moment its POST
+  returned (the change committed before that) to each client's receipt of the event: p50 and
+  p99 over all (client, change) pairs, and of the slowest client per change;
+- causing request: POST comment ms (median) with no stream open, then with every client
+  connected: back to back (each request competes with the fan-out of the one before, and
+  with this process's clients, on the same cores) and paced (the next request only once
+  every client got the last event: the request's own cost).
+
+Both the server and the clients share this machine's cores: compare figures within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECRET = "bench-secret-that-is-long-enough-0123456789abcdef"
+DATABASE = "tk_events_bench"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def worker_pids(serve_pid: int) -> list[int]:
+    """The serve supervisor's children that are workers (not multiprocessing's helpers)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{serve_pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(p) for p in (task / "children").read_text().split()]
+    return [
+        pid
+        for pid in children
+        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def prepare(url: str, data_dir: Path) -> dict[str, Any]:
+    """An agent (its session token for every client), a customer, a form and a ticket."""
+    from tekudasai.accounts import service as accounts_service
+    from tekudasai.config import Settings
+    from tekudasai.core.crypto import PiiCipher
+    from tekudasai.db.session import Database
+    from tekudasai.forms import service as forms_service
+
+    settings = Settings(DATABASE_URL=url, TK_DATA_DIR=str(data_dir), BETTER_AUTH_SECRET=SECRET)
+    cipher = PiiCipher(settings.master_secret())
+    database = Database.connect(url, settings, pool_size=1)
+    stamp = int(time.time() * 1000)
+    async with database.sessionmaker() as db, db.begin():
+        agent = await accounts_service.create_user(
+            db,
+            cipher,
+            email=f"bench-agent-{stamp}@example.test",
+            name="Bench Agent",
+            password="bench-password-123",
+            role="agent",
+            email_verified=True,
+        )
+        customer = await accounts_service.create_user(
+            db,
+            cipher,
+            email=f"bench-customer-{stamp}@example.test",
+            name="Bench Customer",
+            password="bench-password-123",
+            role="user",
+            email_verified=True,
+        )
+        agent_token, _ = await accounts_service.create_session(db, user_id=agent.id)
+        customer_token, _ = await accounts_service.create_session(db, user_id=customer.id)
+        form = await forms_service.create_form(
+            db,
+            creator_id=agent.id,
+            name="Bench form",
+            description="",
+            disabled=False,
+            elements=[{"type": "text-field", "name": "what", "label": "What", "required": True}],
+        )
+    await database.dispose()
+    return {"agent": agent_token, "customer": customer_token, "form_id": form["id"]}
+
+
+class Client:
+    """One stream: records when each event id arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[int, float] = {}
+        self.connected = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, port: int, token: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        try:
+            while line := await reader.readline():
+                if line.startswith(b": connected"):
+                    self.connected.set()
+                elif line.startswith(b"id: "):
+                    self.arrived[int(line[4:])] = time.perf_counter()
+                    self.changed.set()
+        finally:
+            writer.close()
+
+
+async def request_ms(http: Any, path: str, body: dict[str, Any], headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    response = await http.post(path, json=body, headers=headers)
+    assert response.status_code == 200, response.text[:300]
+    return (time.perf_counter() - started) * 1000
+
+
+async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> None:
+    import httpx
+
+    who = await prepare(url, args.data_dir)
+    agent = {"Authorization": f"Bearer {who['agent']}"}
+    customer = {"Authorization": f"Bearer {who['customer']}"}
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        filed = await http.post(
+            "/api/tickets/my",
+            json={"formId": who["form_id"], "summary": "Bench", "formResponse": {"what": "x"}},
+            headers=customer,
+        )
+        assert filed.status_code == 200, filed.text
+        ticket = filed.json()["data"]["id"]
+        path = f"/api/tickets/{ticket}/comments"
+
+        def body(n: int) -> dict[str, Any]:
+            return {"body": f"Bench reply {n}", "internal": False}
+
+        for n in range(20):  # warm up
+            await request_ms(http, path, body(n), agent)
+        alone = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+
+        workers = worker_pids(serve_pid)
+        assert len(workers) == 1, workers
+        worker = workers[0]
+        rss_before = rss_kb(worker)
+        clients = [Client() for _ in range(args.clients)]
+        for client in clients:
+            client.task = asyncio.create_task(client.run(port, who["agent"]))
+        async with asyncio.timeout(120):
+            for client in clients:
+                await client.connected.wait()
+        await asyncio.sleep(1)
+        rss_after = rss_kb(worker)
+
+        cpu_start, wall_start = cpu_seconds(worker), time.perf_counter()
+        await asyncio.sleep(args.idle)
+        idle_cpu = (cpu_seconds(worker) - cpu_start) / (time.perf_counter() - wall_start)
+
+        delays: list[float] = []
+        slowest: list[float] = []
+        expected = len(clients[0].arrived)  # every client sees every event (agents)
+        paced: list[float] = []
+        for n in range(args.changes):
+            started = time.perf_counter()
+            response = await http.post(path, json=body(10_000 + n), headers=agent)
+            committed = time.perf_counter()  # the change committed before its answer
+            paced.append((committed - started) * 1000)
+            assert response.status_code == 200, response.text
+            expected += 1
+            async with asyncio.timeout(30):
+                for client in clients:
+                    while len(client.arrived) < expected:
+                        client.changed.clear()
+                        await client.changed.wait()
+            event_id = max(clients[0].arrived)
+            per_client = [(c.arrived[event_id] - committed) * 1000 for c in clients]
+            delays += per_client
+            slowest.append(max(per_client))
+            await asyncio.sleep(args.pause)
+
+        connected = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+        for client in clients:
+            assert client.task is not None
+            client.task.cancel()
+        await asyncio.gather(*(c.task for c in clients if c.task), return_exceptions=True)
+        await asyncio.sleep(1)
+        # Again without streams: drift (a longer conversation, a warmer cache, the machine)
+        # shows as a difference between the two "alone" figures.
+        after = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+
+    print(f"clients:                  {args.clients} on one worker")
+    print(f"memory per connection:    {(rss_after - rss_before) / args.clients:.1f} KiB")
+    print(f"  worker RSS:             {rss_before / 1024:.1f} MiB -> {rss_after / 1024:.1f} MiB")
+    print(f"CPU at idle:              {idle_cpu * 100:.2f} % of one core over {args.idle:.0f} s")
+    print(
+        f"delay change -> client:   p50 {percentile(delays, 50):.1f} ms, "
+        f"p99 {percentile(delays, 99):.1f} ms ({len(delays)} deliveries)"
+    )
+    print(
+        f"  slowest client/change:  p50 {percentile(slowest, 50):.1f} ms, "
+        f"p99 {percentile(slowest, 99):.1f} ms ({len(slowest)} changes)"
+    )
+    base_ms = (statistics.median(alone) + statistics.median(after)) / 2
+    print(
+        f"causing request (POST comment), median: {statistics.median(alone):.2f} ms alone "
+        f"before, {statistics.median(after):.2f} ms alone after (baseline: their mean)"
+    )
+    for label, runs in (("back to back", connected), ("paced", paced)):
+        print(
+            f"  {label:12} with {args.clients} streams: {statistics.median(runs):.2f} ms "
+            f"({(statistics.median(runs) / base_ms - 1) * 100:+.1f} %)"
+        )
+    print(
+        "  back to back: each request competes with the previous change's fan-out; paced:"
+        " the next one starts when every client has the last event"
+    )
+
+
+def main(args: argparse.Namespace) -> None:
+    import asyncpg
+
+    from tekudasai.db.embedded import EmbeddedPostgres
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedPostgres(args.data_dir / "pgdata")
+    server.ensure_running()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+
+        async def create_database() -> None:
+            conn = await asyncpg.connect(server.url("postgres"))
+            try:
+                if not await conn.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE
+                ):
+                    await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create_database())
+        url = server.url(DATABASE)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
+        env.update(
+            DATABASE_URL=url,
+            TK_DATA_DIR=str(args.data_dir),
+            BETTER_AUTH_SECRET=SECRET,
+            TK_RATE_LIMITS="off",
+            TK_BACKGROUND_JOBS="false",
+            TK_LOG_LEVEL="WARNING",
+            TK_LIVE_HEARTBEAT_S=str(args.heartbeat),
+            PYTHONPATH=str(ROOT / "src"),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/api/health/ready").status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not start")
+        time.sleep(1)  # the worker's LISTEN connection
+        asyncio.run(run(args, url, process.pid, port))
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=60)
+        server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "tk-events-bench"
+    )
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU sampling")
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--pause", type=float, default=0.1, help="seconds between changes")
+    parser.add_argument("--requests", type=int, default=100, help="causing requests per phase")
+    parser.add_argument("--heartbeat", type=float, default=25.0)
+    main(parser.parse_args())

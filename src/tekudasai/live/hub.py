@@ -1,0 +1,319 @@
+"""The process's one LISTEN connection, fanned out to its streams' bounded queues.
+
+Payloads on `tk_live`: a bare number is a `ticket_events` id (sent by every ticket change on
+commit); `p:{json}` a presence, `n:{json}` a notification for one user (live/publish.py). The
+hub reads each event once (one query per batch of ids, not per client), formats it once, and
+offers the same bytes to every stream allowed to see it. A stream whose queue is full is
+dropped, not buffered: its client reconnects and resumes with Last-Event-ID.
+
+Every few seconds one query re-checks the sessions and tokens of all streams of the process:
+a signed-out session, a revoked token or a banned user ends its streams, a changed role
+changes what they see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tekudasai.accounts.dependencies import STAFF_ROLES
+from tekudasai.config import Settings
+from tekudasai.core.crypto import PiiCipher
+from tekudasai.db.engine import create_engine, make_sessionmaker
+from tekudasai.db.session import Database
+from tekudasai.live import feed
+from tekudasai.tickets.events import LIVE_CHANNEL
+
+log = logging.getLogger(__name__)
+
+RELISTEN_AFTER_S = 1.0
+# Per process, outside the request pool: LISTEN, and one for reads (plus one overflow).
+HUB_CONNECTIONS = 2
+PRESENCE_PREFIX = "p:"
+NOTIFICATION_PREFIX = "n:"
+
+_RECHECK = text(
+    """
+    SELECT s.id AS key, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.id = ANY(:sessions) AND s.expires_at > now()
+      AND NOT (u.banned AND (u.ban_expires IS NULL OR u.ban_expires > now()))
+    UNION ALL
+    SELECT t.id, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
+    WHERE t.id = ANY(:tokens) AND (t.expires_at IS NULL OR t.expires_at > now())
+      AND NOT (u.banned AND (u.ban_expires IS NULL OR u.ban_expires > now()))
+    """
+)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open stream: who it is for and its bounded queue of (event id, SSE bytes)."""
+
+    user_id: str
+    role: str
+    session_id: str | None
+    token_id: str | None
+    queue: asyncio.Queue[tuple[int | None, bytes] | None]
+    closed: str | None = None  # why it ended: "slow", "signed out", "gone"
+
+    @property
+    def staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    def may_see(self, event: feed.LiveEvent) -> bool:
+        if event.user_id is not None:
+            return event.user_id == self.user_id
+        if self.staff:
+            return True
+        return not event.staff_only and not event.internal and event.reporter_id == self.user_id
+
+    def offer(self, item: tuple[int | None, bytes]) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.close("slow")
+
+    def close(self, reason: str) -> None:
+        """End the stream: its reader wakes on the sentinel (or finds `closed` set)."""
+        if self.closed:
+            return
+        self.closed = reason
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+
+class Hub:
+    def __init__(self, database: Database, cipher: PiiCipher, settings: Settings) -> None:
+        self.database = database
+        self.cipher = cipher
+        self.settings = settings
+        self.subscribers: set[Subscriber] = set()
+        self.listening = asyncio.Event()
+        self.dropped = 0  # slow streams dropped since start (bench and tests read it)
+        self._pending: list[int] = []
+        self._wake = asyncio.Event()
+        self._last_id = 0
+        self._catch_up = False
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: Any = None
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def subscribe(
+        self, *, user_id: str, role: str, session_id: str | None, token_id: str | None
+    ) -> Subscriber:
+        sub = Subscriber(
+            user_id=user_id,
+            role=role,
+            session_id=session_id,
+            token_id=token_id,
+            queue=asyncio.Queue(self.settings.live_queue_size),
+        )
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        if sub.closed == "slow":
+            self.dropped += 1
+
+    def publish(self, event: feed.LiveEvent) -> None:
+        item = (event.id, event.chunk)
+        for sub in list(self.subscribers):
+            if sub.may_see(event):
+                sub.offer(item)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def close_all(self, reason: str) -> None:
+        for sub in list(self.subscribers):
+            sub.close(reason)
+
+    def _end_streams_on_exit_signals(self) -> dict[int, Any]:
+        """A server shutting down waits for open responses, and a stream never ends by itself:
+        on SIGTERM/SIGINT end every stream (clients reconnect elsewhere), then let the
+        server's own handler run. Only the main thread can handle signals. Returns the
+        handlers it replaced, for `run` to put back when the hub stops."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        loop = asyncio.get_running_loop()
+        replaced: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+
+            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(self.close_all, "shutdown")
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+            replaced[sig] = (previous, handler)
+        return replaced
+
+    async def run(self) -> None:
+        replaced = self._end_streams_on_exit_signals()
+        # The hub's own small engine: the LISTEN connection (held for the process's life) and
+        # one for reading events and re-checking sessions. They take no place in the request
+        # pool, its gauges and alerts, and never mix with a request's statements.
+        self._engine = create_engine(
+            self.database.url,
+            self.settings.model_copy(update={"db_max_overflow": 1}),
+            pool_size=HUB_CONNECTIONS,
+        )
+        self._sessionmaker = make_sessionmaker(self._engine)
+        loops = [
+            asyncio.create_task(self._listen_loop(), name="tk-live-listen"),
+            asyncio.create_task(self._load_loop(), name="tk-live-load"),
+            asyncio.create_task(self._recheck_loop(), name="tk-live-recheck"),
+        ]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            self.close_all("shutdown")
+            await self._engine.dispose()
+            for sig, (previous, ours) in replaced.items():
+                if signal.getsignal(sig) is ours:  # nobody wrapped it since
+                    signal.signal(sig, previous)
+
+    async def _listen_loop(self) -> None:
+        assert self._engine is not None
+        await self._listen(self._engine)
+
+    async def _listen(self, engine: Any) -> None:
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    assert raw is not None
+                    lost = asyncio.Event()
+                    raw.add_termination_listener(functools.partial(_set, lost))
+                    await raw.add_listener(LIVE_CHANNEL, self._on_notify)
+                    self.listening.set()
+                    if self._last_id:
+                        self._catch_up = True
+                        self._wake.set()
+                    try:
+                        await lost.wait()
+                    finally:
+                        self.listening.clear()
+                        with contextlib.suppress(Exception):
+                            await raw.remove_listener(LIVE_CHANNEL, self._on_notify)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listening for live updates failed (retrying): %s", exc)
+            await asyncio.sleep(RELISTEN_AFTER_S)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.isdigit():
+            self._pending.append(int(payload))
+            self._wake.set()
+        elif payload.startswith(PRESENCE_PREFIX):
+            self._presence(payload[len(PRESENCE_PREFIX) :])
+        elif payload.startswith(NOTIFICATION_PREFIX):
+            self._notification(payload[len(NOTIFICATION_PREFIX) :])
+
+    def _presence(self, raw: str) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            data = json.loads(raw)
+            self.publish(
+                feed.LiveEvent(
+                    id=None,
+                    ticket_id=int(data["ticketId"]),
+                    reporter_id=None,
+                    internal=False,
+                    staff_only=True,
+                    user_id=None,
+                    chunk=feed.sse("presence", data),
+                )
+            )
+
+    def _notification(self, raw: str) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            data = json.loads(raw)
+            user_id = str(data.pop("userId"))
+            self.publish(
+                feed.LiveEvent(
+                    id=None,
+                    ticket_id=data.get("ticketId"),
+                    reporter_id=None,
+                    internal=False,
+                    staff_only=False,
+                    user_id=user_id,
+                    chunk=feed.sse("notification", data),
+                )
+            )
+
+    async def _load_loop(self) -> None:
+        """Read the notified events in batches: one query however many arrived meanwhile."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            ids, self._pending = self._pending, []
+            try:
+                async with self._sessionmaker() as db:
+                    if self._catch_up:
+                        # NOTIFYs sent while the LISTEN connection was down are lost: read
+                        # what committed since the last event this process saw.
+                        self._catch_up = False
+                        events = await feed.since(db, self.cipher, self._last_id)
+                    else:
+                        events = await feed.load(db, self.cipher, sorted(set(ids)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading live events failed")
+                continue
+            for event in events:
+                if event.id is not None:
+                    self._last_id = max(self._last_id, event.id)
+                self.publish(event)
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.live_recheck_s)
+            try:
+                await self.recheck()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("re-checking live streams' sessions failed")
+
+    async def recheck(self) -> None:
+        subs = [s for s in self.subscribers if not s.closed]
+        if not subs:
+            return
+        sessions = sorted({s.session_id for s in subs if s.session_id})
+        tokens = sorted({s.token_id for s in subs if s.token_id})
+        assert self._engine is not None
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(_RECHECK, {"sessions": sessions, "tokens": tokens})).all()
+        valid = {row.key: row.role for row in rows}
+        for sub in subs:
+            key = sub.session_id or sub.token_id
+            role = valid.get(key or "")
+            if role is None:
+                sub.close("signed out")
+            else:
+                sub.role = role
+
+
+def _set(event: asyncio.Event, *_: object) -> None:
+    event.set()
