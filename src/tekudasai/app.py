@@ -34,11 +34,20 @@ from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
 from tekudasai.web.system_pages import router as system_page_router
+from tekudasai.web.webhook_pages import router as webhook_page_router
+from tekudasai.webhooks.router import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
 
-API_ROUTERS = (health_router, accounts_router, forms_router, tickets_router, uploads_router)
+API_ROUTERS = (
+    health_router,
+    accounts_router,
+    forms_router,
+    tickets_router,
+    uploads_router,
+    webhooks_router,
+)
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
 DOCS_ASSETS_URL = "/api/docs-assets"
@@ -111,6 +120,7 @@ def create_app(
     app.include_router(web_router)
     app.include_router(metrics_router)
     app.include_router(system_page_router)
+    app.include_router(webhook_page_router)
 
     install_error_handlers(app)
     install_web(app)

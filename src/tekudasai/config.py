@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
     # then points at it), so operations such as point-in-time recovery know where it lives.
     embedded_pgdata: Path | None = Field(default=None, validation_alias="TK_EMBEDDED_PGDATA")
+    # Webhook receivers on loopback/private networks (refused by default: SSRF guard).
+    webhook_allow_private: bool = Field(default=False, validation_alias="TK_WEBHOOK_ALLOW_PRIVATE")
 
     @field_validator("base_url")
     @classmethod

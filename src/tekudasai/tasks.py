@@ -17,6 +17,8 @@ from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
 from tekudasai.tickets import events
+from tekudasai.webhooks import delivery as webhook_delivery
+from tekudasai.webhooks import service as webhooks
 
 PRUNE_EVERY_S = 24 * 3600.0
 TRAFFIC = "monitoring.traffic"
@@ -25,7 +27,7 @@ TRAFFIC = "monitoring.traffic"
 NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
 
 # What reacts to ticket changes, in this order, once per event (tickets/events.py).
-EVENT_HANDLERS: tuple[events.EventHandler, ...] = ()
+EVENT_HANDLERS: tuple[events.EventHandler, ...] = (webhooks.on_ticket_event,)
 
 TASKS: Mapping[str, Task] = {
     events.DISPATCH: events.dispatch_task(EVENT_HANDLERS),
@@ -37,6 +39,8 @@ TASKS: Mapping[str, Task] = {
     TRAFFIC: traffic.sample_task,
     "monitoring.alerts": alerts.evaluate_task,
     "jobs.prune": prune_task,
+    webhook_delivery.DELIVER: webhook_delivery.deliver_task,
+    "webhooks.prune": webhooks.prune_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -47,6 +51,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("accounts.cleanup", accounts_jobs.cleanup_every),
     Periodic("jobs.prune", lambda _settings: PRUNE_EVERY_S),
     Periodic("tickets.prune_events", lambda _settings: PRUNE_EVERY_S),
+    Periodic("webhooks.prune", lambda _settings: PRUNE_EVERY_S),
 )
 
 

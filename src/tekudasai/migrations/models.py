@@ -7,6 +7,7 @@ from tekudasai.jobs.models import Job
 from tekudasai.monitoring.models import AlertState, SizeSample
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
+from tekudasai.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "Account",
@@ -25,4 +26,6 @@ __all__ = [
     "Upload",
     "User",
     "Verification",
+    "Webhook",
+    "WebhookDelivery",
 ]
