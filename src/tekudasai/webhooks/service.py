@@ -121,8 +121,20 @@ async def create_webhook(
     allow_private: bool,
 ) -> tuple[Webhook, str]:
     """The new webhook and its secret (returned this once; stored encrypted)."""
-    chosen = check_events(events)
-    checked = await urlguard.check_url(url, allow_private=allow_private)
+    # Both fields are checked, so a form can show every message at once.
+    errors: list[dict[str, Any]] = []
+    chosen: list[str] = []
+    try:
+        chosen = check_events(events)
+    except ValidationFailed as exc:
+        errors += exc.errors or []
+    try:
+        checked = await urlguard.check_url(url, allow_private=allow_private)
+    except ValidationFailed as exc:
+        errors += exc.errors or []
+    if errors:
+        text = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ValidationFailed(text, errors=errors)
     if (await db.scalar(select(func.count()).select_from(Webhook)) or 0) >= MAX_WEBHOOKS:
         raise ValidationFailed(f"At most {MAX_WEBHOOKS} webhooks.")
     secret = signing.new_secret()
