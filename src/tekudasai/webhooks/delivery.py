@@ -72,6 +72,12 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+@functools.cache
+def _cipher(master: bytes) -> PiiCipher:
+    # Decrypts under any key id; keys are derived once per process, not per delivery.
+    return PiiCipher(master)
+
+
 def _clean(raw: bytes) -> str:
     # PostgreSQL text holds no NUL; the log shows the beginning only.
     return raw[: LOG_BODY_CHARS * 4].decode("utf-8", "replace").replace("\x00", "")[:LOG_BODY_CHARS]
@@ -265,7 +271,7 @@ async def deliver_task(ctx: JobContext, *, deliveryId: int) -> None:
                 hold_s=0,
             )
         return
-    secret = PiiCipher(ctx.settings.master_secret()).decrypt(
+    secret = _cipher(ctx.settings.master_secret()).decrypt(
         claimed.secret_ciphertext, context=SECRET_CONTEXT
     )
     outcome = await send(
