@@ -8,11 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from tekudasai.db.session import Database
-from tekudasai.jobs.worker import Backoff, Worker
-from tekudasai.tasks import TASKS
+from tekudasai.jobs.worker import Backoff, JobContext, Worker
+from tekudasai.tasks import EVENT_HANDLERS, TASKS
+from tekudasai.tickets import events
 from tekudasai.webhooks import delivery
 from tests.conftest import make_settings
 from tests.factories import Person
@@ -307,3 +309,34 @@ async def test_host_names_are_resolved_once_and_the_checked_address_is_contacted
         Verifier(hook["secret"]).verify(request.body, request.headers)["data"]["webhookId"]
         == (hook["id"])
     )
+
+
+async def test_a_lane_whose_head_lost_its_job_is_resumed_by_the_next_event(
+    client: httpx.AsyncClient,
+    database: Database,
+    admin: Person,
+    agent: Person,
+    reporter: Person,
+    file_ticket: FileTicket,
+    receiver: Receiver,
+) -> None:
+    await make_webhook(client, admin.auth, receiver.url, TICKET_EVENTS)
+    ticket = await file_ticket(reporter)
+    settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    ctx = JobContext(database, settings, job_id=0, attempt=1)
+    async with database.engine.begin() as conn:
+        (event_id,) = (await conn.execute(text("SELECT id FROM ticket_events"))).one()
+    assert await events.dispatch(ctx, event_id, EVENT_HANDLERS)
+    async with database.engine.begin() as conn:  # the head's job is lost
+        lost = await conn.execute(text("DELETE FROM jobs WHERE name = 'webhooks.deliver'"))
+        assert lost.rowcount == 1
+    path = f"/api/tickets/{ticket['id']}"
+    assert (await client.patch(path, json={"status": "pending"}, headers=agent.auth)).is_success
+    worker = Worker(database, settings, TASKS, poll=0.2, backoff=Backoff(base=0.2, cap=1.0))
+    running = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: delivered(database, 2))
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert types(receiver.requests) == ["ticket.created", "ticket.status_changed"]

@@ -1,12 +1,14 @@
 """Sending deliveries: the `webhooks.deliver` job, one HTTP POST per try.
 
-Order per ticket. Deliveries of one webhook for one ticket form a lane ordered by event id. A
-job sends its delivery only when no earlier delivery of the lane is pending and no earlier
-event of the ticket is still being dispatched (it waits for that dispatch's row lock, so the
-earlier delivery exists by then). Otherwise it ends at once: whoever finishes the lane's head
-(delivered or given up) enqueues a job for the next pending delivery. The job sending a
-delivery leases it (`leased_by` = its job id) until its next retry, so a second job for the
-same delivery never sends it in parallel. Retries are the queue's (backoff 10 s, doubling,
+Order per ticket. Deliveries of one webhook for one ticket form a lane ordered by event id,
+and only the lane's head (its oldest pending delivery) is ever sent. A job first waits for
+earlier events of the ticket still being dispatched (their row locks; one not yet started
+means "try again shortly"), so every earlier delivery exists, then leases the head
+(`leased_by` = its job id, kept until its next retry): normally the head's own job does, and
+a later delivery's job takes over a head that nobody holds. A job that finds the head held by
+another ends at once; whoever finishes the head (delivered or given up) enqueues a job for
+the next pending delivery. So one delivery is never sent by two jobs at once, and a later one
+never overtakes an earlier one. Retries are the queue's (backoff 10 s, doubling,
 capped at an hour): MAX_TRIES tries span about 85 minutes, then the delivery is given up.
 
 The connection goes to the address the guard has just checked (not a second DNS lookup), with
@@ -158,9 +160,9 @@ _EARLIER_EVENTS = text(
     "SELECT id FROM ticket_events WHERE ticket_id = :ticket AND id < :event "
     "AND dispatched_at IS NULL FOR UPDATE"
 )
-_EARLIER_PENDING = text(
+_HEAD = text(
     "SELECT id FROM webhook_deliveries WHERE webhook_id = :webhook AND ticket_id = :ticket "
-    "AND status = 'pending' AND event_id < :event FOR UPDATE"
+    "AND status = 'pending' ORDER BY event_id LIMIT 1 FOR UPDATE"
 )
 _LEASE = text(
     "UPDATE webhook_deliveries d SET leased_by = :job, "
@@ -190,10 +192,12 @@ async def _claim(session: AsyncSession, delivery_id: int, job_id: int) -> Claime
         # means the earlier delivery may not exist: come back later.
         if (await session.execute(_EARLIER_EVENTS, lane)).first() is not None:
             raise LaneBusy(f"earlier events of ticket {row.ticket_id} are not dispatched yet")
-        # Locks the earlier pending rows: a head being finished right now is waited for.
-        earlier = await session.execute(_EARLIER_PENDING, {**lane, "webhook": row.webhook_id})
-        if earlier.first() is not None:
-            return None  # the head's finisher enqueues us
+        # The lane's head is sent first, by whichever job gets its lease: normally its own
+        # job; another delivery's job takes over a head nobody holds (its job is late, or
+        # died), so a lane never stalls. Locking it waits for a finisher in progress.
+        head = await session.scalar(_HEAD, {"ticket": row.ticket_id, "webhook": row.webhook_id})
+        if head is not None:
+            delivery_id = int(head)
     claimed = (
         await session.execute(_LEASE, {"id": delivery_id, "job": job_id, "lease": LEASE_S})
     ).first()

@@ -198,13 +198,22 @@ async def list_deliveries(
     return list((await db.scalars(query)).all())
 
 
+_ACTIVE_JOB = text(
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running') "
+    f"AND name = '{DELIVER}' AND (args->>'deliveryId')::bigint = CAST(:id AS bigint))"
+)
+
+
 async def retry_delivery(db: AsyncSession, webhook_id: str, delivery_id: int) -> WebhookDelivery:
-    """Send a finished (failed or delivered) delivery again: a fresh series of tries."""
+    """Send a finished (failed or delivered) delivery again with a fresh series of tries; a
+    pending one only when no job holds it (its job was lost)."""
     row = await db.get(WebhookDelivery, delivery_id, with_for_update=True)
     if row is None or row.webhook_id != webhook_id:
         raise DeliveryNotFound()
     if row.status == "pending":
-        raise DeliveryPending()
+        held = row.lease_until is not None and row.lease_until > datetime.now(UTC)
+        if held or await db.scalar(_ACTIVE_JOB, {"id": delivery_id}):
+            raise DeliveryPending()  # its job retries it by itself
     await db.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id)
