@@ -304,6 +304,7 @@ async def test_host_names_are_resolved_once_and_the_checked_address_is_contacted
     assert request.path == "/hook?x=1"
     # Sent to 127.0.0.1 (the receiver listens there only), named as the URL names it.
     assert request.headers["host"] == f"localhost:{receiver.port}"
+    assert request.headers["accept-encoding"] == "identity"  # the capped read is the answer
     assert request.json["type"] == "webhook.test"
     assert (
         Verifier(hook["secret"]).verify(request.body, request.headers)["data"]["webhookId"]

@@ -91,6 +91,9 @@ async def test_internal_addresses_are_refused(
         # All-Cyrillic "apple" look-alike beside the Latin "com": imitates Latin letters.
         ("https://xn--80ak6aa92e.com/hook", "imitates Latin"),
         ("https://no-such-host.invalid/hook", "does not resolve"),
+        ("https://good.example\\.evil.example/hook", "not a valid domain name"),
+        ("https://a..b.example/hook", "not a valid domain name"),
+        ("https://" + "x" * 64 + ".example/hook", "not a valid domain name"),
     ],
 )
 async def test_bad_urls_are_refused(

@@ -107,6 +107,8 @@ async def send(url: str, secret: str, msg_id: str, body: str, *, allow_private: 
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "host": host_header,
+        # Raw bytes are read (and capped): no compressed answer to inflate.
+        "accept-encoding": "identity",
     }
     extensions: dict[str, Any] = {}
     if checked.scheme == "https":
@@ -132,7 +134,7 @@ async def send(url: str, secret: str, msg_id: str, body: str, *, allow_private: 
         return done(False, None, None, f"no complete answer within {TRY_DEADLINE_S:.0f} s")
     except httpx.TimeoutException as exc:
         return done(False, None, None, f"timed out ({type(exc).__name__})")
-    except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         return done(False, None, None, f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= status < 300:
         return done(True, status, answer, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NEUTRAL_SCRIPTS = frozenset({"COMMON", "INHERITED"})
 RESOLVE_TIMEOUT_S = 5.0
+# Letters, digits, hyphens (and underscores, seen in real names) between dots, once encoded.
+_HOST_CHARS = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -107,6 +110,8 @@ def _decode_host(host: str) -> tuple[str, str]:
         readable = ascii_host.encode("ascii").decode("idna")
     except UnicodeError:
         raise UrlRefused("the host name is not a valid domain name") from None
+    if not _HOST_CHARS.fullmatch(ascii_host):
+        raise UrlRefused("the host name is not a valid domain name")
     return ascii_host, readable
 
 
