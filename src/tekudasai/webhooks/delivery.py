@@ -13,7 +13,8 @@ capped at an hour): MAX_TRIES tries span about 85 minutes, then the delivery is 
 
 The connection goes to the address the guard has just checked (not a second DNS lookup), with
 the host name in `Host` and in TLS SNI/verification; no redirects; connect/read timeouts and a
-cap on the whole try; at most READ_LIMIT bytes of the answer are read.
+cap on the whole try; at most READ_LIMIT bytes of the answer are read. Keep-alive connections
+are reused only for the same host name at the same checked address.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import functools
 import logging
 import ssl
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -80,6 +83,34 @@ def _cipher(master: bytes) -> PiiCipher:
     return PiiCipher(master)
 
 
+# Clients per event loop, per (scheme, host name, checked address, port): keep-alive
+# connections are reused only for the same name at the same address just checked.
+MAX_CLIENTS = 32
+_ClientKey = tuple[str, str, str, int]
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, OrderedDict[_ClientKey, httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
+
+
+async def _client(key: _ClientKey) -> httpx.AsyncClient:
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), OrderedDict())
+    client = per_loop.get(key)
+    if client is not None and not client.is_closed:
+        per_loop.move_to_end(key)
+        return client
+    client = httpx.AsyncClient(
+        verify=_tls(),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=4, keepalive_expiry=30),
+    )
+    per_loop[key] = client
+    while len(per_loop) > MAX_CLIENTS:
+        _, oldest = per_loop.popitem(last=False)
+        await oldest.aclose()
+    return client
+
+
 def _clean(raw: bytes) -> str:
     # PostgreSQL text holds no NUL; the log shows the beginning only.
     return raw[: LOG_BODY_CHARS * 4].decode("utf-8", "replace").replace("\x00", "")[:LOG_BODY_CHARS]
@@ -114,13 +145,16 @@ async def send(url: str, secret: str, msg_id: str, body: str, *, allow_private: 
     if checked.scheme == "https":
         extensions["sni_hostname"] = checked.host
     try:
+        client = await _client((checked.scheme, checked.host, address.compressed, checked.port))
         async with (
             asyncio.timeout(TRY_DEADLINE_S),
-            httpx.AsyncClient(
-                verify=_tls(), follow_redirects=False, timeout=TIMEOUT, trust_env=False
-            ) as client,
             client.stream(
-                "POST", target, content=payload, headers=headers, extensions=extensions
+                "POST",
+                target,
+                content=payload,
+                headers=headers,
+                extensions=extensions,
+                timeout=TIMEOUT,
             ) as response,
         ):
             received = bytearray()

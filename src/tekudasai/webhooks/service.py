@@ -290,8 +290,21 @@ async def _event_data(db: AsyncSession, event: TicketEvent) -> dict[str, Any] | 
     data: dict[str, Any] = {"ticketId": event.ticket_id, "eventId": event.id}
     data["actorId"] = event.actor_id
     data.update(event.data)
+    # Plain column reads: an ORM entity load costs more than the rest of the handler.
     if event.type.value == "ticket.created":
-        ticket = await db.get(Ticket, event.ticket_id)
+        ticket = (
+            await db.execute(
+                select(
+                    Ticket.id,
+                    Ticket.summary,
+                    Ticket.status,
+                    Ticket.form_id,
+                    Ticket.reporter_id,
+                    Ticket.assignee_id,
+                    Ticket.created_at,
+                ).where(Ticket.id == event.ticket_id)
+            )
+        ).first()
         if ticket is None:
             return None
         data["ticket"] = {
@@ -304,7 +317,17 @@ async def _event_data(db: AsyncSession, event: TicketEvent) -> dict[str, Any] | 
             "createdAt": iso(ticket.created_at),
         }
     elif event.type.value == "comment.created":
-        comment = await db.get(TicketComment, int(event.data.get("commentId", 0)))
+        comment = (
+            await db.execute(
+                select(
+                    TicketComment.id,
+                    TicketComment.body,
+                    TicketComment.internal,
+                    TicketComment.author_id,
+                    TicketComment.created_at,
+                ).where(TicketComment.id == int(event.data.get("commentId", 0)))
+            )
+        ).first()
         if comment is None:
             return None
         data["comment"] = {
