@@ -53,6 +53,7 @@ async def test_the_webhooks_page_flow(
         headers=HTML,
     )
     assert made.status_code == 200, made.text
+    assert "no-store" in made.headers["cache-control"]
     secret = made.text.split("<code data-new-secret>", 1)[1].split("<", 1)[0]
     assert secret.startswith("whsec_") and "shown only this once" in made.text
     assert "Unusual port" in made.text  # the receiver listens on an ephemeral port

@@ -96,7 +96,7 @@ async def create_webhook(
             values=values,
             status=exc.status_code,
         )
-    # Rendered, not redirected: the secret is shown in this answer only.
+    # Rendered, not redirected: the secret is shown in this answer only (pages are no-store).
     return await _list_page(request, db, created={**_view(hook), "secret": secret})
 
 

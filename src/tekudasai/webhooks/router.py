@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from tekudasai.accounts.dependencies import Admin, scopes
 from tekudasai.core.schemas import ERROR_RESPONSES, ok
@@ -33,9 +33,15 @@ async def list_webhooks(admin: Admin, db: DbSession) -> dict[str, Any]:
 
 @router.post("", openapi_extra=ADMIN, response_model=CreatedWebhook)
 async def create_webhook(
-    body: WebhookIn, admin: Admin, db: DbSession, cipher: Cipher, settings: AppSettings
+    body: WebhookIn,
+    admin: Admin,
+    db: DbSession,
+    cipher: Cipher,
+    settings: AppSettings,
+    response: Response,
 ) -> dict[str, Any]:
     """The `secret` (`whsec_…`) is in this answer only; it is stored encrypted."""
+    response.headers["Cache-Control"] = "no-store"  # the body carries the secret
     hook, secret = await service.create_webhook(
         db,
         cipher,
