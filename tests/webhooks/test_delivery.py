@@ -341,3 +341,33 @@ async def test_a_lane_whose_head_lost_its_job_is_resumed_by_the_next_event(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert types(receiver.requests) == ["ticket.created", "ticket.status_changed"]
+
+
+async def test_sla_events_are_queued_for_the_webhooks_that_want_them(
+    client: httpx.AsyncClient,
+    database: Database,
+    admin: Person,
+    reporter: Person,
+    file_ticket: FileTicket,
+    receiver: Receiver,
+    worker: Worker,
+) -> None:
+    """The SLA domain calls `service.emit` when a deadline nears or passes."""
+    from tekudasai.webhooks import service
+
+    hook = await make_webhook(client, admin.auth, receiver.url, ["sla.breached"])
+    await make_webhook(client, admin.auth, receiver.url, ["sla.warning"])
+    ticket = await file_ticket(reporter)
+    async with database.sessionmaker() as db, db.begin():
+        queued = await service.emit(
+            db, event_type="sla.breached", ticket_id=ticket["id"], data={"target": "resolution"}
+        )
+    assert queued == 1
+    await wait_until(lambda: delivered(database, 1))
+    [request] = receiver.requests
+    assert request.json["type"] == "sla.breached"
+    assert request.json["data"] == {"ticketId": ticket["id"], "target": "resolution"}
+    assert Verifier(hook["secret"]).verify(request.body, request.headers)
+    with pytest.raises(ValueError, match="unknown"):
+        async with database.sessionmaker() as db, db.begin():
+            await service.emit(db, event_type="sla.exploded", ticket_id=None, data={})

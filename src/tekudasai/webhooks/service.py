@@ -366,6 +366,27 @@ async def on_ticket_event(db: AsyncSession, event: TicketEvent, ctx: JobContext)
     )
 
 
+async def emit(
+    db: AsyncSession, *, event_type: str, ticket_id: int | None, data: dict[str, Any]
+) -> int:
+    """For events that are not ticket events (`sla.warning`, `sla.breached`): queue a delivery
+    to every enabled webhook that wants `event_type`, in the caller's transaction; returns how
+    many. Without a ticket event id they are not ordered against the ticket's other events."""
+    if event_type not in EVENTS:
+        raise ValueError(f"unknown webhook event {event_type!r}")
+    targets = list(
+        await db.scalars(
+            select(Webhook.id).where(Webhook.enabled, Webhook.events.contains([event_type]))
+        )
+    )
+    if not targets:
+        return 0
+    body = _body(event_type, datetime.now(UTC), {"ticketId": ticket_id, **data})
+    return len(
+        await _add_deliveries(db, targets, event_type=event_type, body=body, ticket_id=ticket_id)
+    )
+
+
 async def prune_task(ctx: JobContext) -> None:
     """Periodic: forget finished deliveries after KEEP_DELIVERIES."""
     async with ctx.database.sessionmaker() as session, session.begin():
