@@ -43,6 +43,8 @@ from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web, notification_pages
 from tekudasai.web.router import router as web_router
 from tekudasai.web.system_pages import router as system_page_router
+from tekudasai.web.webhook_pages import router as webhook_page_router
+from tekudasai.webhooks.router import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ API_ROUTERS = (
     inbound.router,
     notifications_router,
     live_router,
+    webhooks_router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.
@@ -138,6 +141,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(system_page_router)
     app.include_router(notification_pages.router)
+    app.include_router(webhook_page_router)
 
     install_error_handlers(app)
     install_web(app)

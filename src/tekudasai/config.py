@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     live_presence_ttl_s: float = Field(
         default=45.0, gt=0, le=3600, validation_alias="TK_LIVE_PRESENCE_TTL_S"
     )
+    # Webhook receivers on loopback/private networks (refused by default: SSRF guard).
+    webhook_allow_private: bool = Field(default=False, validation_alias="TK_WEBHOOK_ALLOW_PRIVATE")
 
     @field_validator("base_url")
     @classmethod

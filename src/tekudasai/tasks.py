@@ -19,6 +19,8 @@ from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
 from tekudasai.notifications import handler as notifications
 from tekudasai.tickets import events
+from tekudasai.webhooks import delivery as webhook_delivery
+from tekudasai.webhooks import service as webhooks
 
 PRUNE_EVERY_S = 24 * 3600.0
 TRAFFIC = "monitoring.traffic"
@@ -27,7 +29,10 @@ TRAFFIC = "monitoring.traffic"
 NEEDS_WEB_PROCESS = frozenset({TRAFFIC})
 
 # What reacts to ticket changes, in this order, once per event (tickets/events.py).
-EVENT_HANDLERS: tuple[events.EventHandler, ...] = (notifications.notify,)
+EVENT_HANDLERS: tuple[events.EventHandler, ...] = (
+    notifications.notify,
+    webhooks.on_ticket_event,
+)
 
 TASKS: Mapping[str, Task] = {
     events.DISPATCH: events.dispatch_task(EVENT_HANDLERS),
@@ -41,6 +46,8 @@ TASKS: Mapping[str, Task] = {
     "jobs.prune": prune_task,
     inbound_imap.TASK: inbound_imap.poll_task,
     "notifications.prune": notifications.prune_task,
+    webhook_delivery.DELIVER: webhook_delivery.deliver_task,
+    "webhooks.prune": webhooks.prune_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -53,6 +60,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("tickets.prune_events", lambda _settings: PRUNE_EVERY_S),
     Periodic(inbound_imap.TASK, inbound_imap.poll_every),
     Periodic("notifications.prune", lambda _settings: notifications.PRUNE_EVERY_S),
+    Periodic("webhooks.prune", lambda _settings: PRUNE_EVERY_S),
 )
 
 

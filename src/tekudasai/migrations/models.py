@@ -13,6 +13,7 @@ from tekudasai.sla.models import BusinessCalendar, SlaPolicy
 from tekudasai.teams.models import Team, TeamMember
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.uploads.models import TicketUpload, Upload
+from tekudasai.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "Account",
@@ -40,4 +41,6 @@ __all__ = [
     "Upload",
     "User",
     "Verification",
+    "Webhook",
+    "WebhookDelivery",
 ]

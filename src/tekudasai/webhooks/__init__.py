@@ -1,0 +1,1 @@
+"""Outgoing webhooks: signed (Standard Webhooks) HTTP notifications of ticket events."""
