@@ -30,6 +30,7 @@ from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, star
 from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.tasks import make_worker
 from tekudasai.tickets.router import router as tickets_router
+from tekudasai.uploads.dependencies import storage_for
 from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web
 from tekudasai.web.router import router as web_router
@@ -102,6 +103,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.cipher = PiiCipher(settings.master_secret())
+    app.state.upload_storage = storage_for(settings)  # a bad TK_UPLOADS_URL stops start-up
     if database is not None:
         app.state.database = database
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -109,6 +110,16 @@ class Settings(BaseSettings):
     # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
     # then points at it), so operations such as point-in-time recovery know where it lives.
     embedded_pgdata: Path | None = Field(default=None, validation_alias="TK_EMBEDDED_PGDATA")
+    # Where upload bytes live: file:///path (default TK_DATA_DIR/uploads) or
+    # s3://bucket/prefix?endpoint=…&region=… (any S3-compatible store; needs the `s3` extra).
+    uploads_url: str | None = Field(default=None, validation_alias="TK_UPLOADS_URL")
+    # This node's name in /metrics (tk_node_info) and in the job queue's locked_by.
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        validation_alias="TK_NODE_NAME",
+    )
 
     @field_validator("base_url")
     @classmethod
