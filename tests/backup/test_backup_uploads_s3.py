@@ -94,7 +94,7 @@ async def test_backup_restore_and_verify_with_uploads_in_s3(
     assert tekudasai("db", "verify", env=local_env).returncode == 0
 
 
-async def test_a_store_that_cannot_be_reached_fails_the_backup_cleanly(
+def test_a_store_that_cannot_be_reached_fails_the_backup_cleanly(
     populated: Populated, tmp_path: Path
 ) -> None:
     url = "s3://tk-nowhere/x?endpoint=http://127.0.0.1:9"  # nothing listens on port 9
