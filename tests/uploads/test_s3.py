@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tekudasai.db.session import Database
 from tekudasai.uploads.dependencies import storage_for
 from tekudasai.uploads.models import Upload
 from tekudasai.uploads.s3 import S3Storage
+from tests.backup.conftest import SRC, cli_env, tekudasai
 from tests.conftest import make_settings
 from tests.factories import Person
 from tests.objectstore import (
@@ -346,3 +348,20 @@ def test_uploads_url_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "boto3", None)  # as if the s3 extra were not installed
     with pytest.raises(ConfigError, match=r"pip install 'tekudasai\[s3\]'"):
         storage("s3://tk-bucket/x")
+
+
+def test_serve_refuses_to_start_with_an_unusable_uploads_url(tmp_path: Path) -> None:
+    hidden = tmp_path / "no-boto3"
+    (hidden / "boto3").mkdir(parents=True)
+    (hidden / "boto3" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    for uploads_url, pythonpath, message in [
+        ("ftp://files.example.test/x", str(SRC), "must start with file:// or s3://"),
+        ("s3://tk-bucket/x", f"{hidden}:{SRC}", "pip install 'tekudasai[s3]'"),
+    ]:
+        env = cli_env(None, tmp_path / "data", TK_UPLOADS_URL=uploads_url, PYTHONPATH=pythonpath)
+        started = time.monotonic()
+        done = tekudasai("serve", "--port", "1", env=env, timeout=60)
+        assert done.returncode != 0
+        assert message in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert time.monotonic() - started < 30  # before any database is started
