@@ -4,6 +4,7 @@ of it that a test can cut to make the store unreachable while keeping its conten
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -189,11 +190,17 @@ def relay_to(server: MotoServer) -> Iterator[Relay]:
 _buckets = iter(range(1, 1_000_000))
 
 
+_shared: list[MotoServer] = []
+
+
 @pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
-    yield server
-    server.stop()
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
+    """One server for the whole run: each test module that imports this fixture gets its own
+    session-scoped copy of it, so the process itself is kept here and stopped at exit."""
+    if not _shared:
+        _shared.append(start_moto(tmp_path_factory.mktemp("moto") / "moto.log"))
+        atexit.register(_shared[0].stop)
+    return _shared[0]
 
 
 @pytest.fixture
