@@ -39,6 +39,7 @@ from tekudasai.sla.router import router as calendars_router
 from tekudasai.tasks import make_worker
 from tekudasai.teams.router import router as teams_router
 from tekudasai.tickets.router import router as tickets_router
+from tekudasai.uploads.dependencies import storage_for
 from tekudasai.uploads.router import router as uploads_router
 from tekudasai.web import install_web, notification_pages
 from tekudasai.web.router import router as web_router
@@ -131,6 +132,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.cipher = PiiCipher(settings.master_secret())
+    app.state.upload_storage = storage_for(settings)  # a bad TK_UPLOADS_URL stops start-up
     if database is not None:
         app.state.database = database
 

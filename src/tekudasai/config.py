@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -148,6 +149,16 @@ class Settings(BaseSettings):
     )
     # Webhook receivers on loopback/private networks (refused by default: SSRF guard).
     webhook_allow_private: bool = Field(default=False, validation_alias="TK_WEBHOOK_ALLOW_PRIVATE")
+    # Where upload bytes live: file:///path (default TK_DATA_DIR/uploads) or
+    # s3://bucket/prefix?endpoint=…&region=… (any S3-compatible store; needs the `s3` extra).
+    uploads_url: str | None = Field(default=None, validation_alias="TK_UPLOADS_URL")
+    # This node's name in /metrics (tk_node_info) and in the job queue's locked_by.
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        validation_alias="TK_NODE_NAME",
+    )
 
     @field_validator("base_url")
     @classmethod

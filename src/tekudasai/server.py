@@ -27,6 +27,7 @@ from tekudasai.db import migrate
 from tekudasai.db.lifecycle import embedded_server, resolve_database_url
 from tekudasai.db.session import Database
 from tekudasai.monitoring import querystats
+from tekudasai.uploads.dependencies import storage_for
 
 log = logging.getLogger("tekudasai.serve")
 
@@ -165,6 +166,7 @@ def uvicorn_config(settings: Settings, *, host: str, port: int, workers: int) ->
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
     configure_logging(settings.log_level, settings.log_format)
     settings.master_secret()  # generate the secret once, before workers race for it
+    storage_for(settings)  # a bad TK_UPLOADS_URL (or S3 without boto3) stops here, once
     server = embedded_server(settings) if settings.embedded else None
     started_here = server is not None and not server.is_running()
     try:

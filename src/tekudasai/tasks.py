@@ -7,6 +7,8 @@ imports it.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Mapping
 
 from tekudasai.accounts import jobs as accounts_jobs
@@ -66,4 +68,6 @@ PERIODIC: tuple[Periodic, ...] = (
 
 def make_worker(database: Database, settings: Settings, **options: object) -> Worker:
     """A worker for this process with every task and periodic job."""
+    # locked_by names the node (TK_NODE_NAME): `jobs list` shows where a job ran.
+    options.setdefault("me", f"{settings.node_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     return Worker(database, settings, TASKS, PERIODIC, **options)  # type: ignore[arg-type]

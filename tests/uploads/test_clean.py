@@ -22,8 +22,10 @@ from tests.uploads.test_api import _ticket_with
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-async def run_cli(settings: Settings, db_url: str, *args: str) -> tuple[int, str, str]:
-    env = {
+async def run_cli(
+    settings: Settings, db_url: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    command_env = {
         **os.environ,
         "DATABASE_URL": db_url,
         "TK_DATA_DIR": str(settings.data_dir),
@@ -31,13 +33,14 @@ async def run_cli(settings: Settings, db_url: str, *args: str) -> tuple[int, str
         "TK_ENV": "test",
         "PYTHONPATH": str(SRC),
         "COLUMNS": "200",
+        **(env or {}),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tekudasai",
         *args,
-        env=env,
+        env=command_env,
         cwd=settings.data_dir.parent,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -31,9 +31,11 @@ from tekudasai.backup.tools import (
     table_stats,
     tool,
     tool_dsn,
+    upload_relpath,
     user_tables,
 )
 from tekudasai.core.schemas import iso
+from tekudasai.uploads.storage import LocalStorage, Storage
 
 Progress = Callable[[str, float, float], None]
 
@@ -70,13 +72,23 @@ def no_progress(_stage: str, _done: float, _total: float) -> None:
 
 
 async def create_backup(
-    *, url: str, uploads_dir: Path, out: Path, progress: Progress | None = None
+    *,
+    url: str,
+    out: Path,
+    uploads_dir: Path | None = None,
+    uploads: Storage | None = None,
+    progress: Progress | None = None,
 ) -> Backup:
-    """Dump the database and archive the uploads into `out` (which must not exist yet)."""
+    """Dump the database and archive the uploads (the directory `uploads_dir`, or any upload
+    store) into `out` (which must not exist yet)."""
     report = progress or no_progress
+    if uploads is None:
+        if uploads_dir is None:
+            raise ValueError("create_backup needs uploads_dir or uploads")
+        uploads = LocalStorage(uploads_dir)
     out, tmp = _prepare_target(out)
     try:
-        manifest = await _write_parts(url=url, uploads_dir=uploads_dir, tmp=tmp, report=report)
+        manifest = await _write_parts(url=url, uploads=uploads, tmp=tmp, report=report)
         _write_json(tmp / MANIFEST, manifest)
         if out.exists():
             out.rmdir()
@@ -101,7 +113,7 @@ def _prepare_target(out: Path) -> tuple[Path, Path]:
 
 
 async def _write_parts(
-    *, url: str, uploads_dir: Path, tmp: Path, report: Progress
+    *, url: str, uploads: Storage, tmp: Path, report: Progress
 ) -> dict[str, Any]:
     conn = await connect(url)
     try:
@@ -157,7 +169,12 @@ async def _write_parts(
         await conn.close()
     report("dump", total, total)
 
-    files, size = await asyncio.to_thread(_archive_uploads, uploads_dir, tmp / UPLOADS_TAR, report)
+    if isinstance(uploads, LocalStorage):
+        files, size = await asyncio.to_thread(
+            _archive_uploads, uploads.root, tmp / UPLOADS_TAR, report
+        )
+    else:
+        files, size = await asyncio.to_thread(_archive_objects, uploads, tmp / UPLOADS_TAR, report)
     parts: dict[str, dict[str, Any]] = {}
     for name in (DUMP, UPLOADS_TAR):
         path = tmp / name
@@ -201,6 +218,36 @@ def _archive_uploads(uploads_dir: Path, target: Path, report: Progress) -> tuple
         os.fsync(raw.fileno())
     report("uploads", total, total)
     return len(files), done
+
+
+def _archive_objects(store: Storage, target: Path, report: Progress) -> tuple[int, int]:
+    """The uploads of an object store, streamed object by object into the same tar layout as
+    a local directory's (`<2 hex>/<key>`), so either kind of store restores into the other."""
+    found = list(store.list_objects())
+    total = sum(obj.size for obj in found) or 1
+    files = done = 0
+    report("uploads", 0, total)
+    with (
+        open(target, "wb") as raw,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for obj in found:
+            try:
+                reader = store.reader(obj.key)
+            except FileNotFoundError:
+                continue  # removed by `uploads clean` since the listing
+            with reader:
+                info = tarfile.TarInfo(upload_relpath(obj.key))
+                info.size, info.mtime, info.mode = obj.size, int(obj.modified), 0o600
+                tar.addfile(info, reader)
+            files += 1
+            done += obj.size
+            report("uploads", done, total)
+        tar.close()
+        raw.flush()
+        os.fsync(raw.fileno())
+    report("uploads", total, total)
+    return files, done
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

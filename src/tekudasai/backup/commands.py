@@ -21,6 +21,7 @@ from tekudasai.db.cli_support import (
     run,
     stage_progress,
 )
+from tekudasai.uploads.dependencies import storage_for
 
 
 def confirmer(yes: bool):  # type: ignore[no-untyped-def]
@@ -105,6 +106,7 @@ def restore_command(
                         target_url=target_url or database.url,
                         settings=settings,
                         uploads_dir=settings.uploads_dir,
+                        uploads=storage_for(settings),
                         confirm=confirmer(yes),
                         progress=report,
                     )
@@ -137,7 +139,7 @@ def verify_command(
                 if path is not None:
                     return await verify_backup(path=path, server_url=database.url, progress=report)
                 return await verify_live(
-                    url=database.url, uploads_dir=settings.uploads_dir, progress=report
+                    url=database.url, uploads=storage_for(settings), progress=report
                 )
 
     result = run(go())

@@ -20,6 +20,7 @@ from tekudasai.backup.archive import (
 )
 from tekudasai.config import Settings, parse_duration
 from tekudasai.jobs.worker import JobContext
+from tekudasai.uploads.dependencies import storage_for
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ async def perform_backup(
     policy = parse_retention(settings.backup_keep) if prune else None
     target = out or settings.backups_dir / backup_name()
     backup = await create_backup(
-        url=url, uploads_dir=settings.uploads_dir, out=target, progress=progress
+        url=url, uploads=storage_for(settings), out=target, progress=progress
     )
     outcome = BackupOutcome(backup)
     pgdata = pitr.embedded_pgdata(settings)

@@ -37,10 +37,12 @@ from tekudasai.backup.tools import (
 from tekudasai.config import Settings
 from tekudasai.db import migrate
 from tekudasai.db.session import Database
+from tekudasai.uploads.storage import LocalStorage, Storage
 
 Confirm = Callable[[str], bool]
 TERMINATE_TIMEOUT_S = 20.0
 _DATA_LOADED = re.compile(r"finished item \d+ TABLE DATA (\S+)")
+_ARCHIVED_UPLOAD = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{32})$")
 
 
 class RestoreRefused(BackupError):
@@ -78,19 +80,28 @@ async def restore_backup(
     uploads_dir: Path,
     confirm: Confirm,
     progress: Progress | None = None,
+    uploads: Storage | None = None,
 ) -> RestoreResult:
-    """Restore `path` into the database at `target_url` and the files into `uploads_dir`."""
+    """Restore `path` into the database at `target_url` and the files into `uploads_dir` (or
+    into the object store `uploads`)."""
     report = progress or no_progress
+    if isinstance(uploads, LocalStorage):
+        uploads_dir, uploads = uploads.root, None
     backup = await asyncio.to_thread(check_backup, path, report)
     manifest = backup.manifest
     check_revision(manifest.get("schemaRevision"))
     target = safe_identifier(database_name(target_url))
     live = await _database_state(target_url)
-    files_present = await asyncio.to_thread(_has_files, uploads_dir)
+    if uploads is None:
+        files_present = await asyncio.to_thread(_has_files, uploads_dir)
+        files_where = str(uploads_dir)
+    else:
+        files_present = await asyncio.to_thread(_has_objects, uploads)
+        files_where = uploads.description
     if live.non_empty or files_present:
         what = " and ".join(
             ([f"database {target!r} ({live.tables} tables)"] if live.non_empty else [])
-            + ([f"the files in {uploads_dir}"] if files_present else [])
+            + ([f"the files in {files_where}"] if files_present else [])
         )
         if not confirm(f"This replaces {what} with the backup from {manifest['createdAt']}."):
             raise RestoreRefused(
@@ -108,16 +119,26 @@ async def restore_backup(
         await maintenance.close()
         raise BackupError(f"cannot create a staging database on the target server: {exc}") from exc
     swapped = False
+    staged: StagedObjects | None = None
     try:
         await load_and_check(backup, staging_url, report)
         revision_to = await _migrate_forward(staging_url, settings)
         report("files", 0, 1)
-        files = await asyncio.to_thread(_extract_uploads, backup.path / UPLOADS_TAR, files_tmp)
+        if uploads is None:
+            files = await asyncio.to_thread(_extract_uploads, backup.path / UPLOADS_TAR, files_tmp)
+        else:
+            # Keys are random and never reused: the backup's objects can go in beside the
+            # live ones before the swap; the ones the backup lacks go after it.
+            staged = StagedObjects(uploads)
+            files = await asyncio.to_thread(staged.put_all, backup.path / UPLOADS_TAR)
         report("files", 1, 1)
         report("swap", 0, 1)
         await _swap_databases(maintenance, target, staging, exists=live.exists)
         swapped = True
-        await asyncio.to_thread(_swap_directories, files_tmp, uploads_dir)
+        if staged is None:
+            await asyncio.to_thread(_swap_directories, files_tmp, uploads_dir)
+        else:
+            await asyncio.to_thread(staged.remove_others)
         report("swap", 1, 1)
     finally:
         if not swapped:
@@ -125,6 +146,9 @@ async def restore_backup(
                 await maintenance.execute(
                     f"DROP DATABASE IF EXISTS {quote_ident(staging)} WITH (FORCE)"
                 )
+            if staged is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(staged.undo)
         shutil.rmtree(files_tmp, ignore_errors=True)
         await maintenance.close()
     return RestoreResult(
@@ -298,6 +322,41 @@ def _extract_uploads(archive: Path, target: Path) -> int:
             tar.extract(member, target, filter="data")
             count += 1
     return count
+
+
+def _has_objects(store: Storage) -> bool:
+    return next(iter(store.list_objects()), None) is not None
+
+
+class StagedObjects:
+    """A backup's uploads put into an object store beside the live ones."""
+
+    def __init__(self, store: Storage) -> None:
+        self.store = store
+        self.before: set[str] = set()
+        self.put: set[str] = set()
+
+    def put_all(self, archive: Path) -> int:
+        self.before = {obj.key for obj in self.store.list_objects()}
+        with tarfile.open(archive, mode="r") as tar:
+            for member in tar:
+                match = _ARCHIVED_UPLOAD.match(member.name)
+                if not member.isfile() or not match:
+                    continue  # only what the upload stores write: `<2 hex>/<key>`
+                source = tar.extractfile(member)
+                assert source is not None
+                with source:
+                    self.store.put(match.group(1), source, member.size)  # type: ignore[arg-type]
+                self.put.add(match.group(1))
+        return len(self.put)
+
+    def remove_others(self) -> None:
+        """After the swap: the live objects the backup does not have go, as a directory would."""
+        self.store.delete_many(sorted(self.before - self.put))
+
+    def undo(self) -> None:
+        """The restore failed before the swap: take back what was not there before."""
+        self.store.delete_many(sorted(self.put - self.before))
 
 
 def _swap_directories(new: Path, live: Path) -> None:

@@ -26,6 +26,7 @@ from tekudasai.backup.tools import (
     upload_relpath,
     with_database,
 )
+from tekudasai.uploads.storage import LocalStorage, Storage
 
 
 @dataclass
@@ -126,9 +127,19 @@ def _tar_hashes(archive: Path) -> dict[str, str]:
     return hashes
 
 
-async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None = None) -> Report:
-    """pg_amcheck (heap + every index), constraint validity and upload files on disk."""
+async def verify_live(
+    *,
+    url: str,
+    uploads_dir: Path | None = None,
+    uploads: Storage | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """pg_amcheck (heap + every index), constraint validity and upload files in their store."""
     report = progress or no_progress
+    if uploads is None:
+        if uploads_dir is None:
+            raise ValueError("verify_live needs uploads_dir or uploads")
+        uploads = LocalStorage(uploads_dir)
     result = Report()
     report("amcheck", 0, 1)
     dsn, password_env = tool_dsn(url)
@@ -170,19 +181,27 @@ async def verify_live(*, url: str, uploads_dir: Path, progress: Progress | None 
     finally:
         await conn.close()
     report("files", 0, 1)
-    on_disk = await asyncio.to_thread(_relative_files, uploads_dir)
-    missing = sorted(set(keys) - on_disk)
+    if isinstance(uploads, LocalStorage):
+        stored = await asyncio.to_thread(_relative_files, uploads.root)
+        where, kind = uploads.root, "on disk"
+    else:
+        store = uploads
+        stored = await asyncio.to_thread(
+            lambda: {upload_relpath(obj.key) for obj in store.list_objects()}
+        )
+        where, kind = store.description, f"in {store.description}"  # type: ignore[assignment]
+    missing = sorted(set(keys) - stored)
     if missing:
         result.problems.append(
-            f"{len(missing)} upload(s) recorded in the database have no file in {uploads_dir},"
+            f"{len(missing)} upload(s) recorded in the database have no file in {where},"
             f" e.g. {missing[0]}"
         )
     else:
-        result.checks.append(f"{len(keys)} recorded upload(s) all have their file on disk")
-    stray = on_disk - set(keys)
+        result.checks.append(f"{len(keys)} recorded upload(s) all have their file {kind}")
+    stray = stored - set(keys)
     if stray:
         result.warnings.append(
-            f"{len(stray)} file(s) in {uploads_dir} belong to no upload record"
+            f"{len(stray)} file(s) in {where} belong to no upload record"
             " (`tekudasai uploads clean` removes them)"
         )
     report("files", 1, 1)

@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -47,7 +48,8 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    # Escaped: a message is text, not markup ("pip install 'tekudasai[s3]'" lost its "[s3]").
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from starlette.types import Scope
 
+from tekudasai import __version__
 from tekudasai.core.handlers import HTTP_CODES
 from tekudasai.db import raw
 
@@ -291,3 +292,22 @@ def read_samples(names: set[str]) -> dict[str, list[tuple[dict[str, str], float]
             if sample.name in names:
                 found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
     return found
+
+
+# -- This node ----------------------------------------------------------------------------------
+
+
+def node_exposition(node: str) -> bytes:
+    """`tk_node_info{node=…,version=…} 1`: which node answered this scrape (TK_NODE_NAME).
+
+    Scrape every node itself (not through the load balancer): Prometheus then adds its own
+    `instance` label to each series, and this info metric names the node behind an instance."""
+    registry = CollectorRegistry()
+    info = Gauge(
+        "tk_node_info",
+        "This node (TK_NODE_NAME) and its version",
+        ["node", "version"],
+        registry=registry,
+    )
+    info.labels(node, __version__).set(1)
+    return generate_latest(registry)

@@ -53,7 +53,7 @@ async def prometheus_metrics(request: Request) -> Response:
                 raise Unauthorized("Send Authorization: Bearer <TK_METRICS_TOKEN>.")
             raise NotFound()
     metrics.update_pool_gauges(request.app.state.database.engine.sync_engine.pool)
-    body = metrics.exposition()
+    body = metrics.exposition() + metrics.node_exposition(settings.node_name)
     try:
         async with asyncio.timeout(DB_METRICS_TIMEOUT_S):
             body += await system.database_exposition(request.app.state.database, settings)

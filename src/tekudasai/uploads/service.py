@@ -158,7 +158,8 @@ async def clean_orphans(
     if victims:
         await db.execute(delete(Upload).where(Upload.id.in_([v.id for v in victims])))
     await db.flush()
-    known = set(await db.scalars(select(Upload.storage_key)))
+    # The victims' own keys are not stray: they are counted (and removed) as uploads already.
+    known = set(await db.scalars(select(Upload.storage_key))) | {v.storage_key for v in victims}
     stray = [
         key for key in await storage.stray_keys(older_than=cutoff.timestamp()) if key not in known
     ]

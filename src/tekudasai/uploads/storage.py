@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from anyio import to_thread
 
@@ -29,8 +31,20 @@ class StorageWriter(Protocol):
         """Forget everything written; safe to call more than once."""
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: float  # epoch seconds
+
+
 class Storage(Protocol):
-    """The interface an S3-compatible store would implement too."""
+    """Upload bytes by opaque key: LocalStorage (a directory) or S3Storage (uploads/s3.py).
+
+    The async methods serve requests; the blocking ones serve backups, restores and checks,
+    which run them in a worker thread."""
+
+    description: str  # for messages: a path or s3://bucket/prefix
 
     async def create(self) -> StorageWriter: ...
 
@@ -42,6 +56,21 @@ class Storage(Protocol):
 
     async def stray_keys(self, *, older_than: float) -> list[str]:
         """Keys (and unfinished writes) last touched before the epoch time `older_than`."""
+        ...
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Every stored upload (never unfinished writes); blocking."""
+        ...
+
+    def reader(self, key: str) -> BinaryIO:
+        """A blocking file object over the bytes of `key`; FileNotFoundError when absent."""
+        ...
+
+    def put(self, key: str, source: BinaryIO, size: int) -> None:
+        """Store `size` bytes read from `source` under `key` (restores); blocking."""
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove these keys (absent ones are fine); blocking."""
 
 
 def new_key() -> str:
@@ -54,6 +83,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.partial = root / ".partial"
+        self.description = str(root)
 
     def path_of(self, key: str) -> Path:
         if not KEY_RE.match(key):
@@ -101,6 +131,32 @@ class LocalStorage:
             return found
 
         return await to_thread.run_sync(_scan)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob("[0-9a-f][0-9a-f]/*")):
+            if KEY_RE.match(path.name) and path.parent.name == path.name[:2]:
+                stat = path.stat()
+                yield StoredObject(path.name, stat.st_size, stat.st_mtime)
+
+    def reader(self, key: str) -> BinaryIO:
+        return self.path_of(key).open("rb")
+
+    def put(self, key: str, source: BinaryIO, size: int) -> None:
+        final = self.path_of(key)
+        self.partial.mkdir(parents=True, exist_ok=True)
+        temp = self.partial / f"{key}.part"
+        with temp.open("wb") as handle:
+            shutil.copyfileobj(source, handle, READ_CHUNK)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, final)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.path_of(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
