@@ -23,10 +23,16 @@ from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddlew
 from tekudasai.core.routing import install_prefix_dispatch
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.ratelimit import parse_limits
+from tekudasai.db.replica import ReplicaFenceMiddleware
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.monitoring.health import router as health_router
-from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
+from tekudasai.monitoring.metrics import (
+    RequestMetrics,
+    instrument_engine,
+    instrument_replica,
+    start_pool_sampler,
+)
 from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.tasks import make_worker
 from tekudasai.tickets.router import router as tickets_router
@@ -73,6 +79,12 @@ def create_app(
         if metrics:
             instrument_engine(app.state.database.engine, slow_query_ms=settings.slow_query_ms)
             tasks.append(start_pool_sampler(app.state.database.engine))
+        replica = app.state.database.replica
+        if replica is not None:
+            # Lag sampling for the read replica (db/replica.py), as a metric when metrics are on.
+            if metrics:
+                instrument_replica(replica)
+            tasks.append(replica.start())
         if settings.background_jobs:
             # Every worker process runs the queue; claims with SKIP LOCKED keep each job to
             # exactly one run, and a busy process leaves the next job to an idle one.
@@ -125,5 +137,7 @@ def create_app(
         expose_headers=["Retry-After", "X-Request-ID"],
     )
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_mb * 1024 * 1024)
+    if settings.database_replica_url:
+        app.add_middleware(ReplicaFenceMiddleware)  # read-your-writes cookie (db/replica.py)
     app.add_middleware(RequestContextMiddleware, observer=RequestMetrics() if metrics else None)
     return app

@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     # Set by `tekudasai serve` for its workers: the embedded server it started (DATABASE_URL
     # then points at it), so operations such as point-in-time recovery know where it lives.
     embedded_pgdata: Path | None = Field(default=None, validation_alias="TK_EMBEDDED_PGDATA")
+    # Scale-out (docs/scaling.md): a streaming read replica for lag-tolerant reads, and
+    # PgBouncer in transaction mode in front of PostgreSQL.
+    database_replica_url: str | None = Field(default=None, validation_alias="DATABASE_REPLICA_URL")
+    replica_max_lag_s: float = Field(
+        default=5.0, gt=0, le=3600, validation_alias="TK_REPLICA_MAX_LAG_S"
+    )
+    db_pgbouncer: bool = Field(default=False, validation_alias="TK_DB_PGBOUNCER")
+    # A URL that bypasses the pooler: LISTEN (job wake-ups) needs a session of its own.
+    db_direct_url: str | None = Field(default=None, validation_alias="TK_DB_DIRECT_URL")
 
     @field_validator("base_url")
     @classmethod

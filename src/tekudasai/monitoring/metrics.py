@@ -34,6 +34,7 @@ from starlette.types import Scope
 
 from tekudasai.core.handlers import HTTP_CODES
 from tekudasai.db import raw
+from tekudasai.db.replica import Replica, ReplicaStatus
 
 slow_log = logging.getLogger("tekudasai.slow_query")
 
@@ -76,6 +77,24 @@ POOL_CAPACITY = Gauge(
 )
 POOL_WAITERS = Gauge(
     "tk_db_pool_waiters", "Requests waiting for a connection", multiprocess_mode="livesum"
+)
+
+# The read replica (DATABASE_REPLICA_URL): each worker samples it; the worst one is reported.
+REPLICA_LAG = Gauge(
+    "tk_db_replica_lag_seconds",
+    "Seconds the read replica is behind the primary (NaN while it cannot be measured)",
+    multiprocess_mode="livemax",
+)
+REPLICA_UP = Gauge(
+    "tk_db_replica_up",
+    "1 while the read replica takes lag-tolerant reads (reachable, in recovery, within "
+    "TK_REPLICA_MAX_LAG_S), else 0",
+    multiprocess_mode="livemin",
+)
+ROUTED_READS = Counter(
+    "tk_db_routed_reads",
+    "Lag-tolerant reads by the server that answered them (replica or primary)",
+    ["target"],
 )
 
 STATEMENT_KINDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -230,6 +249,19 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
         started = getattr(context, "_tk_started", None)
         if started is not None:
             observe(statement, time.perf_counter() - started)
+
+
+def instrument_replica(replica: Replica) -> None:
+    """Lag and availability gauges from each sample, and a count of where reads went."""
+    targets = {target: ROUTED_READS.labels(target) for target in ("replica", "primary")}
+
+    def observe(status: ReplicaStatus) -> None:
+        REPLICA_LAG.set(status.lag_s if status.lag_s is not None else float("nan"))
+        REPLICA_UP.set(1 if status.state == "ok" else 0)
+
+    replica.observer = observe
+    replica.route_observer = lambda target: targets[target].inc()
+    observe(replica.status)
 
 
 POOL_SAMPLE_INTERVAL_S = 2.0
