@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tekudasai.config import Settings
 from tekudasai.core.handlers import database_unavailable
-from tekudasai.db.engine import create_engine, make_sessionmaker
+from tekudasai.db.engine import DatabaseUrlError, create_engine, make_sessionmaker
 from tekudasai.db.raw import DRIVER_CONNECTION
 from tekudasai.db.replica import Replica
 
@@ -50,6 +50,22 @@ class Database:
             sessionmaker=make_sessionmaker(engine),
             replica=replica,
             settings=settings,
+        )
+
+    @property
+    def session_url(self) -> str:
+        """Where tools that keep session state connect (pg_dump, pg_restore, checks): PostgreSQL
+        itself. Behind PgBouncer in transaction mode that is TK_DB_DIRECT_URL: pg_dump's
+        session settings (`search_path` emptied) would otherwise stay on a pooled server
+        connection, and every client that gets it next fails ("relation … does not exist")."""
+        settings = self.settings
+        if settings is None or not settings.db_pgbouncer:
+            return self.url
+        if settings.db_direct_url:
+            return settings.db_direct_url
+        raise DatabaseUrlError(
+            "behind PgBouncer (TK_DB_PGBOUNCER=true) backups, restores and checks need "
+            "TK_DB_DIRECT_URL, a URL straight to PostgreSQL"
         )
 
     def listen_engine(self) -> AsyncEngine | None:
