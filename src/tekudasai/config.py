@@ -116,7 +116,8 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=3600, validation_alias="TK_REPLICA_MAX_LAG_S"
     )
     db_pgbouncer: bool = Field(default=False, validation_alias="TK_DB_PGBOUNCER")
-    # A URL that bypasses the pooler: LISTEN (job wake-ups) needs a session of its own.
+    # A URL that bypasses the pooler, for what needs a session of its own: LISTEN (job
+    # wake-ups) and pg_dump/pg_restore (backups).
     db_direct_url: str | None = Field(default=None, validation_alias="TK_DB_DIRECT_URL")
 
     @field_validator("base_url")
