@@ -38,6 +38,7 @@ from http.cookies import SimpleCookie
 from typing import Any, Literal
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -187,6 +188,7 @@ class Replica:
 
     def __init__(self, url: str, settings: Settings, primary: AsyncEngine) -> None:
         self.url = url
+        self.address = replica_address(url)
         self.max_lag_s = settings.replica_max_lag_s
         self.engine = create_engine(
             url,
@@ -328,6 +330,16 @@ class Replica:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def replica_address(url: str) -> str:
+    """host:port (or the socket directory) of a database URL: a label without credentials."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "replica"
+    host = parsed.host or str(parsed.query.get("host") or "localhost")
+    return f"{host}:{parsed.port or parsed.query.get('port') or 5432}"
 
 
 def _describe(error: BaseException) -> str:
