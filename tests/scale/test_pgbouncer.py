@@ -185,7 +185,10 @@ async def wait_jobs_done(db_url: str, within: float = 20) -> None:
 async def test_the_service_works_through_pgbouncer(setup: Setup, serve_through: Any) -> None:
     # No TK_DB_DIRECT_URL: the job queue cannot LISTEN through the pooler and polls instead,
     # and backups cannot run (next test).
-    served = serve_through(TK_BACKUP_INTERVAL="off")
+    # Pools larger than the server's max_connections (300): behind the pooler that is fine.
+    served = serve_through(
+        TK_BACKUP_INTERVAL="off", TK_DB_POOL_SIZE="150", TK_DB_MAX_OVERFLOW="150"
+    )
     async with httpx.AsyncClient(
         base_url=served.base, timeout=20, headers={"Origin": served.base}
     ) as http:
