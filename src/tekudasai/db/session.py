@@ -8,7 +8,6 @@ per statement anyway). BEGIN goes out with the first statement, whichever path i
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -22,7 +21,6 @@ from tekudasai.db.engine import DatabaseUrlError, create_engine, make_sessionmak
 from tekudasai.db.raw import DRIVER_CONNECTION
 from tekudasai.db.replica import Replica
 
-log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
