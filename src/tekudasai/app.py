@@ -25,13 +25,19 @@ from tekudasai.core.middleware import BodyLimitMiddleware, RequestContextMiddlew
 from tekudasai.core.routing import install_prefix_dispatch
 from tekudasai.db.lifecycle import resolve_database_url
 from tekudasai.db.ratelimit import parse_limits
+from tekudasai.db.replica import ReplicaFenceMiddleware
 from tekudasai.db.session import Database
 from tekudasai.forms.router import router as forms_router
 from tekudasai.inbound import router as inbound
 from tekudasai.live.hub import Hub
 from tekudasai.live.router import router as live_router
 from tekudasai.monitoring.health import router as health_router
-from tekudasai.monitoring.metrics import RequestMetrics, instrument_engine, start_pool_sampler
+from tekudasai.monitoring.metrics import (
+    RequestMetrics,
+    instrument_engine,
+    instrument_replica,
+    start_pool_sampler,
+)
 from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.notifications.router import router as notifications_router
 from tekudasai.sla.router import policies_router
@@ -103,6 +109,12 @@ def create_app(
         # Live updates: this process's one LISTEN connection and its streams (live/hub.py).
         app.state.live_hub = Hub(app.state.database, app.state.cipher, settings)
         tasks.append(asyncio.create_task(app.state.live_hub.run(), name="tk-live"))
+        replica = app.state.database.replica
+        if replica is not None:
+            # Lag sampling for the read replica (db/replica.py), as a metric when metrics are on.
+            if metrics:
+                instrument_replica(replica)
+            tasks.append(replica.start())
         if settings.background_jobs:
             # Every worker process runs the queue; claims with SKIP LOCKED keep each job to
             # exactly one run, and a busy process leaves the next job to an idle one.
@@ -163,5 +175,7 @@ def create_app(
         # Inbound mail is a raw message with its attachments: its own cap.
         path_limits={prefix + inbound.PATH: inbound.BODY_LIMIT for prefix in API_PREFIXES},
     )
+    if settings.database_replica_url:
+        app.add_middleware(ReplicaFenceMiddleware)  # read-your-writes cookie (db/replica.py)
     app.add_middleware(RequestContextMiddleware, observer=RequestMetrics() if metrics else None)
     return app

@@ -159,6 +159,16 @@ class Settings(BaseSettings):
         max_length=100,
         validation_alias="TK_NODE_NAME",
     )
+    # Scale-out (docs/scaling.md): a streaming read replica for lag-tolerant reads, and
+    # PgBouncer in transaction mode in front of PostgreSQL.
+    database_replica_url: str | None = Field(default=None, validation_alias="DATABASE_REPLICA_URL")
+    replica_max_lag_s: float = Field(
+        default=5.0, gt=0, le=3600, validation_alias="TK_REPLICA_MAX_LAG_S"
+    )
+    db_pgbouncer: bool = Field(default=False, validation_alias="TK_DB_PGBOUNCER")
+    # A URL that bypasses the pooler, for what needs a session of its own: LISTEN (job
+    # wake-ups) and pg_dump/pg_restore (backups).
+    db_direct_url: str | None = Field(default=None, validation_alias="TK_DB_DIRECT_URL")
 
     @field_validator("base_url")
     @classmethod

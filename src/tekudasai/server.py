@@ -112,9 +112,16 @@ async def prepare(settings: Settings, *, demo: bool, workers: int = 1) -> str:
     url = await resolve_database_url(settings)
     database = Database.connect(url, settings, pool_size=1)
     try:
-        async with database.engine.connect() as conn:
-            max_connections = int((await conn.execute(text("SHOW max_connections"))).scalar_one())
-        size, overflow = pool_budget(settings, workers=workers, max_connections=max_connections)
+        if settings.db_pgbouncer:
+            # The pools hold connections to PgBouncer, not to the server: its
+            # max_client_conn bounds them, and its pool sizes the server's share.
+            size, overflow = settings.db_pool_size, settings.db_max_overflow
+        else:
+            async with database.engine.connect() as conn:
+                max_connections = int(
+                    (await conn.execute(text("SHOW max_connections"))).scalar_one()
+                )
+            size, overflow = pool_budget(settings, workers=workers, max_connections=max_connections)
         os.environ["TK_DB_POOL_SIZE"] = str(size)
         os.environ["TK_DB_MAX_OVERFLOW"] = str(overflow)
         await migrate.upgrade(database.engine)

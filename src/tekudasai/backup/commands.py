@@ -53,7 +53,7 @@ def backup_command(
         async with command_database(settings) as database:
             with stage_progress(out=err_console) as report:
                 outcome = await backup_jobs.perform_backup(
-                    settings, url=database.url, out=out, prune=prune, progress=report
+                    settings, url=database.session_url, out=out, prune=prune, progress=report
                 )
         manifest = outcome.backup.manifest
         rows = sum(t["rows"] for t in manifest["tables"].values())
@@ -103,7 +103,7 @@ def restore_command(
                 with stage_progress(out=err_console) as report:
                     result = await restore_backup(
                         path=path,
-                        target_url=target_url or database.url,
+                        target_url=target_url or database.session_url,
                         settings=settings,
                         uploads_dir=settings.uploads_dir,
                         uploads=storage_for(settings),
@@ -137,9 +137,11 @@ def verify_command(
         async with command_database(settings) as database:
             with stage_progress(out=err_console) as report:
                 if path is not None:
-                    return await verify_backup(path=path, server_url=database.url, progress=report)
+                    return await verify_backup(
+                        path=path, server_url=database.session_url, progress=report
+                    )
                 return await verify_live(
-                    url=database.url, uploads=storage_for(settings), progress=report
+                    url=database.session_url, uploads=storage_for(settings), progress=report
                 )
 
     result = run(go())

@@ -92,5 +92,5 @@ async def scheduled_backup(ctx: JobContext) -> None:
     """The periodic job: back up (and prune) when the newest backup is older than the interval."""
     if not backup_due(ctx.settings):
         return
-    outcome = await perform_backup(ctx.settings, url=ctx.database.url, prune=True)
+    outcome = await perform_backup(ctx.settings, url=ctx.database.session_url, prune=True)
     log.info("scheduled backup written to %s; %s", outcome.backup.path, "; ".join(outcome.notes))

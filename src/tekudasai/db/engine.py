@@ -61,14 +61,25 @@ def _ssl_argument(opts: dict[str, Any]) -> str | ssl.SSLContext:
 
 
 def create_engine(
-    database_url: str, settings: Settings, *, pool_size: int | None = None
+    database_url: str,
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    application_name: str = "tekudasai",
+    connect_timeout: float | None = None,
+    pgbouncer: bool | None = None,
 ) -> AsyncEngine:
     url, connect_args = to_async_url(database_url)
-    server_settings = {"application_name": "tekudasai"}
-    if settings.db_statement_timeout_ms:
+    server_settings = {"application_name": application_name}
+    behind_pooler = settings.db_pgbouncer if pgbouncer is None else pgbouncer
+    if behind_pooler:
+        connect_args.update(pgbouncer_connect_args())
+    elif settings.db_statement_timeout_ms:
+        # A start-up parameter PgBouncer refuses ("unsupported startup parameter"): behind it
+        # the timeout is the role's (docs/scaling.md: ALTER ROLE … SET statement_timeout).
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     connect_args.update(
-        timeout=settings.db_connect_timeout,
+        timeout=connect_timeout or settings.db_connect_timeout,
         command_timeout=None,
         server_settings=server_settings,
     )
@@ -82,6 +93,24 @@ def create_engine(
     )
     install_ping(engine)
     return engine
+
+
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """Driver settings for PgBouncer in transaction mode (TK_DB_PGBOUNCER=true).
+
+    Behind a transaction-mode pooler consecutive statements outside a transaction may reach
+    different server connections, and a server connection outlives the client that prepared
+    something on it. So nothing may be prepared under a name: asyncpg's own cache off
+    (`statement_cache_size=0`: its statements are then unnamed and parsed again in the same
+    message batch as their execution, the mode asyncpg keeps for PgBouncer) and SQLAlchemy's
+    cache off too (`prepared_statement_cache_size=0`: its `prepare()` then makes unnamed
+    statements as well). Unnamed statements cannot collide and leave nothing behind on the
+    server, so no `prepared_statement_name_func`, NullPool or DISCARD ALL is needed (those are
+    SQLAlchemy's recipe for named statements). The price is one more Parse per statement;
+    PgBouncer ≥ 1.21 with `max_prepared_statements` could keep the caches, 1.18 (Debian 12)
+    cannot.
+    """
+    return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
 
 
 # A connection back in the pool for less than this was alive a moment ago: it is checked

@@ -16,8 +16,12 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tekudasai.config import Settings
-from tekudasai.db.engine import create_engine, make_sessionmaker
+from tekudasai.core.handlers import database_unavailable
+from tekudasai.db.engine import DatabaseUrlError, create_engine, make_sessionmaker
 from tekudasai.db.raw import DRIVER_CONNECTION
+from tekudasai.db.replica import Replica
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -25,14 +29,71 @@ class Database:
     url: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # DATABASE_REPLICA_URL: lag-tolerant reads (ReadDb below, db/replica.py).
+    replica: Replica | None = None
+    settings: Settings | None = None
+    _listen_engine: AsyncEngine | None = None
 
     @classmethod
     def connect(cls, url: str, settings: Settings, *, pool_size: int | None = None) -> Database:
         engine = create_engine(url, settings, pool_size=pool_size)
-        return cls(url=url, engine=engine, sessionmaker=make_sessionmaker(engine))
+        replica = (
+            Replica(settings.database_replica_url, settings, engine)
+            if settings.database_replica_url
+            else None
+        )
+        return cls(
+            url=url,
+            engine=engine,
+            sessionmaker=make_sessionmaker(engine),
+            replica=replica,
+            settings=settings,
+        )
+
+    @property
+    def session_url(self) -> str:
+        """Where tools that keep session state connect (pg_dump, pg_restore, checks): PostgreSQL
+        itself. Behind PgBouncer in transaction mode that is TK_DB_DIRECT_URL: pg_dump's
+        session settings (`search_path` emptied) would otherwise stay on a pooled server
+        connection, and every client that gets it next fails ("relation … does not exist")."""
+        settings = self.settings
+        if settings is None or not settings.db_pgbouncer:
+            return self.url
+        if settings.db_direct_url:
+            return settings.db_direct_url
+        raise DatabaseUrlError(
+            "behind PgBouncer (TK_DB_PGBOUNCER=true) backups, restores and checks need "
+            "TK_DB_DIRECT_URL, a URL straight to PostgreSQL"
+        )
+
+    def listen_engine(self) -> AsyncEngine | None:
+        """An engine whose connections may LISTEN, or None: then only polling works.
+
+        LISTEN belongs to a server session; behind PgBouncer in transaction mode the server
+        connection changes under the client and notifications go nowhere (or to a stranger).
+        TK_DB_DIRECT_URL names a way around the pooler for this one connection per process.
+        """
+        settings = self.settings
+        if settings is None or not (settings.db_direct_url or settings.db_pgbouncer):
+            return self.engine
+        if settings.db_direct_url:
+            if self._listen_engine is None:
+                self._listen_engine = create_engine(
+                    settings.db_direct_url,
+                    settings,
+                    pool_size=1,
+                    application_name="tekudasai-listen",
+                    pgbouncer=False,
+                )
+            return self._listen_engine
+        return None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()
+        if self._listen_engine is not None:
+            await self._listen_engine.dispose()
 
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -64,6 +125,9 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         # No statement is sent yet: BEGIN goes out with the first one, ORM or raw.
         await _keep_driver_connection(session, {})
         yield session
+    if database.replica is not None and request.method not in SAFE_METHODS:
+        # Committed: this client's next lag-tolerant reads must see it (db/replica.py).
+        await database.replica.note_write(request.scope, request.headers)
 
 
 async def _keep_driver_connection(session: AsyncSession, options: dict[str, Any]) -> None:
@@ -78,3 +142,47 @@ async def _keep_driver_connection(session: AsyncSession, options: dict[str, Any]
 # scope="function": the commit happens before the response is sent, so a failed commit
 # answers an error instead of a success that was never stored.
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+async def get_read_db(request: Request, primary: DbSession) -> AsyncIterator[AsyncSession]:
+    """A session for a read that tolerates a little lag: on the replica when it is configured,
+    current enough and has replayed this client's last write; else the request's own primary
+    session (the same one, no second connection). Only for routes that read nothing they are
+    about to write: the replica refuses writes."""
+    database: Database = request.app.state.database
+    replica = database.replica
+    if replica is None:
+        yield primary
+        return
+    if not replica.usable(replica.fence_of(request.headers)):
+        replica.routed("primary")
+        yield primary
+        return
+    session = replica.sessionmaker()
+    try:
+        await _keep_driver_connection(session, _AUTOCOMMIT)
+        checked_out = True
+    except Exception as error:
+        # Gone since the last sample (stopped, restarted, unreachable): the primary answers
+        # this read and the next ones until a sample finds the replica back.
+        await session.close()
+        replica.mark_down(error)
+        checked_out = False
+    if not checked_out:
+        replica.routed("primary")
+        yield primary
+        return
+    replica.routed("replica")
+    try:
+        yield session
+    except Exception as error:
+        if database_unavailable(error):
+            replica.mark_down(error)
+        raise
+    finally:
+        await session.close()
+
+
+# For routes that may read from the replica (see get_read_db); declare it after the principal
+# (CurrentUser and friends), which always comes from the primary.
+ReadDb = Annotated[AsyncSession, Depends(get_read_db, scope="function")]

@@ -116,6 +116,7 @@ _RELEASE = text(
 )
 MAX_ERROR_CHARS = 4000
 RELISTEN_AFTER_S = 1.0
+POLL_WITHOUT_LISTEN_S = 1.0
 
 
 @dataclass
@@ -214,9 +215,20 @@ class Worker:
         def wake(*_: object) -> None:
             self._wake.set()
 
+        engine = self.database.listen_engine()
+        if engine is None:
+            # PgBouncer in transaction mode and no TK_DB_DIRECT_URL: LISTEN cannot work
+            # there, so new jobs are found by polling, more often than the fallback.
+            log.info(
+                "job worker %s polls every %.1fs (no LISTEN behind PgBouncer)",
+                self.me,
+                POLL_WITHOUT_LISTEN_S,
+            )
+            self.poll = min(self.poll, POLL_WITHOUT_LISTEN_S)
+            return
         while True:
             try:
-                async with self.database.engine.connect() as conn:
+                async with engine.connect() as conn:
                     raw = (await conn.get_raw_connection()).driver_connection
                     assert raw is not None  # a checked-out connection has its driver's
                     lost = asyncio.Event()

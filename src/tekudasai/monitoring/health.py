@@ -29,10 +29,20 @@ class PoolUse(CamelModel):
     capacity: int
 
 
+class ReplicaDetail(CamelModel):
+    """Reported, not required: without the replica the primary serves every read."""
+
+    status: Literal["starting", "ok", "lagging", "down", "promoted"]
+    lag_s: float | None
+    max_lag_s: float
+    message: str | None = None
+
+
 class Ready(CamelModel):
     database: Literal["ok"]
     schema_: str = Field(alias="schema")
     pool: PoolUse
+    replica: ReplicaDetail | None = None
 
 
 READY_TIMEOUT_S = 3.0
@@ -78,13 +88,17 @@ async def readiness(request: Request) -> JSONResponse:
             request, f"Schema at {current}, expected {head}: run `tekudasai db migrate`."
         )
     pool = pool_status(database.engine.sync_engine.pool)
-    return JSONResponse(
-        {
-            "status": "success",
-            "data": {
-                "database": "ok",
-                "schema": current,
-                "pool": {"inUse": pool["checked_out"], "capacity": pool["capacity"]},
-            },
+    data: dict[str, object] = {
+        "database": "ok",
+        "schema": current,
+        "pool": {"inUse": pool["checked_out"], "capacity": pool["capacity"]},
+    }
+    if database.replica is not None:
+        status = database.replica.status
+        data["replica"] = {
+            "status": status.state,
+            "lagS": None if status.lag_s is None else round(status.lag_s, 3),
+            "maxLagS": database.replica.max_lag_s,
+            "message": status.message,
         }
-    )
+    return JSONResponse({"status": "success", "data": data})

@@ -35,6 +35,7 @@ from starlette.types import Scope
 from tekudasai import __version__
 from tekudasai.core.handlers import HTTP_CODES
 from tekudasai.db import raw
+from tekudasai.db.replica import Replica, ReplicaStatus
 
 slow_log = logging.getLogger("tekudasai.slow_query")
 
@@ -77,6 +78,28 @@ POOL_CAPACITY = Gauge(
 )
 POOL_WAITERS = Gauge(
     "tk_db_pool_waiters", "Requests waiting for a connection", multiprocess_mode="livesum"
+)
+
+# The read replica (DATABASE_REPLICA_URL): each worker samples it; the worst one is reported.
+# Labelled by the replica's address: without DATABASE_REPLICA_URL no series exists at all
+# (an unlabelled gauge would report a replica "down" that was never configured).
+REPLICA_LAG = Gauge(
+    "tk_db_replica_lag_seconds",
+    "Seconds the read replica is behind the primary (NaN while it cannot be measured)",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+REPLICA_UP = Gauge(
+    "tk_db_replica_up",
+    "1 while the read replica takes lag-tolerant reads (reachable, in recovery, within "
+    "TK_REPLICA_MAX_LAG_S), else 0",
+    ["replica"],
+    multiprocess_mode="livemin",
+)
+ROUTED_READS = Counter(
+    "tk_db_routed_reads",
+    "Lag-tolerant reads by the server that answered them (replica or primary)",
+    ["target"],
 )
 
 STATEMENT_KINDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -231,6 +254,20 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: int) -> None:
         started = getattr(context, "_tk_started", None)
         if started is not None:
             observe(statement, time.perf_counter() - started)
+
+
+def instrument_replica(replica: Replica) -> None:
+    """Lag and availability gauges from each sample, and a count of where reads went."""
+    targets = {target: ROUTED_READS.labels(target) for target in ("replica", "primary")}
+    lag, up = REPLICA_LAG.labels(replica.address), REPLICA_UP.labels(replica.address)
+
+    def observe(status: ReplicaStatus) -> None:
+        lag.set(status.lag_s if status.lag_s is not None else float("nan"))
+        up.set(1 if status.state == "ok" else 0)
+
+    replica.observer = observe
+    replica.route_observer = lambda target: targets[target].inc()
+    observe(replica.status)
 
 
 POOL_SAMPLE_INTERVAL_S = 2.0

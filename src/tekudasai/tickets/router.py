@@ -19,7 +19,7 @@ from tekudasai.core.schemas import (
     page_text,
 )
 from tekudasai.core.state import Cipher
-from tekudasai.db.session import DbSession, read_only
+from tekudasai.db.session import DbSession, ReadDb, read_only
 from tekudasai.tickets import audit, conversation, listing, service
 from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
 from tekudasai.tickets.errors import TicketNotFound
@@ -85,8 +85,8 @@ def _page(result: listing.TicketPage[str], pages: PageParams, *, cursor_mode: bo
 @router.get("/my", openapi_extra=scopes("tickets:read"), response_model=TicketPage)
 @read_only
 async def list_my_tickets(
-    db: DbSession,
     me: CurrentUser,
+    db: ReadDb,
     pages: Pages,
     search: Search = None,
     status: StatusFilter | None = None,
@@ -117,7 +117,7 @@ async def create_ticket(
 
 @router.get("/my/{id}", openapi_extra=scopes("tickets:read"), response_model=OneTicketWithForm)
 @read_only
-async def get_my_ticket(id: TicketId, db: DbSession, me: CurrentUser) -> Response:
+async def get_my_ticket(id: TicketId, me: CurrentUser, db: ReadDb) -> Response:
     text = await service.get_my_ticket_rendered(db, ticket_id=id, reporter_id=me.user.id)
     return _json_text(ok_text(text))
 
@@ -185,8 +185,8 @@ async def reply_to_my_ticket(
 @router.get("", openapi_extra=scopes("tickets:read"), response_model=TicketPage)
 @read_only
 async def list_tickets(
-    db: DbSession,
     agent: Agent,
+    db: ReadDb,
     pages: Pages,
     search: Search = None,
     status: StatusFilter | None = None,
