@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.handlers import database_unavailable
 from tekudasai.db.engine import create_engine, make_sessionmaker
 from tekudasai.db.session import Database
 from tekudasai.live import feed
@@ -37,6 +38,8 @@ from tekudasai.tickets.events import LIVE_CHANNEL
 log = logging.getLogger(__name__)
 
 RELISTEN_AFTER_S = 1.0
+# A failed read of notified events is tried again (as a catch-up) after this.
+RETRY_S = 1.0
 # Per process, outside the request pool: LISTEN, and one for reads (plus one overflow).
 HUB_CONNECTIONS = 2
 PRESENCE_PREFIX = "p:"
@@ -278,8 +281,16 @@ class Hub:
                         events = await feed.load(db, self.cipher, sorted(set(ids)))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reading live events failed")
+            except Exception as exc:
+                # Read again what committed since the last event seen, once the database
+                # answers: nothing notified meanwhile is lost.
+                self._catch_up = True
+                if database_unavailable(exc):
+                    log.warning("reading live events failed (database unavailable): %s", exc)
+                else:
+                    log.exception("reading live events failed")
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
                 continue
             for event in events:
                 if event.id is not None:
@@ -293,8 +304,11 @@ class Hub:
                 await self.recheck()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("re-checking live streams' sessions failed")
+            except Exception as exc:
+                if database_unavailable(exc):
+                    log.warning("re-checking live streams failed (database unavailable): %s", exc)
+                else:
+                    log.exception("re-checking live streams' sessions failed")
 
     async def recheck(self) -> None:
         subs = [s for s in self.subscribers if not s.closed]

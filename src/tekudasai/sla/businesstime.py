@@ -100,10 +100,12 @@ def _offset_pieces(
     start, current, probe = low, offset(low), low
     while probe < high:
         step_end = min(probe + _STEP, high)
-        if offset(step_end - second) == current:
+        # A change in (probe, step_end]; at `high` only one strictly inside counts.
+        mark = step_end if step_end < high else high - second
+        if offset(mark) == current:
             probe = step_end
             continue
-        before, after = probe, step_end - second  # offset(before) is current, after's is not
+        before, after = probe, mark  # offset(before) is current, after's is not
         while after - before > second:
             middle = before + timedelta(seconds=(after - before) // second // 2)
             if offset(middle) == current:
