@@ -29,9 +29,11 @@ from tekudasai.sla import calendars
 from tekudasai.teams import service as teams
 from tekudasai.tickets.models import Ticket, TicketComment
 from tekudasai.web.deps import page_admin, page_agent, page_user
+from tekudasai.webhooks import service as webhooks
 from tests.ui.conftest import LiveServer, sign_in
 
 # Routes that are not pages to audit, each with why.
+SITE_WEBHOOK_ID = "site-webhook"
 SKIP: dict[str, str] = {
     "/manifest.webmanifest": "JSON web manifest, not HTML (tests/ui/test_installable.py checks it)",
     "/sw.js": "the service worker script, not HTML (tests/ui/test_installable.py runs it)",
@@ -94,7 +96,8 @@ def html_routes(app: FastAPI) -> list[PageRoute]:
         route = context.original_route
         if not isinstance(route, APIRoute) or "GET" not in (context.methods or ()):
             continue
-        if not route.endpoint.__module__.startswith("tekudasai.web"):
+        module = route.endpoint.__module__
+        if module != "tekudasai.web" and not module.startswith("tekudasai.web."):
             continue
         found.append(PageRoute(context.path_format or route.path, _role_of(route.dependant)))
     return found
@@ -159,6 +162,17 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
             body=f"Hello {{{{reporter.name}}}}, please follow {long_word}",
             shared=False,
         )
+        # A webhook, for its deliveries page (a loopback receiver: allowed here only).
+        hook, _ = await webhooks.create_webhook(
+            db,
+            cipher,
+            url="http://127.0.0.1:9/hooks/tickets",
+            events=["ticket.created"],
+            created_by=None,
+            allow_private=True,
+        )
+        hook.id = SITE_WEBHOOK_ID
+        await db.flush()
         reset = await accounts_service.issue_token(
             db, user_id=customer.id, purpose=accounts_service.RESET_PASSWORD
         )
@@ -167,7 +181,11 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
 
 def site_pages(app: FastAPI, ticket_id: int, form_id: str, reset_token: str) -> list[SitePage]:
     """One or more visits per page route; raises when a route's parameters cannot be filled."""
-    params: dict[str, str] = {"ticket_id": str(ticket_id), "form_id": form_id}
+    params: dict[str, str] = {
+        "ticket_id": str(ticket_id),
+        "form_id": form_id,
+        "webhook_id": SITE_WEBHOOK_ID,
+    }
     # Extra states of one route worth auditing too: path -> [(url, heading)].
     variants: dict[str, list[tuple[str, str]]] = {
         "/agent/forms/{form_id}": [

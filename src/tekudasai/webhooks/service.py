@@ -17,7 +17,7 @@ from tekudasai.core.schemas import iso
 from tekudasai.jobs.queue import CHANNEL as JOBS_CHANNEL
 from tekudasai.jobs.worker import JobContext
 from tekudasai.tickets.events import TicketEvent
-from tekudasai.tickets.models import Ticket, TicketComment
+from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
 from tekudasai.webhooks import signing, urlguard
 from tekudasai.webhooks.delivery import DELIVER, MAX_TRIES, SECRET_CONTEXT, enqueue_delivery
 from tekudasai.webhooks.models import Webhook, WebhookDelivery
@@ -316,6 +316,18 @@ async def _event_data(db: AsyncSession, event: TicketEvent) -> dict[str, Any] | 
             "assigneeId": ticket.assignee_id,
             "createdAt": iso(ticket.created_at),
         }
+        # The ticket as it was filed, not as it is when the queue gets here (it may have been
+        # worked on since): the creation row of the audit trail keeps that snapshot.
+        filed = await db.scalar(
+            select(TicketLog.details)
+            .where(TicketLog.ticket_id == event.ticket_id, TicketLog.action_type == "create")
+            .order_by(TicketLog.id)
+            .limit(1)
+        )
+        snapshot = (filed or {}).get("ticket") or {}
+        for key in ("summary", "status", "formId", "reporterId", "assigneeId"):
+            if key in snapshot:
+                data["ticket"][key] = snapshot[key]
     elif event.type.value == "comment.created":
         comment = (
             await db.execute(
