@@ -178,7 +178,23 @@ async def wait_jobs_done(db_url: str, within: float = 20) -> None:
             break
         await asyncio.sleep(0.3)
         left = await jobs_left(db_url)
-    assert left == 0, f"{left} jobs not done"
+    assert left == 0, f"{left} jobs not done: {await jobs_by_state(db_url)}"
+
+
+async def jobs_by_state(db_url: str) -> list[tuple[str, str, int, str | None]]:
+    """What is left, for the failure message: name, status, count, one last error."""
+    database = Database.connect(db_url, make_settings(db_url, Path(tempfile.gettempdir())))
+    try:
+        async with database.engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT name, status, count(*), max(left(last_error, 300)) FROM jobs"
+                    " WHERE status <> 'done' GROUP BY name, status ORDER BY name, status"
+                )
+            )
+            return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+    finally:
+        await database.dispose()
 
 
 @needs_pgbouncer
