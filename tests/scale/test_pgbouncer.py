@@ -246,6 +246,7 @@ async def test_the_service_works_through_pgbouncer(setup: Setup, serve_through: 
         assert {r.status_code for r in results} == {200}
     await wait_jobs_done(setup.db_url)
     assert "polls every" in served.stderr()
+    assert "live updates are off" in served.stderr()  # no LISTEN through the pooler
     assert "prepared statement" not in served.stderr()
     assert "login attempt" in setup.bouncer.log()  # the traffic went through pgbouncer
 
@@ -325,6 +326,20 @@ async def test_a_pgbouncer_restart_under_load_loses_nothing(
     assert len(stored - answered) <= len(failed)
     await wait_jobs_done(setup.db_url, within=60)
     assert "polls every" not in served.stderr()
+    # The live hub LISTENs around the pooler too (through it, notifications arrived on idle
+    # pooled server connections: "got packet 'A' from server when not linked").
+    database = Database.connect(setup.db_url, make_settings(setup.db_url, tmp_path))
+    try:
+        async with database.engine.connect() as conn:
+            live = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = 'tekudasai-live' AND query LIKE 'LISTEN%'"
+                )
+            )
+    finally:
+        await database.dispose()
+    assert live == 1
 
 
 async def test_session_tools_need_the_direct_url_behind_pgbouncer(tmp_path: Path) -> None:
