@@ -178,7 +178,23 @@ async def wait_jobs_done(db_url: str, within: float = 20) -> None:
             break
         await asyncio.sleep(0.3)
         left = await jobs_left(db_url)
-    assert left == 0, f"{left} jobs not done"
+    assert left == 0, f"{left} jobs not done: {await jobs_by_state(db_url)}"
+
+
+async def jobs_by_state(db_url: str) -> list[tuple[str, str, int, str | None]]:
+    """What is left, for the failure message: name, status, count, one last error."""
+    database = Database.connect(db_url, make_settings(db_url, Path(tempfile.gettempdir())))
+    try:
+        async with database.engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT name, status, count(*), max(left(last_error, 300)) FROM jobs"
+                    " WHERE status <> 'done' GROUP BY name, status ORDER BY name, status"
+                )
+            )
+            return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+    finally:
+        await database.dispose()
 
 
 @needs_pgbouncer
@@ -230,6 +246,7 @@ async def test_the_service_works_through_pgbouncer(setup: Setup, serve_through: 
         assert {r.status_code for r in results} == {200}
     await wait_jobs_done(setup.db_url)
     assert "polls every" in served.stderr()
+    assert "live updates are off" in served.stderr()  # no LISTEN through the pooler
     assert "prepared statement" not in served.stderr()
     assert "login attempt" in setup.bouncer.log()  # the traffic went through pgbouncer
 
@@ -309,6 +326,20 @@ async def test_a_pgbouncer_restart_under_load_loses_nothing(
     assert len(stored - answered) <= len(failed)
     await wait_jobs_done(setup.db_url, within=60)
     assert "polls every" not in served.stderr()
+    # The live hub LISTENs around the pooler too (through it, notifications arrived on idle
+    # pooled server connections: "got packet 'A' from server when not linked").
+    database = Database.connect(setup.db_url, make_settings(setup.db_url, tmp_path))
+    try:
+        async with database.engine.connect() as conn:
+            live = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = 'tekudasai-live' AND query LIKE 'LISTEN%'"
+                )
+            )
+    finally:
+        await database.dispose()
+    assert live == 1
 
 
 async def test_session_tools_need_the_direct_url_behind_pgbouncer(tmp_path: Path) -> None:

@@ -197,6 +197,14 @@ async def caught_up(node: Node) -> None:
         target = insert_position(
             str(await conn.scalar(text("SELECT pg_current_wal_insert_lsn()::text")))
         )
+        # Flush the WAL up to there: records no commit follows (autovacuum's, a read's page
+        # pruning, from any database of the cluster) wait in the last, partial WAL page, which
+        # the WAL writer flushes only for an asynchronous commit, else after the standby
+        # snapshot every 15 s; a replica is sent flushed WAL only. A synchronous commit of
+        # our own flushes everything before it.
+        await conn.execute(text("SET LOCAL synchronous_commit = on"))
+        await conn.execute(text("SELECT pg_current_xact_id()"))  # an xid: a commit record
+        await conn.commit()
     while True:
         status = await node.replica.sample()
         if status.state == "ok" and status.lag_s == 0 and status.replay_lsn >= target:

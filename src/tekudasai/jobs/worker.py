@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import socket
+import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -117,6 +118,7 @@ _RELEASE = text(
 MAX_ERROR_CHARS = 4000
 RELISTEN_AFTER_S = 1.0
 POLL_WITHOUT_LISTEN_S = 1.0
+FINISH_RETRY_S = 0.5
 
 
 @dataclass
@@ -174,7 +176,14 @@ class Worker:
                 log.exception("claiming a job failed")
                 job = None
             if job is not None:
-                await self.execute(job)
+                try:
+                    await self.execute(job)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # One job's trouble must not end this loop (the queue would stop for
+                    # good in this process): the job's lease expires and it runs again.
+                    log.exception("running job %s #%d failed", job.name, job.id)
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -277,7 +286,7 @@ class Worker:
             await task(ctx, **job.args)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._finish(_RELEASE, job))
+                await asyncio.shield(self._finish(_RELEASE, job, retry=False))
             raise
         except Exception as exc:
             error = "".join(traceback.format_exception_only(exc)).strip()[:MAX_ERROR_CHARS]
@@ -309,9 +318,25 @@ class Worker:
             except Exception:
                 log.exception("renewing the lease of job #%d failed", job.id)
 
-    async def _finish(self, statement: Any, job: Claimed, **params: Any) -> None:
-        async with self.database.engine.begin() as conn:
-            await conn.execute(statement, {"id": job.id, "me": self.me, **params})
+    async def _finish(
+        self, statement: Any, job: Claimed, *, retry: bool = True, **params: Any
+    ) -> None:
+        """Record the outcome, retrying through a short database or pooler outage: a job
+        that ran during one must not stay 'running' until its lease expires (and run again).
+        No retrying when shutting down (`retry=False`): the lease covers that."""
+        deadline = time.monotonic() + (self.lease / 2 if retry else 0)
+        while True:
+            try:
+                async with self.database.engine.begin() as conn:
+                    await conn.execute(statement, {"id": job.id, "me": self.me, **params})
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("recording job %s #%d failed (retrying): %s", job.name, job.id, exc)
+                await asyncio.sleep(FINISH_RETRY_S)
 
 
 def _set_event(event: asyncio.Event, *_: object) -> None:

@@ -197,7 +197,27 @@ class Hub:
 
     async def _listen_loop(self) -> None:
         assert self._engine is not None
-        await self._listen(self._engine)
+        settings = self.settings
+        if not settings.db_pgbouncer:
+            await self._listen(self._engine)
+            return
+        # LISTEN through PgBouncer in transaction mode lands on whichever server connection
+        # runs it: notifications then reach strangers or nobody ("got packet 'A' from server
+        # when not linked"). Around the pooler, as the job queue does (db/session.py).
+        if not settings.db_direct_url:
+            log.warning("live updates are off: LISTEN needs TK_DB_DIRECT_URL behind PgBouncer")
+            return
+        engine = create_engine(
+            settings.db_direct_url,
+            settings,
+            pool_size=1,
+            application_name="tekudasai-live",
+            pgbouncer=False,
+        )
+        try:
+            await self._listen(engine)
+        finally:
+            await engine.dispose()
 
     async def _listen(self, engine: Any) -> None:
         while True:
