@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -155,14 +157,66 @@ class Client:
             writer.close()
 
 
-async def request_ms(http: Any, path: str, body: dict[str, Any], headers: dict[str, str]) -> float:
+async def clients_main(port: int, token: str, count: int) -> None:
+    """The clients' own process (`--clients-child`): their reading must not share an event
+    loop with the causing requests, whose answers would otherwise wait behind 500 reads.
+
+    Protocol on stdout: `connected`, then `got ID` once every client has event ID; on
+    `dump` (stdin) one JSON line {id: [arrival per client]} and exit. perf_counter is
+    CLOCK_MONOTONIC, comparable between processes."""
+    clients = [Client() for _ in range(count)]
+    for client in clients:
+        client.task = asyncio.create_task(client.run(port, token))
+    async with asyncio.timeout(120):
+        for client in clients:
+            await client.connected.wait()
+    print("connected", flush=True)
+    stdin = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    dump = asyncio.ensure_future(stdin.readline())
+    reported: set[int] = set()
+    while not dump.done():
+        waits = [asyncio.ensure_future(c.changed.wait()) for c in clients]
+        await asyncio.wait([dump, *waits], return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        for c in clients:
+            c.changed.clear()
+        common = set.intersection(*(set(c.arrived) for c in clients)) - reported
+        for event_id in sorted(common):
+            reported.add(event_id)
+            print(f"got {event_id}", flush=True)
+    arrivals = {i: [c.arrived[i] for c in clients] for i in reported}
+    print(json.dumps(arrivals), flush=True)
+    for client in clients:
+        assert client.task is not None
+        client.task.cancel()
+    await asyncio.gather(*(c.task for c in clients if c.task), return_exceptions=True)
+
+
+async def request_ms(
+    http: Any, path: str, body: dict[str, Any], headers: dict[str, str], request_id: str
+) -> float:
     started = time.perf_counter()
-    response = await http.post(path, json=body, headers=headers)
+    response = await http.post(path, json=body, headers={**headers, "X-Request-ID": request_id})
     assert response.status_code == 200, response.text[:300]
     return (time.perf_counter() - started) * 1000
 
 
-async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> None:
+def server_ms(log: Path) -> dict[str, float]:
+    """Each request's time inside the server worker (its access-log line), by request id:
+    what the server spent, without the client's side of the round trip."""
+    times: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            entry = json.loads(line)
+            if entry.get("logger") == "tekudasai.access":
+                times[entry["request_id"]] = float(entry["message"].rsplit(" ", 1)[1][:-2])
+    return times
+
+
+async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log: Path) -> None:
     import httpx
 
     who = await prepare(url, args.data_dir)
@@ -182,20 +236,30 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> 
         def body(n: int) -> dict[str, Any]:
             return {"body": f"Bench reply {n}", "internal": False}
 
-        for n in range(20):  # warm up
-            await request_ms(http, path, body(n), agent)
-        alone = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+        async def phase(name: str, count: int) -> list[float]:
+            return [
+                await request_ms(http, path, body(n), agent, f"{name}-{n}") for n in range(count)
+            ]
+
+        await phase("warm", 20)
+        alone = await phase("before", args.requests)
 
         workers = worker_pids(serve_pid)
         assert len(workers) == 1, workers
         worker = workers[0]
         rss_before = rss_kb(worker)
-        clients = [Client() for _ in range(args.clients)]
-        for client in clients:
-            client.task = asyncio.create_task(client.run(port, who["agent"]))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--clients-child",
+            f"{port}:{who['agent']}:{args.clients}",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            limit=2**26,
+        )
+        assert child.stdout is not None and child.stdin is not None
         async with asyncio.timeout(120):
-            for client in clients:
-                await client.connected.wait()
+            assert (await child.stdout.readline()).strip() == b"connected"
         await asyncio.sleep(1)
         rss_after = rss_kb(worker)
 
@@ -203,39 +267,61 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> 
         await asyncio.sleep(args.idle)
         idle_cpu = (cpu_seconds(worker) - cpu_start) / (time.perf_counter() - wall_start)
 
-        delays: list[float] = []
-        slowest: list[float] = []
-        expected = len(clients[0].arrived)  # every client sees every event (agents)
+        committed_at: dict[int, float] = {}
         paced: list[float] = []
+        spy = None
+        if args.py_spy:
+            spy = await asyncio.create_subprocess_exec(
+                *("py-spy", "record", "-p", str(worker), "-r", "500", "-f", "raw"),
+                *("-o", str(args.py_spy), "--nonblocking"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        worker_cpu, clients_cpu = cpu_seconds(worker), cpu_seconds(child.pid)
         for n in range(args.changes):
             started = time.perf_counter()
-            response = await http.post(path, json=body(10_000 + n), headers=agent)
+            response = await http.post(
+                path, json=body(10_000 + n), headers={**agent, "X-Request-ID": f"paced-{n}"}
+            )
             committed = time.perf_counter()  # the change committed before its answer
             paced.append((committed - started) * 1000)
             assert response.status_code == 200, response.text
-            expected += 1
             async with asyncio.timeout(30):
-                for client in clients:
-                    while len(client.arrived) < expected:
-                        client.changed.clear()
-                        await client.changed.wait()
-            event_id = max(clients[0].arrived)
-            per_client = [(c.arrived[event_id] - committed) * 1000 for c in clients]
-            delays += per_client
-            slowest.append(max(per_client))
+                line = (await child.stdout.readline()).split()
+            assert line[0] == b"got", line
+            committed_at[int(line[1])] = committed
             await asyncio.sleep(args.pause)
+        worker_cpu = cpu_seconds(worker) - worker_cpu
+        clients_cpu = cpu_seconds(child.pid) - clients_cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
 
-        connected = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
-        for client in clients:
-            assert client.task is not None
-            client.task.cancel()
-        await asyncio.gather(*(c.task for c in clients if c.task), return_exceptions=True)
+        connected = await phase("b2b", args.requests)
+        await asyncio.sleep(1)  # the last fan-outs
+        child.stdin.write(b"dump\n")
+        await child.stdin.drain()
+        while (line := await child.stdout.readline()).startswith(b"got"):
+            pass  # the back-to-back phase's events
+        arrivals = json.loads(line)
+        await child.wait()
         await asyncio.sleep(1)
         # Again without streams: drift (a longer conversation, a warmer cache, the machine)
         # shows as a difference between the two "alone" figures.
-        after = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+        after = await phase("after", args.requests)
 
-    print(f"clients:                  {args.clients} on one worker")
+    delays: list[float] = []
+    slowest: list[float] = []
+    for event_id, committed in committed_at.items():
+        per_client = [(at - committed) * 1000 for at in arrivals[str(event_id)]]
+        delays += per_client
+        slowest.append(max(per_client))
+    inside = server_ms(log)
+
+    def inside_median(name: str) -> float:
+        return statistics.median(v for k, v in inside.items() if k.startswith(name + "-"))
+
+    print(f"clients:                  {args.clients} on one worker (clients in their own process)")
     print(f"memory per connection:    {(rss_after - rss_before) / args.clients:.1f} KiB")
     print(f"  worker RSS:             {rss_before / 1024:.1f} MiB -> {rss_after / 1024:.1f} MiB")
     print(f"CPU at idle:              {idle_cpu * 100:.2f} % of one core over {args.idle:.0f} s")
@@ -247,15 +333,22 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> 
         f"  slowest client/change:  p50 {percentile(slowest, 50):.1f} ms, "
         f"p99 {percentile(slowest, 99):.1f} ms ({len(slowest)} changes)"
     )
+    print(
+        f"CPU per change (paced):   worker {worker_cpu / args.changes * 1000:.1f} ms "
+        f"(the request and the fan-out), clients {clients_cpu / args.changes * 1000:.1f} ms"
+    )
     base_ms = (statistics.median(alone) + statistics.median(after)) / 2
+    base_in = (inside_median("before") + inside_median("after")) / 2
     print(
         f"causing request (POST comment), median: {statistics.median(alone):.2f} ms alone "
-        f"before, {statistics.median(after):.2f} ms alone after (baseline: their mean)"
+        f"before, {statistics.median(after):.2f} ms alone after (baseline: their mean); "
+        f"in the worker {base_in:.2f} ms"
     )
-    for label, runs in (("back to back", connected), ("paced", paced)):
+    for label, runs, name in (("back to back", connected, "b2b"), ("paced", paced, "paced")):
         print(
             f"  {label:12} with {args.clients} streams: {statistics.median(runs):.2f} ms "
-            f"({(statistics.median(runs) / base_ms - 1) * 100:+.1f} %)"
+            f"({(statistics.median(runs) / base_ms - 1) * 100:+.1f} %); in the worker "
+            f"{inside_median(name):.2f} ms ({(inside_median(name) / base_in - 1) * 100:+.1f} %)"
         )
     print(
         "  back to back: each request competes with the previous change's fan-out; paced:"
@@ -286,6 +379,7 @@ def main(args: argparse.Namespace) -> None:
 
         asyncio.run(create_database())
         url = server.url(DATABASE)
+        log = args.data_dir / "serve.log"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
         env.update(
@@ -294,7 +388,8 @@ def main(args: argparse.Namespace) -> None:
             BETTER_AUTH_SECRET=SECRET,
             TK_RATE_LIMITS="off",
             TK_BACKGROUND_JOBS="false",
-            TK_LOG_LEVEL="WARNING",
+            TK_LOG_LEVEL="INFO",  # the access log: each request's time in the worker
+            TK_LOG_FORMAT="json",
             TK_LIVE_HEARTBEAT_S=str(args.heartbeat),
             PYTHONPATH=str(ROOT / "src"),
         )
@@ -302,7 +397,7 @@ def main(args: argparse.Namespace) -> None:
             [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("wb"),
         )
         import httpx
 
@@ -315,7 +410,7 @@ def main(args: argparse.Namespace) -> None:
         else:
             raise SystemExit("the server did not start")
         time.sleep(1)  # the worker's LISTEN connection
-        asyncio.run(run(args, url, process.pid, port))
+        asyncio.run(run(args, url, process.pid, port, log))
     finally:
         if process is not None:
             process.terminate()
@@ -334,4 +429,13 @@ if __name__ == "__main__":
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between changes")
     parser.add_argument("--requests", type=int, default=100, help="causing requests per phase")
     parser.add_argument("--heartbeat", type=float, default=25.0)
-    main(parser.parse_args())
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, help="profile the worker while paced (raw output)"
+    )
+    parser.add_argument("--clients-child", help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    if parsed.clients_child:
+        port, token, count = parsed.clients_child.split(":")
+        asyncio.run(clients_main(int(port), token, int(count)))
+    else:
+        main(parsed)
