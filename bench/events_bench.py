@@ -6,8 +6,10 @@ causes the change.
     PYTHONPATH=src python bench/events_bench.py --clients 50 --idle 3 --changes 10   # quick check
 
 One `tekudasai serve --workers 1` (a real server on loopback) against an embedded PostgreSQL
-in --data-dir. The clients are plain asyncio connections in this process (an EventSource's
-work: read lines), all signed in as agents, so every change reaches every client.
+in --data-dir. The clients are plain asyncio connections (an EventSource's work: read
+lines), all signed in as agents so every change reaches every client, in a process of their
+own: in this one, the causing request's answer waited behind their 500 reads and was
+counted as the server's.
 
 - memory: the worker's RSS after the clients connected minus before, divided by the clients
   (the first connections also warm caches: read it with enough clients, 500);
@@ -16,12 +18,18 @@ work: read lines), all signed in as agents, so every change reaches every client
 - delay: for each change (an agent's comment through the API), from the moment its POST
   returned (the change committed before that) to each client's receipt of the event: p50 and
   p99 over all (client, change) pairs, and of the slowest client per change;
-- causing request: POST comment ms (median) with no stream open, then with every client
-  connected: back to back (each request competes with the fan-out of the one before, and
-  with this process's clients, on the same cores) and paced (the next request only once
-  every client got the last event: the request's own cost).
+- CPU per change: the worker's and the clients' CPU time over the paced phase, per change
+  (the worker's is the request plus the fan-out: the most stable figure on a busy machine);
+- causing request: POST comment ms (median), as the client sees it and inside the worker (its
+  access-log time, by X-Request-ID), with every client connected against the same with no
+  stream: back to back (each request competes with the fan-out of the one before, on the
+  same cores) and paced (the next request --pause after every client got the last event;
+  compared with paced requests without streams, before and after, since a request after a
+  pause finds cold caches and idle cores whatever the streams).
+- --py-spy FILE: a py-spy profile (raw) of the worker over the paced phase.
 
-Both the server and the clients share this machine's cores: compare figures within one run.
+The server, PostgreSQL and the clients share this machine's cores: compare figures within
+one run, and run it several times.
 """
 
 from __future__ import annotations
