@@ -6,8 +6,10 @@ causes the change.
     PYTHONPATH=src python bench/events_bench.py --clients 50 --idle 3 --changes 10   # quick check
 
 One `tekudasai serve --workers 1` (a real server on loopback) against an embedded PostgreSQL
-in --data-dir. The clients are plain asyncio connections in this process (an EventSource's
-work: read lines), all signed in as agents, so every change reaches every client.
+in --data-dir. The clients are plain asyncio connections (an EventSource's work: read
+lines), all signed in as agents so every change reaches every client, in a process of their
+own: in this one, the causing request's answer waited behind their 500 reads and was
+counted as the server's.
 
 - memory: the worker's RSS after the clients connected minus before, divided by the clients
   (the first connections also warm caches: read it with enough clients, 500);
@@ -16,12 +18,18 @@ work: read lines), all signed in as agents, so every change reaches every client
 - delay: for each change (an agent's comment through the API), from the moment its POST
   returned (the change committed before that) to each client's receipt of the event: p50 and
   p99 over all (client, change) pairs, and of the slowest client per change;
-- causing request: POST comment ms (median) with no stream open, then with every client
-  connected: back to back (each request competes with the fan-out of the one before, and
-  with this process's clients, on the same cores) and paced (the next request only once
-  every client got the last event: the request's own cost).
+- CPU per change: the worker's and the clients' CPU time over the paced phase, per change
+  (the worker's is the request plus the fan-out: the most stable figure on a busy machine);
+- causing request: POST comment ms (median), as the client sees it and inside the worker (its
+  access-log time, by X-Request-ID), with every client connected against the same with no
+  stream: back to back (each request competes with the fan-out of the one before, on the
+  same cores) and paced (the next request --pause after every client got the last event;
+  compared with paced requests without streams, before and after, since a request after a
+  pause finds cold caches and idle cores whatever the streams).
+- --py-spy FILE: a py-spy profile (raw) of the worker over the paced phase.
 
-Both the server and the clients share this machine's cores: compare figures within one run.
+The server, PostgreSQL and the clients share this machine's cores: compare figures within
+one run, and run it several times.
 """
 
 from __future__ import annotations
@@ -29,12 +37,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +147,7 @@ class Client:
         self.connected = asyncio.Event()
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.on_event: Callable[[int], None] | None = None
 
     async def run(self, port: int, token: str) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -149,20 +161,74 @@ class Client:
                 if line.startswith(b": connected"):
                     self.connected.set()
                 elif line.startswith(b"id: "):
-                    self.arrived[int(line[4:])] = time.perf_counter()
+                    event_id = int(line[4:])
+                    self.arrived[event_id] = time.perf_counter()
                     self.changed.set()
+                    if self.on_event is not None:
+                        self.on_event(event_id)
         finally:
             writer.close()
 
 
-async def request_ms(http: Any, path: str, body: dict[str, Any], headers: dict[str, str]) -> float:
+async def clients_main(port: int, token: str, count: int) -> None:
+    """The clients' own process (`--clients-child`): their reading must not share an event
+    loop with the causing requests, whose answers would otherwise wait behind 500 reads.
+
+    Protocol on stdout: `connected`, then `got ID` once every client has event ID; on
+    `dump` (stdin) one JSON line {id: [arrival per client]} and exit. perf_counter is
+    CLOCK_MONOTONIC, comparable between processes."""
+    clients = [Client() for _ in range(count)]
+    for client in clients:
+        client.task = asyncio.create_task(client.run(port, token))
+    async with asyncio.timeout(120):
+        for client in clients:
+            await client.connected.wait()
+    print("connected", flush=True)
+    stdin = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    reported: list[int] = []
+    counts: dict[int, int] = {}
+
+    def arrived(event_id: int) -> None:  # O(1) per arrival: no polling of 500 clients
+        counts[event_id] = counts.get(event_id, 0) + 1
+        if counts[event_id] == count:
+            reported.append(event_id)
+            print(f"got {event_id}", flush=True)
+
+    for client in clients:
+        client.on_event = arrived
+    await stdin.readline()  # "dump"
+    arrivals = {i: [c.arrived[i] for c in clients] for i in reported}
+    print(json.dumps(arrivals), flush=True)
+    for client in clients:
+        assert client.task is not None
+        client.task.cancel()
+    await asyncio.gather(*(c.task for c in clients if c.task), return_exceptions=True)
+
+
+async def request_ms(
+    http: Any, path: str, body: dict[str, Any], headers: dict[str, str], request_id: str
+) -> float:
     started = time.perf_counter()
-    response = await http.post(path, json=body, headers=headers)
+    response = await http.post(path, json=body, headers={**headers, "X-Request-ID": request_id})
     assert response.status_code == 200, response.text[:300]
     return (time.perf_counter() - started) * 1000
 
 
-async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> None:
+def server_ms(log: Path) -> dict[str, float]:
+    """Each request's time inside the server worker (its access-log line), by request id:
+    what the server spent, without the client's side of the round trip."""
+    times: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            entry = json.loads(line)
+            if entry.get("logger") == "tekudasai.access":
+                times[entry["request_id"]] = float(entry["message"].rsplit(" ", 1)[1][:-2])
+    return times
+
+
+async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log: Path) -> None:
     import httpx
 
     who = await prepare(url, args.data_dir)
@@ -182,20 +248,35 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> 
         def body(n: int) -> dict[str, Any]:
             return {"body": f"Bench reply {n}", "internal": False}
 
-        for n in range(20):  # warm up
-            await request_ms(http, path, body(n), agent)
-        alone = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+        async def phase(name: str, count: int, pause: float = 0.0) -> list[float]:
+            times = []
+            for n in range(count):
+                times.append(await request_ms(http, path, body(n), agent, f"{name}-{n}"))
+                await asyncio.sleep(pause)
+            return times
+
+        await phase("warm", 20)
+        alone = await phase("before", args.requests)
+        # Paced like the phase with streams, to compare like with like: after a pause the
+        # next request finds cold caches and idle cores, streams or not.
+        alone_paced = await phase("alone-paced", args.changes, args.pause)
 
         workers = worker_pids(serve_pid)
         assert len(workers) == 1, workers
         worker = workers[0]
         rss_before = rss_kb(worker)
-        clients = [Client() for _ in range(args.clients)]
-        for client in clients:
-            client.task = asyncio.create_task(client.run(port, who["agent"]))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--clients-child",
+            f"{port}:{who['agent']}:{args.clients}",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            limit=2**26,
+        )
+        assert child.stdout is not None and child.stdin is not None
         async with asyncio.timeout(120):
-            for client in clients:
-                await client.connected.wait()
+            assert (await child.stdout.readline()).strip() == b"connected"
         await asyncio.sleep(1)
         rss_after = rss_kb(worker)
 
@@ -203,39 +284,62 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> 
         await asyncio.sleep(args.idle)
         idle_cpu = (cpu_seconds(worker) - cpu_start) / (time.perf_counter() - wall_start)
 
-        delays: list[float] = []
-        slowest: list[float] = []
-        expected = len(clients[0].arrived)  # every client sees every event (agents)
+        committed_at: dict[int, float] = {}
         paced: list[float] = []
+        spy = None
+        if args.py_spy:
+            spy = await asyncio.create_subprocess_exec(
+                *("py-spy", "record", "-p", str(worker), "-r", "500", "-f", "raw"),
+                *("-o", str(args.py_spy), "--nonblocking"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        worker_cpu, clients_cpu = cpu_seconds(worker), cpu_seconds(child.pid)
         for n in range(args.changes):
             started = time.perf_counter()
-            response = await http.post(path, json=body(10_000 + n), headers=agent)
+            response = await http.post(
+                path, json=body(10_000 + n), headers={**agent, "X-Request-ID": f"paced-{n}"}
+            )
             committed = time.perf_counter()  # the change committed before its answer
             paced.append((committed - started) * 1000)
             assert response.status_code == 200, response.text
-            expected += 1
             async with asyncio.timeout(30):
-                for client in clients:
-                    while len(client.arrived) < expected:
-                        client.changed.clear()
-                        await client.changed.wait()
-            event_id = max(clients[0].arrived)
-            per_client = [(c.arrived[event_id] - committed) * 1000 for c in clients]
-            delays += per_client
-            slowest.append(max(per_client))
+                line = (await child.stdout.readline()).split()
+            assert line[0] == b"got", line
+            committed_at[int(line[1])] = committed
             await asyncio.sleep(args.pause)
+        worker_cpu = cpu_seconds(worker) - worker_cpu
+        clients_cpu = cpu_seconds(child.pid) - clients_cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
 
-        connected = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
-        for client in clients:
-            assert client.task is not None
-            client.task.cancel()
-        await asyncio.gather(*(c.task for c in clients if c.task), return_exceptions=True)
+        connected = await phase("b2b", args.requests)
+        await asyncio.sleep(1)  # the last fan-outs
+        child.stdin.write(b"dump\n")
+        await child.stdin.drain()
+        while (line := await child.stdout.readline()).startswith(b"got"):
+            pass  # the back-to-back phase's events
+        arrivals = json.loads(line)
+        await child.wait()
         await asyncio.sleep(1)
+        alone_paced += await phase("alone-paced-after", args.changes, args.pause)
         # Again without streams: drift (a longer conversation, a warmer cache, the machine)
         # shows as a difference between the two "alone" figures.
-        after = [await request_ms(http, path, body(n), agent) for n in range(args.requests)]
+        after = await phase("after", args.requests)
 
-    print(f"clients:                  {args.clients} on one worker")
+    delays: list[float] = []
+    slowest: list[float] = []
+    for event_id, committed in committed_at.items():
+        per_client = [(at - committed) * 1000 for at in arrivals[str(event_id)]]
+        delays += per_client
+        slowest.append(max(per_client))
+    inside = server_ms(log)
+
+    def inside_median(name: str) -> float:
+        return statistics.median(v for k, v in inside.items() if k.startswith(name + "-"))
+
+    print(f"clients:                  {args.clients} on one worker (clients in their own process)")
     print(f"memory per connection:    {(rss_after - rss_before) / args.clients:.1f} KiB")
     print(f"  worker RSS:             {rss_before / 1024:.1f} MiB -> {rss_after / 1024:.1f} MiB")
     print(f"CPU at idle:              {idle_cpu * 100:.2f} % of one core over {args.idle:.0f} s")
@@ -247,19 +351,33 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int) -> 
         f"  slowest client/change:  p50 {percentile(slowest, 50):.1f} ms, "
         f"p99 {percentile(slowest, 99):.1f} ms ({len(slowest)} changes)"
     )
-    base_ms = (statistics.median(alone) + statistics.median(after)) / 2
     print(
-        f"causing request (POST comment), median: {statistics.median(alone):.2f} ms alone "
-        f"before, {statistics.median(after):.2f} ms alone after (baseline: their mean)"
+        f"CPU per change (paced):   worker {worker_cpu / args.changes * 1000:.1f} ms "
+        f"(the request and the fan-out), clients {clients_cpu / args.changes * 1000:.1f} ms"
     )
-    for label, runs in (("back to back", connected), ("paced", paced)):
+    base_ms = (statistics.median(alone) + statistics.median(after)) / 2
+    base_in = (inside_median("before") + inside_median("after")) / 2
+    print("causing request (POST comment), median; client's round trip / inside the worker:")
+    print(
+        f"  back to back, no stream:  {base_ms:.2f} / {base_in:.2f} ms "
+        f"(before {statistics.median(alone):.2f}, after {statistics.median(after):.2f})"
+    )
+    rows = (
+        ("back to back", connected, "b2b", base_ms, base_in),
+        ("paced", paced, "paced", statistics.median(alone_paced), inside_median("alone-paced")),
+    )
+    for label, runs, name, ref, ref_in in rows:
+        if label == "paced":
+            print(f"  paced, no stream:         {ref:.2f} / {ref_in:.2f} ms")
+        ms, inner = statistics.median(runs), inside_median(name)
         print(
-            f"  {label:12} with {args.clients} streams: {statistics.median(runs):.2f} ms "
-            f"({(statistics.median(runs) / base_ms - 1) * 100:+.1f} %)"
+            f"  {label}, {args.clients} streams:{' ' * (13 - len(label))}{ms:.2f} / {inner:.2f} ms "
+            f"({(ms / ref - 1) * 100:+.1f} % / {(inner / ref_in - 1) * 100:+.1f} % "
+            "against no stream)"
         )
     print(
         "  back to back: each request competes with the previous change's fan-out; paced:"
-        " the next one starts when every client has the last event"
+        f" the next one starts {args.pause * 1000:.0f} ms after every client has the last event"
     )
 
 
@@ -286,6 +404,7 @@ def main(args: argparse.Namespace) -> None:
 
         asyncio.run(create_database())
         url = server.url(DATABASE)
+        log = args.data_dir / "serve.log"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TK_", "DATABASE_URL"))}
         env.update(
@@ -294,7 +413,8 @@ def main(args: argparse.Namespace) -> None:
             BETTER_AUTH_SECRET=SECRET,
             TK_RATE_LIMITS="off",
             TK_BACKGROUND_JOBS="false",
-            TK_LOG_LEVEL="WARNING",
+            TK_LOG_LEVEL="INFO",  # the access log: each request's time in the worker
+            TK_LOG_FORMAT="json",
             TK_LIVE_HEARTBEAT_S=str(args.heartbeat),
             PYTHONPATH=str(ROOT / "src"),
         )
@@ -302,7 +422,7 @@ def main(args: argparse.Namespace) -> None:
             [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "1"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("wb"),
         )
         import httpx
 
@@ -315,7 +435,7 @@ def main(args: argparse.Namespace) -> None:
         else:
             raise SystemExit("the server did not start")
         time.sleep(1)  # the worker's LISTEN connection
-        asyncio.run(run(args, url, process.pid, port))
+        asyncio.run(run(args, url, process.pid, port, log))
     finally:
         if process is not None:
             process.terminate()
@@ -334,4 +454,13 @@ if __name__ == "__main__":
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between changes")
     parser.add_argument("--requests", type=int, default=100, help="causing requests per phase")
     parser.add_argument("--heartbeat", type=float, default=25.0)
-    main(parser.parse_args())
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, help="profile the worker while paced (raw output)"
+    )
+    parser.add_argument("--clients-child", help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    if parsed.clients_child:
+        port, token, count = parsed.clients_child.split(":")
+        asyncio.run(clients_main(int(port), token, int(count)))
+    else:
+        main(parsed)

@@ -146,3 +146,42 @@ async def test_presence_bad_input(
     assert codes[:3] == [200, 200, 200] and codes[-1] == 429, codes
     flooded = await api(live.url, "POST", path, agent, {"state": "viewing"})
     assert flooded.status_code == 429 and int(flooded.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.slow
+async def test_a_write_blocked_longer_than_the_send_timeout_is_cut(
+    live_factory: Any, form_id: str, reporter: Person, agent: Person
+) -> None:
+    # A queue too long to fill: only the hub's sweep of blocked writes can drop the client.
+    live: LiveServer = live_factory(TK_LIVE_QUEUE_SIZE="100000", TK_LIVE_SEND_TIMEOUT_S="1")
+    hub = live.app.state.live_hub
+    ticket = await file_ticket(live.url, reporter, form_id)
+    sock = silent_client(live.url, reporter)
+    try:
+        await until(lambda: len(hub.subscribers) == 1, within=5)
+        silent = next(iter(hub.subscribers))
+        async with open_stream(live.url, agent) as reader:
+            posted = 0
+            while not hub.dropped and posted < 400:
+                await asyncio.gather(
+                    *(
+                        api(
+                            live.url,
+                            "POST",
+                            f"/api/tickets/{ticket}/comments",
+                            agent,
+                            {"body": f"{posted + k}{BIG}"},
+                        )
+                        for k in range(10)
+                    )
+                )
+                posted += 10
+            await until(lambda: hub.dropped > 0, within=10)
+            await reader.wait_for(lambda s: len(s.of("comment.created")) == posted, within=30)
+        _, closed = await asyncio.to_thread(drain_until_closed, sock, 10)
+        assert closed, "the server kept the blocked client's connection open"
+        assert silent.cut and silent.closed == "slow"
+        assert silent.queue.qsize() < 100000
+        assert all(s.closed is None for s in hub.subscribers)
+    finally:
+        sock.close()

@@ -42,6 +42,12 @@ RELISTEN_AFTER_S = 1.0
 RETRY_S = 1.0
 # Per process, outside the request pool: LISTEN, and one for reads (plus one overflow).
 HUB_CONNECTIONS = 2
+# A change's fan-out offers its event to this many streams, then lets the loop run what else
+# is ready (above all the request that caused the change, whose answer must not wait for
+# 500 writes) before the next slice.
+FAN_OUT_SLICE = 32
+# An SSE comment line: keeps idle connections (and proxies) open, finds closed ones.
+HEARTBEAT = b": heartbeat\n\n"
 PRESENCE_PREFIX = "p:"
 NOTIFICATION_PREFIX = "n:"
 
@@ -68,6 +74,11 @@ class Subscriber:
     token_id: str | None
     queue: asyncio.Queue[tuple[int | None, bytes] | None]
     closed: str | None = None  # why it ended: "slow", "signed out", "gone"
+    # The stream's writer, and since when (loop time) its current write has been waiting:
+    # the hub's sweep cuts a write blocked longer than TK_LIVE_SEND_TIMEOUT_S.
+    writer: asyncio.Task[Any] | None = None
+    writing_since: float | None = None
+    cut: bool = False
 
     @property
     def staff(self) -> bool:
@@ -138,6 +149,38 @@ class Hub:
             if sub.may_see(event):
                 sub.offer(item)
 
+    async def fan_out(self, event: feed.LiveEvent) -> None:
+        """`publish`, a slice of streams at a time: each offer wakes a stream's writer, and
+        waking all 500 at once queued the causing request's last steps behind 500 writes."""
+        item = (event.id, event.chunk)
+        subs = list(self.subscribers)
+        for start in range(0, len(subs), FAN_OUT_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for sub in subs[start : start + FAN_OUT_SLICE]:
+                if sub.may_see(event):
+                    sub.offer(item)
+
+    def sweep(self) -> None:
+        """Cut every write blocked longer than the send timeout (its client stopped reading):
+        one timer for all streams instead of a timer armed and disarmed around each write."""
+        now = asyncio.get_running_loop().time()
+        limit = self.settings.live_send_timeout_s
+        for sub in list(self.subscribers):
+            since = sub.writing_since
+            if since is not None and now - since >= limit and not sub.cut:
+                sub.cut = True
+                sub.close("slow")
+                if sub.writer is not None:
+                    sub.writer.cancel()
+
+    def heartbeat(self) -> None:
+        """One timer for every stream instead of one per stream and per event: a stream with
+        nothing queued gets a comment line."""
+        for sub in list(self.subscribers):
+            if sub.queue.empty():
+                sub.offer((None, HEARTBEAT))
+
     # -- running -------------------------------------------------------------------------------
 
     def close_all(self, reason: str) -> None:
@@ -182,6 +225,8 @@ class Hub:
             asyncio.create_task(self._listen_loop(), name="tk-live-listen"),
             asyncio.create_task(self._load_loop(), name="tk-live-load"),
             asyncio.create_task(self._recheck_loop(), name="tk-live-recheck"),
+            asyncio.create_task(self._heartbeat_loop(), name="tk-live-heartbeat"),
+            asyncio.create_task(self._sweep_loop(), name="tk-live-sweep"),
         ]
         try:
             await asyncio.gather(*loops)
@@ -315,7 +360,19 @@ class Hub:
             for event in events:
                 if event.id is not None:
                     self._last_id = max(self._last_id, event.id)
-                self.publish(event)
+                await self.fan_out(event)
+
+    async def _sweep_loop(self) -> None:
+        # A blocked write is cut between one and 1.25 send timeouts after it began.
+        period = self.settings.live_send_timeout_s / 4
+        while True:
+            await asyncio.sleep(period)
+            self.sweep()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.live_heartbeat_s)
+            self.heartbeat()
 
     async def _recheck_loop(self) -> None:
         while True:

@@ -115,7 +115,6 @@ async def events(
         hub,
         sub,
         replay,
-        heartbeat_s=settings.live_heartbeat_s,
         send_timeout_s=settings.live_send_timeout_s,
         # A renewed session's cookie, set by the sign-in check on the temporal response.
         extra_headers=[(k, v) for k, v in response.headers.raw if k == b"set-cookie"],

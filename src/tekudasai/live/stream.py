@@ -22,11 +22,10 @@ HEADERS = [
 ]
 # Reconnect after 3 s (EventSource's default is browser dependent).
 HELLO = b"retry: 3000\n: connected\n\n"
-HEARTBEAT = b": heartbeat\n\n"
 
 
 class EventStream(Response):
-    """Sends `replay`, then what the hub offers `sub`, with a heartbeat comment when idle.
+    """Sends `replay`, then what the hub offers `sub` (its heartbeats included).
 
     A Response (so FastAPI passes it through as it is) that builds no body of its own."""
 
@@ -38,7 +37,6 @@ class EventStream(Response):
         sub: Subscriber,
         replay: list[tuple[int | None, bytes]],
         *,
-        heartbeat_s: float,
         send_timeout_s: float,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
@@ -48,11 +46,12 @@ class EventStream(Response):
         self.hub = hub
         self.sub = sub
         self.replay = replay
-        self.heartbeat_s = heartbeat_s
         self.send_timeout_s = send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[LONG_LIVED] = True  # minutes on a page are not request latency
+        self._loop = asyncio.get_running_loop()
+        self.sub.writer = asyncio.current_task()
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send(
@@ -74,19 +73,24 @@ class EventStream(Response):
             self.hub.unsubscribe(self.sub)
 
     async def _write(self, send: Send, chunk: bytes) -> bool:
-        # asyncio.timeout, not wait_for: no task per write (this runs once per event per
-        # stream, 500 streams are 500 writes per change).
+        # No timer per write (this runs once per event per stream: 500 streams are 500
+        # writes per change): the hub's sweep cancels a write that has waited too long.
+        sub = self.sub
+        sub.writing_since = self._loop.time()
         try:
-            async with asyncio.timeout(self.send_timeout_s):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except TimeoutError:
-            # The client stopped reading: returning without finishing the response makes
-            # the server close the connection.
-            self.sub.close("slow")
-            return False
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if sub.cut and task is not None and task.uncancel() == 0:
+                # The client stopped reading: returning without finishing the response
+                # makes the server close the connection.
+                return False
+            raise
         except OSError:
-            self.sub.close("gone")
+            sub.close("gone")
             return False
+        finally:
+            sub.writing_since = None
         return True
 
     async def _stream(self, send: Send) -> bool:
@@ -102,13 +106,8 @@ class EventStream(Response):
             if not await self._write(send, chunk):
                 return False
         while sub.closed is None:
-            try:
-                async with asyncio.timeout(self.heartbeat_s):
-                    item = await sub.queue.get()
-            except TimeoutError:
-                if not await self._write(send, HEARTBEAT):
-                    return False
-                continue
+            # No timer here: the hub's one heartbeat timer queues the idle streams' comments.
+            item = await sub.queue.get()
             if item is None:
                 break
             event_id, chunk = item
