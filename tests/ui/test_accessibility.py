@@ -81,6 +81,11 @@ async def test_every_page_has_no_wcag_violations(
     assert not problems, heading + "\n".join(problems)
 
 
+async def settled(page: Page) -> None:
+    """Until running animations end: axe reads colours mid fade-in as faded (the toast's)."""
+    await page.evaluate("() => Promise.all(document.getAnimations().map(a => a.finished))")
+
+
 async def audit(page: Page, axe: Axe, where: str) -> list[str]:
     await page.evaluate(axe.axe_script)
     return describe(where, await page.evaluate(RUN_AXE, WCAG_TAGS))
@@ -120,6 +125,7 @@ async def test_error_toast_and_menu_states_have_no_wcag_violations(
         await page.get_by_label("Your reply").fill("Thank you, that helps.")
         await page.get_by_role("button", name="Send reply").click()
         await expect(page.locator("[data-toast]")).to_be_visible()
+        await settled(page)
         problems += await audit(page, axe, "ticket with a toast")
 
         _, page = contexts["agent"]
