@@ -72,7 +72,11 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
         TK_LISTEN_ORIGINS=f"{base},http://localhost:{port}",
     )
     app = create_app(settings, None)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # A page left open holds its live stream: the server would wait for it for ever (in
+    # `serve`, SIGTERM ends the streams first; a thread gets no signal), so bound the wait.
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=3
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -86,8 +90,11 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
         raise RuntimeError("the live server did not start in 10 s")
     yield LiveServer(url=base, server=server, thread=thread)
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=15)
     sock.close()
+    # A server still running here would keep its job worker and hub going under every later
+    # test (a 2-core runner then times out page loads far away from the cause).
+    assert not thread.is_alive(), "the live server did not stop"
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
-from tests.ui.conftest import LiveServer, new_page, sign_in
+from tests.ui.conftest import sign_in
 from tests.ui.site_pages import ACCOUNTS, seed_site
 
 FOCUSED = """() => {
@@ -22,8 +22,9 @@ async def focused(page: Page) -> str:
     return str(await page.evaluate(FOCUSED))
 
 
-async def open_queue(browser: Browser, live_server: LiveServer) -> Page:
-    _, page = await new_page(browser, live_server)
+async def open_queue(page: Page) -> Page:
+    """Sign in as the agent on the test's own page (its context is closed afterwards: a page
+    left open keeps its live stream, and with it the live server, running)."""
     agent = ACCOUNTS["agent"]
     await sign_in(page, agent.email, agent.password)
     await page.goto("/agent")
@@ -32,10 +33,10 @@ async def open_queue(browser: Browser, live_server: LiveServer) -> Page:
 
 
 async def test_queue_shortcuts_move_open_and_search(
-    browser: Browser, live_server: LiveServer, database: Database, cipher: PiiCipher
+    page: Page, database: Database, cipher: PiiCipher
 ) -> None:
     await seed_site(database, cipher)
-    page = await open_queue(browser, live_server)
+    page = await open_queue(page)
     help_section = page.get_by_role("region", name="Keyboard shortcuts")
     await expect(help_section).to_be_visible()
     for key in ("j", "k", "o", "/", "?"):
@@ -91,10 +92,10 @@ async def test_queue_shortcuts_move_open_and_search(
 
 
 async def test_single_key_shortcuts_can_be_switched_off(
-    browser: Browser, live_server: LiveServer, database: Database, cipher: PiiCipher
+    page: Page, database: Database, cipher: PiiCipher
 ) -> None:
     await seed_site(database, cipher)
-    page = await open_queue(browser, live_server)
+    page = await open_queue(page)
     toggle = page.get_by_label(re.compile("^Single-key shortcuts"))
     await expect(toggle).to_be_checked()
     await toggle.uncheck()
@@ -113,10 +114,10 @@ async def test_single_key_shortcuts_can_be_switched_off(
 
 
 async def test_queue_focus_order_follows_the_page(
-    browser: Browser, live_server: LiveServer, database: Database, cipher: PiiCipher
+    page: Page, database: Database, cipher: PiiCipher
 ) -> None:
     await seed_site(database, cipher)
-    page = await open_queue(browser, live_server)
+    page = await open_queue(page)
     order: list[str] = []
     for _ in range(40):
         await page.keyboard.press("Tab")
