@@ -42,7 +42,7 @@ from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.notifications.router import router as notifications_router
 from tekudasai.sla.router import policies_router
 from tekudasai.sla.router import router as calendars_router
-from tekudasai.tasks import make_worker
+from tekudasai.tasks import install_reactors, make_worker
 from tekudasai.teams.router import router as teams_router
 from tekudasai.tickets.router import router as tickets_router
 from tekudasai.uploads.dependencies import storage_for
@@ -94,6 +94,7 @@ def create_app(
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    install_reactors()
     parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
 
     @asynccontextmanager

@@ -93,4 +93,7 @@ def worker_command(
 
 
 def main() -> None:
+    from tekudasai.tasks import install_reactors
+
+    install_reactors()  # commands that change tickets (mail ingest, seed) run the reactors too
     app()

@@ -36,6 +36,15 @@ EVENT_HANDLERS: tuple[events.EventHandler, ...] = (
     webhooks.on_ticket_event,
 )
 
+# What reacts to ticket changes inside their own transaction, in this order (tickets/events.py).
+REACTORS: tuple[events.Reactor, ...] = ()
+
+
+def install_reactors() -> None:
+    """Every process that changes tickets (the app, workers, CLI commands) calls this first."""
+    events.install_reactors(REACTORS)
+
+
 TASKS: Mapping[str, Task] = {
     events.DISPATCH: events.dispatch_task(EVENT_HANDLERS),
     "tickets.prune_events": events.prune_task,
@@ -68,6 +77,7 @@ PERIODIC: tuple[Periodic, ...] = (
 
 def make_worker(database: Database, settings: Settings, **options: object) -> Worker:
     """A worker for this process with every task and periodic job."""
+    install_reactors()
     # locked_by names the node (TK_NODE_NAME): `jobs list` shows where a job ran.
     options.setdefault("me", f"{settings.node_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     return Worker(database, settings, TASKS, PERIODIC, **options)  # type: ignore[arg-type]

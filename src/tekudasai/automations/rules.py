@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from tekudasai.tickets.models import TicketPriority, TicketStatus
+from tekudasai.tickets.service import MAX_TAG_LENGTH, normal_tag
 
 FIELDS = (
     "status",
@@ -51,7 +52,6 @@ MAX_CONDITIONS = 20
 MAX_ACTIONS = 20
 MAX_VALUES = 100
 MAX_TAGS = 20
-MAX_TAG_LENGTH = 50
 MAX_NOTE = 20_000
 MAX_IDLE_HOURS = 24 * 366
 
@@ -66,11 +66,6 @@ class References:
     canned: Callable[[list[str]], Awaitable[set[str]]]
     webhooks: Callable[[list[str]], Awaitable[set[str]]]
     answer_names: Callable[[], Awaitable[set[str]]]
-
-
-def normal_tag(tag: str) -> str:
-    """Tags compare trimmed and lower-cased (`Printer ` and `printer` are one tag)."""
-    return tag.strip().lower()
 
 
 class Problems:

@@ -6,6 +6,10 @@ row as SQL, for the one statement that files a ticket (tickets/service.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Insert, Table, false, insert, literal_column, select
@@ -23,6 +27,36 @@ _MEMBERS = {f.key: f.column.key for f in TICKET_FIELDS}
 _SNAPSHOT = (*((key, _MEMBERS[key]) for key in _SNAPSHOT_KEYS), ("formVersion", "form_version"))
 
 
+@dataclass(frozen=True)
+class AutomationActor:
+    """An automation acting on a ticket; `chain` holds it and every automation whose change
+    led to this one (an automation never fires again inside its own chain: no loops)."""
+
+    id: str
+    name: str
+    chain: tuple[str, ...]
+
+
+_acting: ContextVar[AutomationActor | None] = ContextVar("tk_acting_automation", default=None)
+
+
+@contextmanager
+def as_automation(automation_id: str, name: str) -> Iterator[AutomationActor]:
+    """Changes made inside are the automation's: their audit rows name it (and no user),
+    their events carry it in `data.automation`."""
+    outer = _acting.get()
+    actor = AutomationActor(automation_id, name, (*(outer.chain if outer else ()), automation_id))
+    token = _acting.set(actor)
+    try:
+        yield actor
+    finally:
+        _acting.reset(token)
+
+
+def acting_automation() -> AutomationActor | None:
+    return _acting.get()
+
+
 def snapshot(ticket: Ticket) -> dict[str, Any]:
     """The ticket as a creation or deletion row records it (`details.ticket`)."""
     return {key: getattr(ticket, attribute) for key, attribute in _SNAPSHOT}
@@ -38,7 +72,13 @@ def record(
     details: dict[str, Any] | None = None,
     internal: bool = False,
 ) -> TicketLog:
-    """Stage one audit row; the caller's flush writes it with the change it describes."""
+    """Stage one audit row; the caller's flush writes it with the change it describes.
+    Inside `as_automation` the row names the automation, not a user."""
+    automation = _acting.get()
+    if automation is not None:
+        user_id = None
+        action = f"{action} (automation: {automation.name})"
+        details = {**(details or {}), "automation": {"id": automation.id, "name": automation.name}}
     row = TicketLog(
         ticket_id=ticket_id,
         user_id=user_id,

@@ -45,6 +45,7 @@ from tekudasai.jobs.models import Job
 from tekudasai.jobs.queue import CHANNEL as JOBS_CHANNEL
 from tekudasai.jobs.queue import DEFAULT_MAX_ATTEMPTS
 from tekudasai.jobs.worker import JobContext
+from tekudasai.tickets import audit
 from tekudasai.tickets.models import TicketEventRow
 
 DISPATCH = "tickets.dispatch_event"
@@ -61,6 +62,9 @@ class EventType(StrEnum):
     ASSIGNED = "ticket.assigned"
     # `data.commentId`; `internal` for a note.
     COMMENT_CREATED = "comment.created"
+    # From the SLA clock's timer job: `data.target` is firstResponse or resolution.
+    SLA_WARNING = "sla.warning"
+    SLA_BREACHED = "sla.breached"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,40 @@ class TicketEvent:
 
 # `async def handler(session, event, ctx)`: react inside the dispatch transaction.
 EventHandler = Callable[[AsyncSession, TicketEvent, JobContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Change:
+    """An event as a reactor sees it: in the change's own transaction, before it commits."""
+
+    ticket_id: int
+    type: EventType
+    actor_id: str | None
+    data: dict[str, Any]
+    internal: bool = False
+
+
+# `async def reactor(session, change)`: runs in the transaction of the change itself, right
+# after the event is recorded (the SLA clock, automations). Unlike handlers, what a reactor
+# does commits or rolls back with the change. Installed by the app and the CLI
+# (`tasks.REACTORS`): the domains above this one, which this one cannot import.
+Reactor = Callable[[AsyncSession, Change], Awaitable[None]]
+_reactors: tuple[Reactor, ...] = ()
+
+
+def install_reactors(reactors: Sequence[Reactor]) -> None:
+    global _reactors
+    _reactors = tuple(reactors)
+
+
+def has_reactors() -> bool:
+    return bool(_reactors)
+
+
+async def react(db: AsyncSession, change: Change) -> None:
+    """Run the installed reactors for a change (emit does; so does a ticket's creation)."""
+    for reactor in _reactors:
+        await reactor(db, change)
 
 
 def recorded(
@@ -152,16 +190,24 @@ async def emit(
     data: dict[str, Any] | None = None,
     internal: bool = False,
 ) -> int:
-    """Record an event in the caller's transaction (one round trip); returns its id."""
+    """Record an event in the caller's transaction (one round trip), then let the reactors
+    react to it; returns its id."""
+    data = data or {}
+    automation = audit.acting_automation()
+    if automation is not None:
+        actor_id = None
+        data = {**data, "automation": {"id": automation.id, "name": automation.name}}
     row = await _emit_statement().fetchrow(
         db,
         ticket_id=ticket_id,
         actor_id=actor_id,
-        data=json.dumps(data or {}),
+        data=json.dumps(data),
         event_type=type.value,
         event_internal="true" if internal else "false",
     )
     assert row is not None
+    if _reactors:
+        await react(db, Change(ticket_id, type, actor_id, data, internal))
     return int(row["id"])
 
 

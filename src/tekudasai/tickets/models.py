@@ -18,8 +18,9 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from tekudasai.db.base import Base, Timestamped
@@ -69,6 +70,10 @@ class Ticket(Timestamped, Base):
         ),
         CheckConstraint("length(summary) BETWEEN 1 AND 500", name="summary_length"),
         CheckConstraint(CHANNEL_CHECK, name="channel"),
+        CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
+        CheckConstraint(
+            "sla_state IN ('running', 'paused', 'warning', 'breached', 'met')", name="sla_state"
+        ),
         ForeignKeyConstraint(
             ["form_id", "form_version"],
             ["form_versions.form_id", "form_versions.version"],
@@ -88,6 +93,24 @@ class Ticket(Timestamped, Base):
             postgresql_ops={"summary": "gin_trgm_ops"},
         ),
         Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
+        Index("ix_tickets_priority_id", "priority", "id"),
+        Index("ix_tickets_team_id_id", "team_id", "id"),
+        Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+        Index("ix_tickets_sla_policy_id", "sla_policy_id"),
+        # The queue sorted by due time (cursor pages go by (sla_due_at, id)).
+        Index(
+            "ix_tickets_sla_due_at_id",
+            "sla_due_at",
+            "id",
+            postgresql_where=text("sla_due_at IS NOT NULL"),
+        ),
+        # Reports: tickets created and resolved in a period.
+        Index("ix_tickets_created_at", "created_at"),
+        Index(
+            "ix_tickets_resolved_at",
+            "resolved_at",
+            postgresql_where=text("resolved_at IS NOT NULL"),
+        ),
     )
     # Fetch updated_at (set by the database clock) with RETURNING instead of a second query.
     __mapper_args__ = {"eager_defaults": True}
@@ -105,6 +128,28 @@ class Ticket(Timestamped, Base):
     form_response: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     form_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     channel: Mapped[str] = mapped_column(Text, default=Channel.WEB.value, server_default="web")
+    # Server-side defaults only: the creation statement (tickets/service.py) is raw SQL.
+    priority: Mapped[str] = mapped_column(Text, server_default="normal")
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # The first public reply by an agent or admin; when the ticket last became resolved
+    # (cleared on reopen).
+    first_responded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    # The SLA clock (sla/clock.py keeps it): the policy that applies (none: no SLA), its state,
+    # when the resolution clock (re)started, the paused intervals since ([[from, to|null]],
+    # pending), both targets, the nearest target still running (what the queue sorts by;
+    # null while paused or met), and which warning/breach events fired ("firstResponse.warning" …).
+    sla_policy_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sla_policies.id", ondelete="SET NULL")
+    )
+    sla_state: Mapped[str | None] = mapped_column(Text)
+    sla_started_at: Mapped[datetime | None]
+    sla_paused: Mapped[list[list[str | None]]] = mapped_column(JSONB, server_default="[]")
+    sla_first_response_due_at: Mapped[datetime | None]
+    sla_resolution_due_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None]
+    sla_fired: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     # Kept current by database triggers (summary, text answers, public comments).
     search_vector: Mapped[Any] = deferred(mapped_column(TSVECTOR, nullable=True))
 

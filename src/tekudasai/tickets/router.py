@@ -225,6 +225,9 @@ async def update_ticket(
         summary=body.summary,
         status=body.status.value if body.status else None,
         form_response=body.form_response,
+        priority=body.priority.value if body.priority else None,
+        team_id=body.team_id if "team_id" in body.model_fields_set else service.UNCHANGED,
+        tags=body.tags,
     )
     return _json(ticket_view(ticket))
 

@@ -22,7 +22,14 @@ from tekudasai.core.schemas import (
 )
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.responses import FormOut
-from tekudasai.tickets.models import Channel, LogAction, Ticket, TicketLog, TicketStatus
+from tekudasai.tickets.models import (
+    Channel,
+    LogAction,
+    Ticket,
+    TicketLog,
+    TicketPriority,
+    TicketStatus,
+)
 
 if TYPE_CHECKING:  # imported for annotations only: those modules import this one's users
     from tekudasai.tickets.conversation import CommentRow
@@ -45,6 +52,10 @@ class UpdateTicket(PathIdInput):
     summary: str | None = None
     status: TicketStatus | None = None
     form_response: dict[str, Any] | None = None
+    priority: TicketPriority | None = None
+    # Absent: unchanged; null: no team.
+    team_id: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=100)
 
 
 class AssignTicket(StrictInput):

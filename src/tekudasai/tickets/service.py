@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -39,7 +40,7 @@ from tekudasai.forms.errors import FormNotFound, InvalidFormData
 from tekudasai.forms.models import Form, FormVersion
 from tekudasai.tickets import audit, events, rendering, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
-from tekudasai.tickets.models import Channel, LogAction, Ticket, TicketStatus
+from tekudasai.tickets.models import Channel, LogAction, Ticket, TicketPriority, TicketStatus
 from tekudasai.uploads.models import TicketUpload
 
 MAX_SUMMARY = 500
@@ -129,7 +130,7 @@ async def create_ticket(
         except InvalidFormData:
             ticket = None  # judged by rules that may be old: the current form decides
         if ticket is not None:
-            return ticket
+            return await _created(db, ticket)
         if _enabled.get(form_id) is seen:
             del _enabled[form_id]
     form_id, version_number, plan = await enabled_form_plan(db, form_id=form_id)
@@ -145,7 +146,22 @@ async def create_ticket(
         extra_upload_ids=extra_upload_ids,
     )
     assert ticket is not None  # the unguarded INSERT … RETURNING returns its row
-    return ticket
+    return await _created(db, ticket)
+
+
+async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
+    """The reactors' turn on a new ticket (its event was recorded by the INSERT itself). They
+    change it through the session, so the caller gets the row as it is now."""
+    if not events.has_reactors():
+        return ticket
+    change = events.Change(
+        ticket.id,
+        events.EventType.TICKET_CREATED,
+        ticket.reporter_id,
+        {"channel": ticket.channel},
+    )
+    await events.react(db, change)
+    return await db.get(Ticket, ticket.id, populate_existing=True) or ticket
 
 
 async def _file(
@@ -179,6 +195,11 @@ async def _file(
         form_response=cleaned,
         form_open=False,
         channel=channel.value,
+        priority=TicketPriority.NORMAL.value,
+        team_id=None,
+        tags=[],
+        sla_paused=[],
+        sla_fired=[],
     )
     values: dict[str, Any] = {
         "reporter_id": reporter_id,
@@ -453,17 +474,62 @@ async def lock_ticket(
 # -- changing ---------------------------------------------------------------------------------
 
 
+class _Unchanged:
+    """A field the caller leaves alone (where None is a value: no team)."""
+
+
+UNCHANGED: Any = _Unchanged()
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+
+
+def normal_tag(tag: str) -> str:
+    """Tags compare trimmed and lower-cased (`Printer ` and `printer` are one tag)."""
+    return tag.strip().lower()
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    """Normalised, without repeats, in the order given; 400 for an empty or too long tag."""
+    cleaned = list(dict.fromkeys(normal_tag(tag) for tag in tags))
+    bad = next((t for t in cleaned if not 1 <= len(t) <= MAX_TAG_LENGTH), None)
+    if bad is not None or len(cleaned) > MAX_TAGS:
+        message = (
+            f"At most {MAX_TAGS} tags"
+            if bad is None
+            else f"A tag has 1 to {MAX_TAG_LENGTH} characters"
+        )
+        raise ValidationFailed(f"tags: {message}.", errors=[{"field": "tags", "message": message}])
+    return cleaned
+
+
+async def check_team(db: AsyncSession, team_id: str) -> None:
+    # teams sit above tickets (they name agents): asked in SQL, not through their models.
+    if await db.scalar(text("SELECT 1 FROM teams WHERE id = :id"), {"id": team_id}) is None:
+        raise ValidationFailed(
+            "teamId: No such team.", errors=[{"field": "teamId", "message": "No such team"}]
+        )
+
+
 async def update_ticket(
     db: AsyncSession,
     *,
     ticket_id: int,
-    actor_id: str,
+    actor_id: str | None,
     summary: str | None = None,
     status: str | None = None,
     form_response: dict[str, Any] | None = None,
+    priority: str | None = None,
+    team_id: str | None = UNCHANGED,
+    tags: list[str] | None = None,
 ) -> Ticket:
-    """An agent's edit: status through the workflow, summary, response; closes the form."""
+    """An agent's (or an automation's) edit: status through the workflow, summary, response,
+    priority, team, tags; closes the form. Fields left None (team: UNCHANGED) stay."""
     new_summary = clean_summary(summary) if summary is not None else None
+    new_tags = clean_tags(tags) if tags is not None else None
+    if priority is not None:
+        priority = TicketPriority(priority).value
+    if team_id is not UNCHANGED and team_id is not None:
+        await check_team(db, team_id)
     ticket = await lock_ticket(db, ticket_id=ticket_id)
     status_changes = status is not None and workflow.check_transition(ticket.status, status)
     response = None
@@ -492,6 +558,15 @@ async def update_ticket(
     if new_summary is not None and new_summary != ticket.summary:
         fields["summary"] = {"from": ticket.summary, "to": new_summary}
         ticket.summary = new_summary
+    if priority is not None and priority != ticket.priority:
+        fields["priority"] = {"from": ticket.priority, "to": priority}
+        ticket.priority = priority
+    if team_id is not UNCHANGED and team_id != ticket.team_id:
+        fields["teamId"] = {"from": ticket.team_id, "to": team_id}
+        ticket.team_id = team_id
+    if new_tags is not None and new_tags != list(ticket.tags):
+        fields["tags"] = {"from": list(ticket.tags), "to": new_tags}
+        ticket.tags = new_tags
     if response is not None:
         cleaned, upload_ids = response
         diff = audit.changes(ticket.form_response, cleaned)
@@ -568,7 +643,7 @@ async def delete_ticket(db: AsyncSession, *, ticket_id: int, actor_id: str) -> T
 
 
 async def _set_assignee(
-    db: AsyncSession, ticket: Ticket, *, actor_id: str, assignee_id: str | None
+    db: AsyncSession, ticket: Ticket, *, actor_id: str | None, assignee_id: str | None
 ) -> Ticket:
     old = ticket.assignee_id
     if old == assignee_id:
@@ -602,7 +677,7 @@ async def toggle_assignment(db: AsyncSession, *, ticket_id: int, actor_id: str) 
 
 
 async def assign(
-    db: AsyncSession, *, ticket_id: int, actor_id: str, assignee_id: str | None
+    db: AsyncSession, *, ticket_id: int, actor_id: str | None, assignee_id: str | None
 ) -> Ticket:
     """Assign to a given agent or admin (None unassigns)."""
     if assignee_id is not None:
