@@ -60,6 +60,12 @@ async def test_every_revision_upgrades_downgrades_and_upgrades_again(
         await drop_database(pg_server, "walk_revisions")
 
 
+def test_head_revision_read_from_the_scripts_is_alembics() -> None:
+    """`head_revision` parses the scripts itself (web workers do not load Alembic for it)."""
+    heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
+    assert [migrate.head_revision()] == heads
+
+
 async def test_models_and_migrations_do_not_drift(database: Database) -> None:
     def diff(sync_conn):  # type: ignore[no-untyped-def]
         context = MigrationContext.configure(

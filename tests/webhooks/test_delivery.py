@@ -216,7 +216,9 @@ async def test_given_up_after_max_tries_then_the_lane_moves_on_and_retry_resends
 @pytest.fixture
 def slow_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Timeouts of a second or less, so a silent receiver costs the test little."""
-    monkeypatch.setattr(delivery, "TIMEOUT", httpx.Timeout(connect=1.0, read=0.5, write=1, pool=1))
+    monkeypatch.setattr(
+        delivery, "TIMEOUT", {"connect": 1.0, "read": 0.5, "write": 1.0, "pool": 1.0}
+    )
 
 
 async def test_timeouts_redirects_and_big_answers(

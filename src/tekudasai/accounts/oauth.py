@@ -14,14 +14,8 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from authlib.common.security import generate_token
-from authlib.deprecate import AuthlibDeprecationWarning
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,10 +35,12 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import DecryptionError, PiiCipher
 from tekudasai.core.csrf import origin_of
 
-with warnings.catch_warnings():
-    # Authlib warns that its httpx integration will move to "httpx2"; nothing to act on yet.
-    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+if TYPE_CHECKING:
     from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+# httpx, Authlib and joserfc are imported on first use, not at start-up: together with what
+# httpx pulls in (its command line: click, rich, pygments) they cost each web worker about
+# 20 MB of memory, for a sign-in path most desks never configure.
 
 log = logging.getLogger("tekudasai.oauth")
 
@@ -162,6 +158,8 @@ async def _discover(issuer: str) -> dict[str, Any]:
     cached = _discovery.get(issuer)
     if cached and time.monotonic() - cached[0] < DISCOVERY_TTL_SECONDS:
         return cached[1]
+    import httpx
+
     try:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             response = await http.get(f"{issuer}/.well-known/openid-configuration")
@@ -193,6 +191,13 @@ async def endpoints(provider: Provider) -> Endpoints:
 
 
 def _client(settings: Settings, provider: Provider) -> AsyncOAuth2Client:
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        # Authlib warns that its httpx integration will move to "httpx2"; nothing to act on.
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     return AsyncOAuth2Client(
         client_id=provider.client_id,
         client_secret=provider.client_secret,
@@ -215,6 +220,8 @@ async def start(
     provider = get_provider(settings, provider_id)
     callback = safe_callback_url(settings, callback_url)
     error_callback = safe_callback_url(settings, error_callback_url or DEFAULT_ERROR_CALLBACK)
+    from authlib.common.security import generate_token
+
     urls = await endpoints(provider)
     state, verifier, nonce = generate_token(32), generate_token(64), generate_token(24)
     extra = {"nonce": nonce} if provider.issuer else {}
@@ -283,6 +290,8 @@ async def complete(
         raise OAuthFailed(f"The provider refused the sign-in ({error[:100]}).")
     if not code:
         raise OAuthFailed("The provider sent no authorization code.")
+    import httpx
+
     urls = await endpoints(provider)
     try:
         async with _client(settings, provider) as client:
@@ -340,6 +349,11 @@ async def _verify_id_token(
 ) -> dict[str, Any]:
     if not urls.jwks_uri:
         raise OAuthFailed("The provider publishes no signing keys.")
+    import httpx
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
         response = await http.get(urls.jwks_uri)
         response.raise_for_status()

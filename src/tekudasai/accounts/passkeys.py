@@ -17,22 +17,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from tekudasai.accounts import challenges, service
 from tekudasai.accounts.errors import BannedUser, ChallengeNotFound, PasskeyFailed
@@ -45,6 +29,9 @@ from tekudasai.core.schemas import iso
 RP_NAME = "Te Kudasai"
 MAX_NAME_LENGTH = 100
 MAX_PASSKEYS = 50
+
+# py_webauthn (with pyOpenSSL and pyasn1) is imported where a ceremony runs, not at start-up:
+# about 15 MB per web worker otherwise, for a page few people open.
 
 
 def rp_id(settings: Settings) -> str:
@@ -81,6 +68,8 @@ def _credential(body: Any) -> dict[str, Any]:
 
 def public_passkey(row: Passkey) -> dict[str, Any]:
     """better-auth's passkey shape."""
+    from webauthn.helpers import bytes_to_base64url
+
     return {
         "id": row.id,
         "name": row.name,
@@ -110,6 +99,14 @@ async def registration_options(
     db: AsyncSession, settings: Settings, cipher: PiiCipher, *, user: Any
 ) -> tuple[dict[str, Any], str]:
     """Options for navigator.credentials.create() and the challenge cookie's token."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     existing = await list_passkeys(db, user_id=user.id)
     if len(existing) >= MAX_PASSKEYS:
         raise ValidationFailed(f"At most {MAX_PASSKEYS} passkeys per account.")
@@ -143,6 +140,10 @@ async def verify_registration(
 ) -> Passkey:
     """Store the credential the browser made; `own_transaction` consumes the challenge for
     good, whatever happens next (a failed attempt cannot be retried against it)."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers.exceptions import WebAuthnException
+    from webauthn.helpers.structs import AuthenticatorTransport
+
     credential = _credential(response)
     if name is not None and len(name.strip()) > MAX_NAME_LENGTH:
         raise ValidationFailed(f"A passkey name has at most {MAX_NAME_LENGTH} characters.")
@@ -190,6 +191,9 @@ async def authentication_options(
     db: AsyncSession, settings: Settings
 ) -> tuple[dict[str, Any], str]:
     """Options for navigator.credentials.get(): discoverable credentials, any account."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = generate_authentication_options(
         rp_id=rp_id(settings), user_verification=UserVerificationRequirement.REQUIRED
     )
@@ -208,6 +212,10 @@ async def verify_authentication(
     own_transaction: async_sessionmaker[AsyncSession] | None = None,
 ) -> User:
     """The user the assertion proves; the challenge is used up and the counter moved on."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.exceptions import WebAuthnException
+
     credential = _credential(response)
     challenge = await challenges.consume(
         db, token=token, purpose=challenges.PASSKEY_AUTHENTICATE, own_transaction=own_transaction

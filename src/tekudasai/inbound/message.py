@@ -18,7 +18,6 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from typing import Any
 
-import html2text
 from mailparser_reply import EmailReplyParser
 
 MAX_MESSAGE_BYTES = 35 * 1024 * 1024
@@ -212,6 +211,8 @@ def unflow(text: str, *, delsp: bool) -> str:
 
 
 def html_to_text(html: str) -> str:
+    import html2text  # on first use: web workers that never see an HTML-only mail skip it
+
     converter = html2text.HTML2Text()
     converter.body_width = 0  # no hard wrapping: the web shows the text as it is
     converter.ignore_images = True

@@ -8,7 +8,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -222,6 +221,8 @@ async def notify(transitions: list[Transition], settings: Settings) -> None:
         )
     if not settings.alert_webhook_url:
         return
+    import httpx  # only desks with an alert webhook pay for it (and its command line's imports)
+
     async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S) as http:
         for body in bodies:
             try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -42,6 +41,8 @@ def _message(exc: AppError) -> str:
 
 def qr_svg(uri: str) -> str:
     """The otpauth URI as an inline SVG QR code, made here (no outside service sees it)."""
+    import segno  # on first use: ~10 MB per web worker for a page opened once per account
+
     return segno.make(uri, error="m").svg_inline(scale=5, border=4, dark="#000", light="#fff")
 
 

@@ -27,11 +27,10 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import certifi
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,11 +40,16 @@ from tekudasai.jobs.worker import Backoff, JobContext
 from tekudasai.webhooks import signing
 from tekudasai.webhooks.urlguard import UrlRefused, check_syntax, checked_address
 
+if TYPE_CHECKING:
+    # Imported on the first delivery: httpx brings its command line (click, rich, pygments)
+    # along, some 15 MB in every web worker of a desk that may have no webhooks.
+    import httpx
+
 log = logging.getLogger("tekudasai.webhooks")
 
 DELIVER = "webhooks.deliver"
 MAX_TRIES = 10
-TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=5.0)
+TIMEOUT = {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0}  # seconds (httpx.Timeout)
 TRY_DEADLINE_S = 20.0
 READ_LIMIT = 64 * 1024
 LOG_BODY_CHARS = 2048
@@ -98,6 +102,8 @@ async def _client(key: _ClientKey) -> httpx.AsyncClient:
     if client is not None and not client.is_closed:
         per_loop.move_to_end(key)
         return client
+    import httpx
+
     client = httpx.AsyncClient(
         verify=_tls(),
         follow_redirects=False,
@@ -118,6 +124,8 @@ def _clean(raw: bytes) -> str:
 
 async def send(url: str, secret: str, msg_id: str, body: str, *, allow_private: bool) -> Outcome:
     """One signed POST of `body`; never raises for what the receiver or network does."""
+    import httpx
+
     started = time.monotonic()
 
     def done(ok: bool, status: int | None, text: str | None, error: str | None) -> Outcome:
@@ -154,7 +162,7 @@ async def send(url: str, secret: str, msg_id: str, body: str, *, allow_private: 
                 content=payload,
                 headers=headers,
                 extensions=extensions,
-                timeout=TIMEOUT,
+                timeout=httpx.Timeout(**TIMEOUT),
             ) as response,
         ):
             received = bytearray()
