@@ -29,6 +29,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
@@ -149,9 +150,16 @@ async def create_ticket(
     return await _created(db, ticket)
 
 
+# The session info key under which reactors find the ticket being created (its fields without
+# a read); a reactor marked `keeps_new_ticket_current` mirrors what it writes onto it.
+NEW_TICKET = "tk_new_ticket"
+
+
 async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
     """The reactors' turn on a new ticket (its event was recorded by the INSERT itself). They
-    change it through the session, so the caller gets the row as it is now."""
+    change it through the session, so the caller gets the row as it is now: re-read, unless
+    every reactor keeps `ticket` current itself (the SLA clock does; a change through the
+    ticket service loads the session's copy, which is then the current one)."""
     if not events.has_reactors():
         return ticket
     change = events.Change(
@@ -160,7 +168,14 @@ async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
         ticket.reporter_id,
         {"channel": ticket.channel},
     )
-    await events.react(db, change)
+    db.info[NEW_TICKET] = ticket
+    try:
+        await events.react(db, change)
+    finally:
+        db.info.pop(NEW_TICKET, None)
+    if all(getattr(r, "keeps_new_ticket_current", False) for r in events.installed()):
+        loaded = db.identity_map.get(identity_key(Ticket, ticket.id))
+        return loaded if isinstance(loaded, Ticket) else ticket
     return await db.get(Ticket, ticket.id, populate_existing=True) or ticket
 
 
