@@ -18,7 +18,7 @@ from tekudasai.db.session import Database
 from tekudasai.jobs.worker import Worker
 from tekudasai.sla import clock as sla_clock
 from tekudasai.sla import jobs as sla_jobs
-from tekudasai.sla.businesstime import Calendar
+from tekudasai.sla.businesstime import Calendar, due_at
 from tekudasai.webhooks import delivery as webhook_delivery
 from tekudasai.webhooks import service as webhooks_service
 from tests.factories import Person, make_form, person_fixture
@@ -620,3 +620,20 @@ async def test_a_webhook_for_sla_breached_gets_exactly_one_delivery(
     assert undispatched == 0  # the notification and live handlers coped too
     assert [(r.event_type, r.ticket_id) for r in rows] == [("sla.breached", ticket_id)]
     assert '"target": "firstResponse"' in str(rows[0].body) or "firstResponse" in str(rows[0].body)
+
+
+@pytest.mark.parametrize("hours_after", [0, 7, 30, 55, 100, 170, 1000])
+def test_one_walk_gives_the_due_times_of_due_at(hours_after: int) -> None:
+    calendar = Calendar.weekly(
+        "Europe/Berlin",
+        {day: ((time(9), time(12, 30)), (time(13), time(17))) for day in range(4)},
+        holidays=[date(2026, 10, 26)],
+        country="DE",
+    )
+    # From 25 Oct 2026 (the night the clocks go back), with a paused afternoon.
+    start = datetime(2026, 10, 24, 23, 0, tzinfo=UTC) + timedelta(hours=hours_after)
+    paused = [(start + timedelta(hours=20), start + timedelta(hours=26))]
+    for minutes in (1, 45, 240, 2400):
+        marks = (minutes * 0.8, minutes)
+        reached = sla_clock._reach(start, marks, calendar, paused)
+        assert reached == tuple(due_at(start, m, calendar, paused) for m in marks)

@@ -43,8 +43,8 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -54,7 +54,14 @@ from sqlalchemy.orm.util import identity_key
 
 from tekudasai.db.raw import RawStatement
 from tekudasai.jobs.queue import CHANNEL as JOBS_CHANNEL
-from tekudasai.sla.businesstime import Calendar, CalendarError, due_at, working_minutes
+from tekudasai.sla.businesstime import (
+    Calendar,
+    CalendarError,
+    Interval,
+    _working_time,
+    due_at,
+    working_minutes,
+)
 from tekudasai.sla.calendars import as_calendar
 from tekudasai.sla.models import BusinessCalendar
 from tekudasai.tickets import events, service
@@ -225,6 +232,8 @@ class Clock:
     fired: list[str]
     state: str | None = None
     due_at: datetime | None = None
+    # Warning moments known from `recompute` (else derived from the stored due times).
+    warnings: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ticket: Any) -> Clock:
@@ -305,13 +314,19 @@ class Clock:
             self.state = "running"
 
     def recompute(self, policy: Policy, targets: tuple[str, ...] = TARGETS) -> None:
+        """New due times from the policy; the warning moments come with them (one walk through
+        the calendar per target: creation is the hot path)."""
         paused = self.intervals()
         for target in targets:
-            value = due_at(self.start(target), policy.minutes(target), policy.calendar, paused)
+            minutes = policy.minutes(target)
+            warning, due = _reach(
+                self.start(target), (minutes * WARNING_SHARE, minutes), policy.calendar, paused
+            )
+            self.warnings[target] = warning
             if target == FIRST_RESPONSE:
-                self.first_response_due_at = value
+                self.first_response_due_at = due
             else:
-                self.resolution_due_at = value
+                self.resolution_due_at = due
 
     def pause(self, now: datetime) -> None:
         if not self.is_paused:
@@ -342,18 +357,36 @@ class Clock:
             if f"{target}.warning" not in self.fired and f"{target}.breached" not in self.fired:
                 # 80 % of the business time this target was given (as stored: a policy edited
                 # since does not move a running target).
-                start = self.start(target)
-                total = working_minutes(start, due, policy.calendar, paused)
-                when = (
-                    due_at(start, total * WARNING_SHARE, policy.calendar, paused)
-                    if total > 0
-                    else due
-                )
+                when = self.warnings.get(target)
+                if when is None:
+                    start = self.start(target)
+                    total = working_minutes(start, due, policy.calendar, paused)
+                    when = (
+                        due_at(start, total * WARNING_SHARE, policy.calendar, paused)
+                        if total > 0
+                        else due
+                    )
                 found.append((min(when, due), target, "warning"))
             if f"{target}.breached" not in self.fired:
                 found.append((due, target, "breached"))
         # At the same instant the warning comes first.
         return sorted(found, key=lambda m: (m[0], m[2] == "breached", m[1]))
+
+
+def _reach(
+    start: datetime, marks: tuple[float, float], calendar: Calendar, paused: list[Interval]
+) -> tuple[datetime, datetime]:
+    """`due_at` for two minute marks (ascending) in one walk: the same instants."""
+    found: list[datetime] = []
+    used = timedelta()
+    wanted = [timedelta(minutes=m) for m in marks]
+    for low, high in _working_time(calendar, start, paused):
+        while wanted and used + (high - low) >= wanted[0]:
+            found.append(low + (wanted.pop(0) - used))
+        if not wanted:
+            return found[0], found[1]
+        used += high - low
+    raise CalendarError("the calendar has no working time within three years")
 
 
 # -- writing ----------------------------------------------------------------------------------
