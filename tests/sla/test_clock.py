@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
 from tekudasai import tasks
@@ -19,6 +20,8 @@ from tekudasai.jobs.worker import Worker
 from tekudasai.sla import clock as sla_clock
 from tekudasai.sla import jobs as sla_jobs
 from tekudasai.sla.businesstime import Calendar, due_at
+from tekudasai.tickets import events
+from tekudasai.tickets import service as tickets_service
 from tekudasai.webhooks import delivery as webhook_delivery
 from tekudasai.webhooks import service as webhooks_service
 from tests.factories import Person, make_form, person_fixture
@@ -637,3 +640,52 @@ def test_one_walk_gives_the_due_times_of_due_at(hours_after: int) -> None:
         marks = (minutes * 0.8, minutes)
         reached = sla_clock._reach(start, marks, calendar, paused)
         assert reached == tuple(due_at(start, m, calendar, paused) for m in marks)
+
+
+async def test_creation_returns_the_ticket_as_the_reactors_left_it(
+    client: httpx.AsyncClient,
+    database: Database,
+    admin: Person,
+    customer: Person,
+    form: dict[str, Any],
+) -> None:
+    """The clock keeps the new ticket's object current, so it is not read again; with a
+    reactor that changes the ticket through the service (as automations do), it is."""
+    calendar = await make_calendar(client, admin)
+    urgent = await make_policy(
+        client, admin, calendar, position=0, conditions={"priority": ["urgent"]},
+        firstResponseMinutes=10,
+    )  # fmt: skip
+    general = await make_policy(client, admin, calendar, position=1)
+
+    async def escalate(db: Any, change: events.Change) -> None:
+        if change.type is events.EventType.TICKET_CREATED:
+            await tickets_service.update_ticket(
+                db, ticket_id=change.ticket_id, actor_id=None, priority="urgent"
+            )
+
+    async def create() -> Any:
+        async with database.sessionmaker() as db, db.begin():
+            return await tickets_service.create_ticket(
+                db,
+                reporter_id=customer.user.id,
+                form_id=form["id"],
+                summary="Help",
+                form_response={"d": "It broke"},
+            )
+
+    plain = await create()
+    assert not sa_inspect(plain).persistent and not sa_inspect(plain).detached  # not re-read
+    assert plain.sla_policy_id == general and plain.sla_state == "running"
+    assert plain.sla_first_response_due_at == plain.created_at + timedelta(minutes=30)
+    assert plain.sla_due_at == plain.sla_first_response_due_at
+
+    events.install_reactors([sla_clock.react, escalate])
+    try:
+        escalated = await create()
+    finally:
+        tasks.install_reactors()
+    row = await sla(database, escalated.id)
+    assert escalated.priority == "urgent" and row.sla_policy_id == urgent
+    assert escalated.sla_policy_id == urgent
+    assert escalated.sla_first_response_due_at == row.fr == row.created_at + timedelta(minutes=10)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import DateTime, Integer, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes
 from sqlalchemy.orm.util import identity_key
@@ -202,7 +202,7 @@ async def policies(db: AsyncSession) -> Policies:
     return _cache if _cache is not None else await _load(db)
 
 
-async def _fingerprint_holds(db: AsyncSession, cached: Policies) -> bool:
+async def fingerprint_holds(db: AsyncSession, cached: Policies) -> bool:
     row = await _fingerprint_statement().fetchrow(db)
     return row is not None and row["fp"] == cached.fingerprint
 
@@ -214,7 +214,7 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
 
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
@@ -330,11 +330,11 @@ class Clock:
 
     def pause(self, now: datetime) -> None:
         if not self.is_paused:
-            self.paused.append([_iso(now), None])
+            self.paused.append([iso(now), None])
 
     def resume(self, now: datetime) -> None:
         if self.is_paused:
-            self.paused[-1][1] = _iso(max(now, datetime.fromisoformat(str(self.paused[-1][0]))))
+            self.paused[-1][1] = iso(max(now, datetime.fromisoformat(str(self.paused[-1][0]))))
 
     def clear(self) -> None:
         self.policy_id = self.started_at = None
@@ -392,26 +392,48 @@ def _reach(
 # -- writing ----------------------------------------------------------------------------------
 
 
-_UPDATE_SQL = f"""
-WITH guard AS (SELECT {_FINGERPRINT_SQL} = $1 AS ok),
-changed AS (
-    UPDATE tickets SET
-        sla_policy_id = $3, sla_state = $4, sla_started_at = $5, sla_paused = $6::jsonb,
-        sla_first_response_due_at = $7, sla_resolution_due_at = $8, sla_due_at = $9,
-        sla_fired = ARRAY(SELECT jsonb_array_elements_text($10::jsonb))
-    WHERE id = $2 AND (SELECT ok FROM guard)
-    RETURNING id
-),
-job AS (
-    INSERT INTO jobs (name, args, run_after, max_attempts)
-    SELECT '{CHECK}', jsonb_build_object('ticketId', changed.id), $11, 5
-    FROM changed WHERE $11::timestamptz IS NOT NULL
-    RETURNING run_after
-)
-SELECT (SELECT ok FROM guard) AS ok,
-       (SELECT count(*) FROM job WHERE run_after <= now() AND
-        pg_notify('{JOBS_CHANNEL}', '') IS NOT NULL) AS woke
-"""
+@functools.cache
+def _update_statement() -> RawStatement:
+    """The SLA columns and the next timer job (with a NOTIFY only when it is due already), if
+    the policies' fingerprint is still `fp`; `ok` says whether it was."""
+    moment = DateTime(timezone=True)
+    sql = text(
+        f"""
+        WITH guard AS (SELECT {_FINGERPRINT_SQL} = :fp AS ok),
+        changed AS (
+            UPDATE tickets SET
+                sla_policy_id = :policy_id, sla_state = :state, sla_started_at = :started_at,
+                sla_paused = CAST(:paused AS jsonb),
+                sla_first_response_due_at = :first_response_due_at,
+                sla_resolution_due_at = :resolution_due_at, sla_due_at = :due_at,
+                sla_fired = ARRAY(SELECT jsonb_array_elements_text(CAST(:fired AS jsonb)))
+            WHERE id = :ticket_id AND (SELECT ok FROM guard)
+            RETURNING id
+        ),
+        job AS (
+            INSERT INTO jobs (name, args, run_after, max_attempts)
+            SELECT '{CHECK}', jsonb_build_object('ticketId', changed.id), :run_after, 5
+            FROM changed WHERE CAST(:run_after AS timestamptz) IS NOT NULL
+            RETURNING run_after
+        )
+        SELECT (SELECT ok FROM guard) AS ok,
+               (SELECT count(CASE WHEN run_after <= now() THEN pg_notify('{JOBS_CHANNEL}', '')
+                             END) FROM job) AS woke
+        """
+    ).bindparams(
+        bindparam("fp", type_=Text),
+        bindparam("ticket_id", type_=Integer),
+        bindparam("policy_id", type_=Text),
+        bindparam("state", type_=Text),
+        bindparam("started_at", type_=moment),
+        bindparam("paused", type_=Text),
+        bindparam("first_response_due_at", type_=moment),
+        bindparam("resolution_due_at", type_=moment),
+        bindparam("due_at", type_=moment),
+        bindparam("fired", type_=Text),
+        bindparam("run_after", type_=moment),
+    )
+    return RawStatement(sql)
 
 
 async def _write(
@@ -419,36 +441,24 @@ async def _write(
 ) -> bool:
     """The SLA columns and the next timer job in one statement, guarded by the policies'
     fingerprint; False (nothing written) when the cache is stale."""
-    connection = await _driver(db)
-    row = await connection.fetchrow(
-        _UPDATE_SQL,
-        cached.fingerprint,
-        ticket_id,
-        clock.policy_id,
-        clock.state,
-        clock.started_at,
-        json.dumps(clock.paused),
-        clock.first_response_due_at,
-        clock.resolution_due_at,
-        clock.due_at,
-        json.dumps(clock.fired),
-        run_after,
+    row = await _update_statement().fetchrow(
+        db,
+        fp=cached.fingerprint,
+        ticket_id=ticket_id,
+        policy_id=clock.policy_id,
+        state=clock.state,
+        started_at=clock.started_at,
+        paused=json.dumps(clock.paused),
+        first_response_due_at=clock.first_response_due_at,
+        resolution_due_at=clock.resolution_due_at,
+        due_at=clock.due_at,
+        fired=json.dumps(clock.fired),
+        run_after=run_after,
     )
-    if not row["ok"]:
+    if row is None or not row["ok"]:
         return False
     _mirror(db, ticket_id, clock)
     return True
-
-
-async def _driver(db: AsyncSession) -> Any:
-    """The asyncpg connection of the session's transaction (BEGIN sent if none yet), as the
-    raw statements of db/raw.py use it."""
-    from tekudasai.db.raw import dbapi_connection
-
-    adapted = await dbapi_connection(db)
-    if adapted._transaction is None and not adapted.autocommit:
-        await adapted._start_transaction()
-    return adapted._connection
 
 
 def _mirror(db: AsyncSession, ticket_id: int, clock: Clock) -> None:
@@ -519,7 +529,7 @@ async def _created(db: AsyncSession, ticket_id: int) -> None:
             priority=ticket.priority, form_id=ticket.form_id, team_id=ticket.team_id
         )
         if policy is None:
-            if await _fingerprint_holds(db, cached):
+            if await fingerprint_holds(db, cached):
                 return
         else:
             clock = Clock(
@@ -581,7 +591,7 @@ async def _change(
         except CalendarError:
             return  # a calendar without working time: the targets stay as they were
         if isinstance(outcome, Skip):
-            if not outcome.verify or await _fingerprint_holds(db, cached):
+            if not outcome.verify or await fingerprint_holds(db, cached):
                 return
         else:
             clock.summarise()

@@ -56,7 +56,7 @@ async def check(db: AsyncSession, ticket_id: int) -> list[tuple[str, str]]:
         cached = await sla_clock.policies(db)
         policy = cached.get(ticket.sla_policy_id)
         if policy is None:
-            if await sla_clock._fingerprint_holds(db, cached):
+            if await sla_clock.fingerprint_holds(db, cached):
                 return []  # deleted meanwhile (the column follows on commit)
             sla_clock.forget_policies()
             continue
@@ -82,7 +82,7 @@ async def check(db: AsyncSession, ticket_id: int) -> list[tuple[str, str]]:
                 type=EVENT_TYPES[kind],
                 ticket_id=ticket_id,
                 actor_id=None,
-                data={"target": target, "dueAt": sla_clock._iso(due_at) if due_at else None},
+                data={"target": target, "dueAt": sla_clock.iso(due_at) if due_at else None},
             )
         return fired
     return []

@@ -29,7 +29,6 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.util import identity_key
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
@@ -158,8 +157,9 @@ NEW_TICKET = "tk_new_ticket"
 async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
     """The reactors' turn on a new ticket (its event was recorded by the INSERT itself). They
     change it through the session, so the caller gets the row as it is now: re-read, unless
-    every reactor keeps `ticket` current itself (the SLA clock does; a change through the
-    ticket service loads the session's copy, which is then the current one)."""
+    every reactor keeps `ticket` current itself (marked `keeps_new_ticket_current`: what it
+    writes, it also sets on `db.info[NEW_TICKET]`; the SLA clock does). A reactor that changes
+    the ticket through the ticket service must not be marked: its copy is another object."""
     if not events.has_reactors():
         return ticket
     change = events.Change(
@@ -174,8 +174,7 @@ async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
     finally:
         db.info.pop(NEW_TICKET, None)
     if all(getattr(r, "keeps_new_ticket_current", False) for r in events.installed()):
-        loaded = db.identity_map.get(identity_key(Ticket, ticket.id))
-        return loaded if isinstance(loaded, Ticket) else ticket
+        return ticket
     return await db.get(Ticket, ticket.id, populate_existing=True) or ticket
 
 
