@@ -685,7 +685,14 @@ async def test_creation_returns_the_ticket_as_the_reactors_left_it(
         escalated = await create()
     finally:
         tasks.install_reactors()
-    row = await sla(database, escalated.id)
-    assert escalated.priority == "urgent" and row.sla_policy_id == urgent
-    assert escalated.sla_policy_id == urgent
-    assert escalated.sla_first_response_due_at == row.fr == row.created_at + timedelta(minutes=10)
+    # In either order.
+    events.install_reactors([escalate, sla_clock.react])
+    try:
+        first_escalated = await create()
+    finally:
+        tasks.install_reactors()
+    for ticket in (escalated, first_escalated):
+        row = await sla(database, ticket.id)
+        assert ticket.priority == "urgent" and row.sla_policy_id == urgent
+        assert ticket.sla_policy_id == urgent
+        assert ticket.sla_first_response_due_at == row.fr == row.created_at + timedelta(minutes=10)

@@ -520,7 +520,12 @@ def _now() -> datetime:
 
 async def _created(db: AsyncSession, ticket_id: int) -> None:
     new = db.info.get(service.NEW_TICKET)
-    ticket: Any = new if new is not None and new.id == ticket_id else await _ticket(db, ticket_id)
+    # The filed object is the ticket as it is only while no other reactor ran before this one
+    # (one that changed it through the ticket service changed another copy).
+    first = next(iter(events.installed()), None) is react
+    ticket: Any = (
+        new if first and new is not None and new.id == ticket_id else await _ticket(db, ticket_id)
+    )
     if ticket is None:
         return
     for _attempt in range(3):
