@@ -17,6 +17,7 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.jobs.worker import Worker
+from tekudasai.live import feed as live_feed
 from tekudasai.sla import clock as sla_clock
 from tekudasai.sla import jobs as sla_jobs
 from tekudasai.sla.businesstime import Calendar, due_at
@@ -575,6 +576,31 @@ async def test_the_sweep_fires_a_breach_whose_timer_was_lost(
     assert [t for t, _ in await sla_events(database, ticket_id)] == ["sla.warning", "sla.breached"]
 
 
+async def test_the_sweep_fires_a_warning_whose_timer_failed_for_good(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    admin: Person,
+    customer: Person,
+    form: dict[str, Any],
+) -> None:
+    calendar = await make_calendar(client, admin)
+    await make_policy(client, admin, calendar)
+    ticket_id = await file_ticket(client, customer, form)
+    # Past the warning, not overdue: only the failed job points at it.
+    await execute(
+        database,
+        "UPDATE tickets SET created_at = now() - interval '25 minutes',"
+        " sla_first_response_due_at = now() + interval '5 minutes' WHERE id = :id;"
+        " UPDATE jobs SET status = 'failed', finished_at = now() WHERE name = 'sla.check'",
+        id=ticket_id,
+    )
+    worker = Worker(database, settings, tasks.TASKS)
+    await sla_jobs.sweep_task(await _ctx(worker))
+    assert [t for t, _ in await sla_events(database, ticket_id)] == ["sla.warning"]
+    assert (await sla(database, ticket_id)).sla_state == "warning"
+
+
 async def _ctx(worker: Worker) -> Any:
     from tekudasai.jobs.worker import JobContext
 
@@ -622,7 +648,15 @@ async def test_a_webhook_for_sla_breached_gets_exactly_one_delivery(
         )
     assert undispatched == 0  # the notification and live handlers coped too
     assert [(r.event_type, r.ticket_id) for r in rows] == [("sla.breached", ticket_id)]
-    assert '"target": "firstResponse"' in str(rows[0].body) or "firstResponse" in str(rows[0].body)
+    # The live feed leaves them out (agent-facing state, never sent to the customer's stream).
+    async with database.sessionmaker() as db:
+        sla_ids = list(
+            await db.scalars(text("SELECT id FROM ticket_events WHERE type LIKE 'sla.%'"))
+        )
+        assert len(sla_ids) == 2
+        assert await live_feed.load(db, cipher, sla_ids) == []
+        assert all(e.id not in sla_ids for e in await live_feed.since(db, cipher, 0))
+    assert "firstResponse" in str(rows[0].body)
 
 
 @pytest.mark.parametrize("hours_after", [0, 7, 30, 55, 100, 170, 1000])
