@@ -36,10 +36,10 @@ calendars are a few dozen rows.
 Measured in process (bench/create_rules_bench.py, on a busy shared machine, so rough): the
 same round trips per creation with a policy as without (the guarded UPDATE there, the
 fingerprint read here), 1.09 to 1.18 times the time of creation without one. What remains is
-database's work for the UPDATE: sla_due_at and sla_policy_id are indexed, so it is not a HOT
-update and the new row version goes into every index of tickets (the GIN ones too), and the
-ticket_counts statement trigger runs. Setting the columns in the creation INSERT itself (the
-clock computing them before it) would save that; it needs a hook in the ticket service.
+the database's work for the UPDATE: sla_due_at and sla_policy_id are indexed, so it is not a
+HOT update and the new row version goes into every index of tickets (the GIN ones too), and
+the ticket_counts statement trigger runs. Setting the columns in the creation INSERT itself
+(the clock computing them before it) would save that; it needs a hook in the ticket service.
 
 The new ticket's fields come from the object the ticket service filed (`service.NEW_TICKET` in
 the session's info), not from the database, and what the clock writes is mirrored onto it and
