@@ -20,6 +20,8 @@ from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
 from tekudasai.notifications import handler as notifications
+from tekudasai.sla import clock as sla_clock
+from tekudasai.sla import jobs as sla_jobs
 from tekudasai.tickets import events
 from tekudasai.webhooks import delivery as webhook_delivery
 from tekudasai.webhooks import service as webhooks
@@ -37,7 +39,7 @@ EVENT_HANDLERS: tuple[events.EventHandler, ...] = (
 )
 
 # What reacts to ticket changes inside their own transaction, in this order (tickets/events.py).
-REACTORS: tuple[events.Reactor, ...] = ()
+REACTORS: tuple[events.Reactor, ...] = (sla_clock.react,)
 
 
 def install_reactors() -> None:
@@ -59,6 +61,8 @@ TASKS: Mapping[str, Task] = {
     "notifications.prune": notifications.prune_task,
     webhook_delivery.DELIVER: webhook_delivery.deliver_task,
     "webhooks.prune": webhooks.prune_task,
+    sla_jobs.CHECK: sla_jobs.check_task,
+    sla_jobs.SWEEP: sla_jobs.sweep_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -72,6 +76,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(inbound_imap.TASK, inbound_imap.poll_every),
     Periodic("notifications.prune", lambda _settings: notifications.PRUNE_EVERY_S),
     Periodic("webhooks.prune", lambda _settings: PRUNE_EVERY_S),
+    Periodic(sla_jobs.SWEEP, lambda _settings: sla_jobs.SWEEP_EVERY_S),
 )
 
 

@@ -112,6 +112,10 @@ def has_reactors() -> bool:
     return bool(_reactors)
 
 
+def installed() -> tuple[Reactor, ...]:
+    return _reactors
+
+
 async def react(db: AsyncSession, change: Change) -> None:
     """Run the installed reactors for a change (emit does; so does a ticket's creation)."""
     for reactor in _reactors:

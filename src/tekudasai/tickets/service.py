@@ -149,9 +149,17 @@ async def create_ticket(
     return await _created(db, ticket)
 
 
+# The session info key under which reactors find the ticket being created (its fields without
+# a read); a reactor marked `keeps_new_ticket_current` mirrors what it writes onto it.
+NEW_TICKET = "tk_new_ticket"
+
+
 async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
     """The reactors' turn on a new ticket (its event was recorded by the INSERT itself). They
-    change it through the session, so the caller gets the row as it is now."""
+    change it through the session, so the caller gets the row as it is now: re-read, unless
+    every reactor keeps `ticket` current itself (marked `keeps_new_ticket_current`: what it
+    writes, it also sets on `db.info[NEW_TICKET]`; the SLA clock does). A reactor that changes
+    the ticket through the ticket service must not be marked: its copy is another object."""
     if not events.has_reactors():
         return ticket
     change = events.Change(
@@ -160,7 +168,13 @@ async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
         ticket.reporter_id,
         {"channel": ticket.channel},
     )
-    await events.react(db, change)
+    db.info[NEW_TICKET] = ticket
+    try:
+        await events.react(db, change)
+    finally:
+        db.info.pop(NEW_TICKET, None)
+    if all(getattr(r, "keeps_new_ticket_current", False) for r in events.installed()):
+        return ticket
     return await db.get(Ticket, ticket.id, populate_existing=True) or ticket
 
 
