@@ -60,7 +60,12 @@ def minutes(n: float) -> timedelta:
 
 
 async def seed(
-    database: Database, cipher: PiiCipher, admin: Person, agent: Person, other: Person, customer
+    database: Database,
+    cipher: PiiCipher,
+    admin: Person,
+    agent: Person,
+    other: Person,
+    customer: Person,
 ) -> str:
     form = await make_form(database, admin, elements=ELEMENTS)
     async with database.sessionmaker() as db, db.begin():
@@ -101,7 +106,8 @@ async def test_figures_of_a_week(
     customer: Person,
 ) -> None:
     team_id = await seed(database, cipher, admin, agent, other_agent, customer)
-    got = await client.get(URL, params={"from": "2026-03-01", "to": "2026-03-07"}, headers=agent.auth)
+    week = {"from": "2026-03-01", "to": "2026-03-07"}
+    got = await client.get(URL, params=week, headers=agent.auth)
     assert got.status_code == 200, got.text
     data = got.json()["data"]
     assert (data["from"], data["to"], data["teamId"]) == ("2026-03-01", "2026-03-07", None)
@@ -130,9 +136,7 @@ async def test_figures_of_a_week(
     assert theirs["firstResponseMinutes"] == {"p50": 35.0, "p90": 39.0}
 
     # The team's tickets only.
-    narrowed = await client.get(
-        URL, params={"from": "2026-03-01", "to": "2026-03-07", "teamId": team_id}, headers=agent.auth
-    )
+    narrowed = await client.get(URL, params=week | {"teamId": team_id}, headers=agent.auth)
     team = narrowed.json()["data"]
     assert (team["created"], team["resolved"], team["backlog"]) == (2, 2, 1)
     assert team["firstResponseMinutes"] == {"p50": 15.0, "p90": 19.0}
