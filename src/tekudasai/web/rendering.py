@@ -58,6 +58,7 @@ NAV_ITEMS = [
     ("New ticket", "/new-ticket", "user"),
     ("All tickets", "/agent", "agent"),
     ("Replies", "/agent/canned", "agent"),
+    ("Reports", "/agent/reports", "agent"),
     ("Forms", "/agent/forms", "admin"),
     ("Service levels", "/admin/service-levels", "admin"),
     ("Users", "/admin/users", "admin"),
@@ -123,7 +124,10 @@ def nav_for(user: dict[str, Any] | None, path: str) -> list[dict[str, Any]]:
             active = path == href or path.startswith(href + "/")
         items.append({"label": label, "href": href, "active": active})
     # "All tickets" must not light up on the other pages nested under /agent.
-    if any(i["active"] and i["href"] in ("/agent/forms", "/agent/canned") for i in items):
+    if any(
+        i["active"] and i["href"] in ("/agent/forms", "/agent/canned", "/agent/reports")
+        for i in items
+    ):
         for i in items:
             if i["href"] == "/agent":
                 i["active"] = False

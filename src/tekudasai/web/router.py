@@ -8,6 +8,7 @@ from tekudasai.web import (
     app_shell,
     auth_pages,
     customer_pages,
+    report_pages,
     security_pages,
     service_level_pages,
     token_pages,
@@ -23,5 +24,6 @@ for module in (
     token_pages,
     security_pages,
     app_shell,
+    report_pages,
 ):
     router.include_router(module.router)
