@@ -61,6 +61,7 @@ NAV_ITEMS = [
     ("Reports", "/agent/reports", "agent"),
     ("Forms", "/agent/forms", "admin"),
     ("Service levels", "/admin/service-levels", "admin"),
+    ("Automations", "/admin/automations", "admin"),
     ("Users", "/admin/users", "admin"),
     ("System", "/admin/system", "admin"),
 ]

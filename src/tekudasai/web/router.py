@@ -7,6 +7,7 @@ from tekudasai.web import (
     agent_pages,
     app_shell,
     auth_pages,
+    automation_pages,
     customer_pages,
     report_pages,
     security_pages,
@@ -25,5 +26,6 @@ for module in (
     security_pages,
     app_shell,
     report_pages,
+    automation_pages,
 ):
     router.include_router(module.router)
