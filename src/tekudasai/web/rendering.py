@@ -61,7 +61,6 @@ NAV_ITEMS = [
     ("Reports", "/agent/reports", "agent"),
     ("Forms", "/agent/forms", "admin"),
     ("Service levels", "/admin/service-levels", "admin"),
-    ("Automations", "/admin/automations", "admin"),
     ("Users", "/admin/users", "admin"),
     ("System", "/admin/system", "admin"),
 ]
@@ -123,6 +122,8 @@ def nav_for(user: dict[str, Any] | None, path: str) -> list[dict[str, Any]]:
             active = path == "/" or path.startswith("/tickets/")
         else:
             active = path == href or path.startswith(href + "/")
+        if href == "/admin/service-levels" and path.startswith("/admin/automations"):
+            active = True  # automations are reached from the service-levels page
         items.append({"label": label, "href": href, "active": active})
     # "All tickets" must not light up on the other pages nested under /agent.
     if any(

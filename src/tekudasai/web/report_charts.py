@@ -3,6 +3,7 @@ the SVG (as web/charts.py does for the system page's line charts)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +12,12 @@ from tekudasai.web.charts import CHART_COLOURS, nice_max
 WIDTH = 1000
 HEIGHT = 260
 PAD_L, PAD_R, PAD_T, PAD_B = 60, 12, 34, 28
+
+
+def count_axis(value: float) -> int:
+    """The axis top for counts: its quarters (the grid lines) are whole numbers."""
+    top = max(nice_max(value), 4)
+    return int(math.ceil(top / 4) * 4)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ def volume_chart(days: Sequence[dict[str, object]], *, title: str) -> BarChart:
     """Per day, a bar of tickets created and a (striped) bar of tickets resolved side by side."""
     names = (("created", "Created"), ("resolved", "Resolved"))
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
-    top = nice_max(max((int(str(d[k])) for d in days for k, _ in names), default=0))
+    top = count_axis(max((int(str(d[k])) for d in days for k, _ in names), default=0))
     slot = plot_w / max(len(days), 1)
     bar_w = max(slot * 0.4, 0.5)
     bars = []
@@ -94,6 +101,9 @@ def volume_chart(days: Sequence[dict[str, object]], *, title: str) -> BarChart:
     )
 
 
+ROW_W, ROW_LEFT = 640, 170  # narrower than the volume chart: its text stays legible on phones
+
+
 @dataclass(frozen=True)
 class Row:
     label: str
@@ -109,9 +119,9 @@ class RowChart:
 
     title: str
     description: str
-    width: int = WIDTH
+    width: int = ROW_W
     height: int = 0
-    left: int = 190
+    left: int = ROW_LEFT
     rows: list[Row] = field(default_factory=list)
     colours: tuple[str, ...] = CHART_COLOURS
 
@@ -133,7 +143,7 @@ def row_chart(
     """`values`: (label, value or None); None rows are written "no data" without a bar."""
     present = [v for _, v in values if v is not None]
     scale = top if top is not None else nice_max(max(present, default=0))
-    plot_w = WIDTH - 190 - 150
+    plot_w = ROW_W - ROW_LEFT - 130
     rows = [
         Row(
             label=label,
