@@ -44,6 +44,8 @@ async def test_admin_builds_a_round_robin_automation_by_clicking(
     assert f'<option value="{team["id"]}">Hardware</option>' in page.text
     assert '<option value="answer.what">' in page.text  # answers of forms are fields too
     csrf = csrf_of(page)
+    # Every form of the page carries the token (the editor's included).
+    assert page.text.count(f'name="csrf_token" value="{csrf}"') == page.text.count("<form ")
 
     # Row 0 of the actions left blank, row 1 a team-less "set team": the error lands on row 1's
     # input as shown again (blank rows dropped: it is the first row then).
