@@ -23,6 +23,9 @@ async def test_admin_creates_edits_and_deletes_a_policy(
     client.cookies.set("tk.session_token", admin.token)
     page = await client.get(LEVELS, headers=HTML)
     assert page.status_code == 200 and "No SLA policies yet" in page.text
+    assert page.text.count(f'name="csrf_token" value="{csrf_of(page)}"') == page.text.count(
+        "<form "
+    )
     assert "Printers" in page.text  # offered as a condition
     csrf = csrf_of(page)
     calendar = {"calendar_name": "Office", "timezone": "Europe/Berlin", "hours_mon": "09:00-17:00"}
@@ -69,6 +72,7 @@ async def test_admin_creates_edits_and_deletes_a_policy(
 
     edit = await client.get(f"{LEVELS}/policies/{policy['id']}", headers=HTML)
     assert edit.status_code == 200 and 'value="Urgent printers"' in edit.text
+    assert edit.text.count(f'name="csrf_token" value="{csrf}"') == edit.text.count("<form ")
     assert 'value="urgent" checked' in edit.text
     changed = good | {"policy_name": "Printers", "priority": [], "resolution_minutes": "-5"}
     again = await client.post(f"{LEVELS}/policies/{policy['id']}", data=changed, headers=HTML)
@@ -110,6 +114,7 @@ async def test_admin_edits_a_calendar(
 
     edit = await client.get(f"{LEVELS}/calendars/{cal['id']}", headers=HTML)
     assert edit.status_code == 200 and 'value="09:00-17:00"' in edit.text
+    assert edit.text.count(f'name="csrf_token" value="{csrf}"') == edit.text.count("<form ")
     bad = made | {"timezone": "Nowhere/Else", "hours_fri": "12:00-10:00", "csrf_token": csrf}
     refused = await client.post(f"{LEVELS}/calendars/{cal['id']}", data=bad, headers=HTML)
     assert refused.status_code == 400

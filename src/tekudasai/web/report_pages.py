@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from tekudasai.core.errors import AppError
 from tekudasai.core.state import Cipher
-from tekudasai.db.session import DbSession
+from tekudasai.db.session import ReadDb
 from tekudasai.reports import service as reports
 from tekudasai.teams import service as teams
 from tekudasai.web.deps import PageAgent
@@ -49,9 +49,7 @@ def charts(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get(REPORTS)
-async def reports_page(
-    request: Request, agent: PageAgent, db: DbSession, cipher: Cipher
-) -> Response:
+async def reports_page(request: Request, agent: PageAgent, db: ReadDb, cipher: Cipher) -> Response:
     query = request.query_params
     form = {
         "from": query.get("from", "")[:10],
