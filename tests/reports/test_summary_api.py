@@ -167,6 +167,7 @@ async def test_bad_periods_are_refused_with_the_field(
         ({"from": "2026-03-08", "to": "2026-03-01"}, "from"),
         ({"from": "2026-02-30"}, "from"),
         ({"to": "yesterday"}, "to"),
+        ({"to": "2026-W01-1"}, "to"),  # an ISO week date: not YYYY-MM-DD
         ({"from": "2024-01-01", "to": "2025-01-01"}, "to"),  # 367 days
         ({"teamId": "no-such-team"}, "teamId"),
     ]

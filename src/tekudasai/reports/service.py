@@ -33,6 +33,7 @@ only one row per day and per agent comes back, and only those agents' names are 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -70,9 +71,12 @@ class Period:
         return (self.last - self.first).days + 1
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_day(value: str, field: str, errors: list[dict[str, str]]) -> date | None:
     try:
-        if len(value) != 10:
+        if not _DAY.fullmatch(value):  # fromisoformat takes week dates (2026-W01-1) too
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
