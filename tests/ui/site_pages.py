@@ -28,6 +28,7 @@ from tekudasai.db.session import Database
 from tekudasai.seed import DEMO_ACCOUNTS, seed_demo
 from tekudasai.sla import calendars, policies
 from tekudasai.teams import service as teams
+from tekudasai.teams.models import Team
 from tekudasai.tickets.models import Ticket, TicketComment
 from tekudasai.web.deps import page_admin, page_agent, page_user
 from tekudasai.webhooks import service as webhooks
@@ -38,6 +39,7 @@ SITE_WEBHOOK_ID = "site-webhook"
 SITE_CALENDAR_ID = "site-calendar"
 SITE_POLICY_ID = "site-policy"
 SITE_AUTOMATION_ID = "site-automation"
+SITE_TEAM_ID = "site-team"
 SKIP: dict[str, str] = {
     "/manifest.webmanifest": "JSON web manifest, not HTML (tests/ui/test_installable.py checks it)",
     "/sw.js": "the service worker script, not HTML (tests/ui/test_installable.py runs it)",
@@ -147,9 +149,10 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
             expires_in_days=90,
         )
         # Service levels and replies: a row in each table of their pages.
-        team = await teams.create_team(
-            db, name="Hardware", member_ids=[agent.id], assignment="round_robin"
-        )
+        team = await teams.create_team(db, name="Hardware", member_ids=[], assignment="round_robin")
+        # A fixed id for its edit page (members are added after: they reference it).
+        await db.execute(update(Team).where(Team.id == team["id"]).values(id=SITE_TEAM_ID))
+        team = await teams.update_team(db, SITE_TEAM_ID, {"memberIds": [agent.id]})
         calendar = await calendars.create_calendar(
             db,
             name="Wellington office",
@@ -223,6 +226,7 @@ def site_pages(app: FastAPI, ticket_id: int, form_id: str, reset_token: str) -> 
         "calendar_id": SITE_CALENDAR_ID,
         "policy_id": SITE_POLICY_ID,
         "automation_id": SITE_AUTOMATION_ID,
+        "team_id": SITE_TEAM_ID,
     }
     # Extra states of one route worth auditing too: path -> [(url, heading)].
     variants: dict[str, list[tuple[str, str]]] = {

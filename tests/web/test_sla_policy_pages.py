@@ -135,3 +135,48 @@ async def test_admin_edits_a_calendar(
     assert cal["hours"]["fri"] == [["09:00", "12:00"], ["13:00", "16:00"]]
     missing = await client.get(f"{LEVELS}/calendars/nope", headers=HTML)
     assert missing.status_code == 404
+
+
+async def test_admin_edits_a_team_and_sees_field_errors(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    admin = await make_person(database, cipher, role="admin")
+    aiko = await make_person(database, cipher, role="agent", name="Aiko")
+    ben = await make_person(database, cipher, role="agent", name="Ben")
+    customer = await make_person(database, cipher)
+    client.cookies.set("tk.session_token", admin.token)
+    csrf = csrf_of(await client.get(LEVELS, headers=HTML))
+    for name in ("Hardware", "Software"):
+        made = {"team_name": name, "member_ids": [aiko.user.id], "assignment": "manual"}
+        await client.post(LEVELS + "/teams", data=made | {"csrf_token": csrf}, headers=HTML)
+    again = {"team_name": "Software", "member_ids": [], "assignment": "manual"}
+    taken = await client.post(LEVELS + "/teams", data=again | {"csrf_token": csrf}, headers=HTML)
+    assert taken.status_code == 409 and "A team with this name exists." in taken.text
+    hardware = next(
+        t for t in (await client.get("/api/teams")).json()["data"] if t["name"] == "Hardware"
+    )
+    url = f"{LEVELS}/teams/{hardware['id']}"
+    assert f'href="{url}"' in (await client.get(LEVELS, headers=HTML)).text
+
+    edit = await client.get(url, headers=HTML)
+    assert edit.status_code == 200 and 'value="Hardware"' in edit.text
+    assert f'value="{aiko.user.id}" checked' in edit.text
+    taken = {"team_name": "Software", "member_ids": [ben.user.id], "assignment": "round_robin"}
+    refused = await client.post(url, data=taken | {"csrf_token": csrf}, headers=HTML)
+    assert refused.status_code == 409 and "A team with this name exists." in refused.text
+    assert f'value="{ben.user.id}" checked' in refused.text  # as typed
+    not_staff = taken | {"team_name": "Printers", "member_ids": [customer.user.id]}
+    refused = await client.post(url, data=not_staff | {"csrf_token": csrf}, headers=HTML)
+    assert refused.status_code == 400
+    assert 'id="member-ids-error">not an agent or admin<' in refused.text
+
+    good = taken | {"team_name": "Printers", "member_ids": [aiko.user.id, ben.user.id]}
+    assert (
+        await client.post(url, data=good | {"csrf_token": csrf}, headers=HTML)
+    ).status_code == 303
+    team = next(
+        t for t in (await client.get("/api/teams")).json()["data"] if t["id"] == hardware["id"]
+    )
+    assert (team["name"], team["assignment"]) == ("Printers", "round_robin")
+    assert sorted(team["memberIds"]) == sorted([aiko.user.id, ben.user.id])
+    assert (await client.get(f"{LEVELS}/teams/nope", headers=HTML)).status_code == 404

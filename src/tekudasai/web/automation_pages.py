@@ -25,7 +25,7 @@ from tekudasai.teams import service as teams
 from tekudasai.web.deps import PageAdmin, PostedForm
 from tekudasai.web.flash import flash
 from tekudasai.web.rendering import render
-from tekudasai.web.service_level_pages import PRIORITIES, _staff
+from tekudasai.web.service_level_pages import PRIORITIES, _staff, discard_changes
 from tekudasai.webhooks import service as webhooks
 
 router = APIRouter()
@@ -427,6 +427,7 @@ async def _save(
             else:
                 await automations.update_automation(db, automation_id, api)
         except AppError as error:
+            discard_changes(db)
             errors, status = errors_of(error, condition_rows, action_rows), error.status_code
     if errors:
         # Show it again as typed, blank rows dropped (the empty ones are added back).

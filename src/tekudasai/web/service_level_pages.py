@@ -47,6 +47,13 @@ def _redirect(request: Request, path: str, message: str) -> Response:
     return response
 
 
+def discard_changes(db: AsyncSession) -> None:
+    """After a refused change, before the form is shown again: forget what the service left
+    in the session (a new team whose name was taken, a rename), or the page's own queries
+    would flush it again and the request's commit would fail."""
+    db.expunge_all()
+
+
 def _errors_by_field(error: AppError) -> dict[str, str]:
     return {e["field"]: e["message"] for e in error.errors or []}
 
@@ -176,6 +183,7 @@ async def create_team(
             assignment=values["assignment"],
         )
     except AppError as error:
+        discard_changes(db)
         return await _levels_page(
             request,
             db,
@@ -186,11 +194,41 @@ async def create_team(
     return _redirect(request, LEVELS, f"Team “{values['name'].strip()}” created.")
 
 
+async def _team_edit_page(
+    request: Request,
+    db: AsyncSession,
+    team_id: str,
+    form: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/team_edit.html",
+        {
+            "team_id": team_id,
+            "team_form": form,
+            "team_errors": errors or {},
+            "staff": await _staff(db, request.app.state.cipher),
+            "assignments": ASSIGNMENTS,
+        },
+        status=status,
+    )
+
+
+@router.get(LEVELS + "/teams/{team_id}")
+async def edit_team(request: Request, team_id: str, admin: PageAdmin, db: DbSession) -> Response:
+    team = await teams.team_view(db, team_id)
+    form = {"name": team["name"], "member_ids": team["memberIds"], "assignment": team["assignment"]}
+    return await _team_edit_page(request, db, team_id, form)
+
+
 @router.post(LEVELS + "/teams/{team_id}")
 async def update_team(
     request: Request, team_id: str, admin: PageAdmin, db: DbSession, posted: PostedForm
 ) -> Response:
     values = _team_values(posted)
+    await teams.get_team(db, team_id)  # 404 before any field error
     changes = {
         "name": values["name"],
         "memberIds": values["member_ids"],
@@ -199,8 +237,14 @@ async def update_team(
     try:
         await teams.update_team(db, team_id, changes)
     except AppError as error:
-        return _redirect(request, LEVELS, f"The team was not changed: {error.message}")
-    return _redirect(request, LEVELS, "Team saved.")
+        discard_changes(db)
+        # Shown on the team's edit page with the fields as typed and the errors next to them.
+        errors = {
+            {"memberIds": "member_ids"}.get(field.split("[", 1)[0], field): message
+            for field, message in _errors_by_field(error).items()
+        } or {"name": error.message}
+        return await _team_edit_page(request, db, team_id, values, errors, status=error.status_code)
+    return _redirect(request, LEVELS, f"Team “{values['name'].strip()}” saved.")
 
 
 @router.post(LEVELS + "/teams/{team_id}/delete")
@@ -496,6 +540,7 @@ async def _save_policy(
             else:
                 await policies.update_policy(db, policy_id, api)
         except AppError as error:
+            discard_changes(db)
             errors, status = _policy_errors(error), error.status_code
     if errors:
         if policy_id is None:
