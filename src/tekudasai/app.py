@@ -40,6 +40,7 @@ from tekudasai.monitoring.metrics import (
 )
 from tekudasai.monitoring.router import router as metrics_router
 from tekudasai.notifications.router import router as notifications_router
+from tekudasai.reports.router import router as reports_router
 from tekudasai.sla.router import policies_router
 from tekudasai.sla.router import router as calendars_router
 from tekudasai.tasks import install_reactors, make_worker
@@ -71,6 +72,7 @@ API_ROUTERS = (
     notifications_router,
     live_router,
     webhooks_router,
+    reports_router,
 )
 API_PREFIXES = ("/api", "/api/v1")
 # Where /api/docs loads swagger-ui's script, style and icon from.

@@ -21,12 +21,14 @@ from sqlalchemy import select, update
 
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts import tokens
+from tekudasai.automations import service as automations
 from tekudasai.canned import service as canned
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.seed import DEMO_ACCOUNTS, seed_demo
-from tekudasai.sla import calendars
+from tekudasai.sla import calendars, policies
 from tekudasai.teams import service as teams
+from tekudasai.teams.models import Team
 from tekudasai.tickets.models import Ticket, TicketComment
 from tekudasai.web.deps import page_admin, page_agent, page_user
 from tekudasai.webhooks import service as webhooks
@@ -34,6 +36,10 @@ from tests.ui.conftest import LiveServer, sign_in
 
 # Routes that are not pages to audit, each with why.
 SITE_WEBHOOK_ID = "site-webhook"
+SITE_CALENDAR_ID = "site-calendar"
+SITE_POLICY_ID = "site-policy"
+SITE_AUTOMATION_ID = "site-automation"
+SITE_TEAM_ID = "site-team"
 SKIP: dict[str, str] = {
     "/manifest.webmanifest": "JSON web manifest, not HTML (tests/ui/test_installable.py checks it)",
     "/sw.js": "the service worker script, not HTML (tests/ui/test_installable.py runs it)",
@@ -143,10 +149,11 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
             expires_in_days=90,
         )
         # Service levels and replies: a row in each table of their pages.
-        await teams.create_team(
-            db, name="Hardware", member_ids=[agent.id], assignment="round_robin"
-        )
-        await calendars.create_calendar(
+        team = await teams.create_team(db, name="Hardware", member_ids=[], assignment="round_robin")
+        # A fixed id for its edit page (members are added after: they reference it).
+        await db.execute(update(Team).where(Team.id == team["id"]).values(id=SITE_TEAM_ID))
+        team = await teams.update_team(db, SITE_TEAM_ID, {"memberIds": [agent.id]})
+        calendar = await calendars.create_calendar(
             db,
             name="Wellington office",
             timezone="Pacific/Auckland",
@@ -154,6 +161,37 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
             holidays=["2026-12-25"],
             holiday_country="NZ",
         )
+        calendar.id = SITE_CALENDAR_ID
+        await db.flush()
+        # An SLA policy and an automation, for their rows and edit pages.
+        policy = await policies.create_policy(
+            db,
+            {
+                "name": "Urgent hardware",
+                "position": 1,
+                "conditions": {"priority": ["urgent"], "teamId": [team["id"]]},
+                "calendarId": SITE_CALENDAR_ID,
+                "firstResponseMinutes": 60,
+                "resolutionMinutes": 480,
+            },
+        )
+        policy.id = SITE_POLICY_ID
+        rule = await automations.create_automation(
+            db,
+            {
+                "name": "Hardware round robin",
+                # Disabled: other tests file tickets on this site and expect them unassigned.
+                "enabled": False,
+                "event": "ticket.created",
+                "conditions": [{"field": "formId", "op": "in", "value": [ticket.form_id]}],
+                "actions": [
+                    {"type": "set_team", "teamId": team["id"]},
+                    {"type": "assign", "strategy": "round_robin"},
+                ],
+            },
+        )
+        rule.id = SITE_AUTOMATION_ID
+        await db.flush()
         await canned.create(
             db,
             owner_id=agent.id,
@@ -185,6 +223,10 @@ def site_pages(app: FastAPI, ticket_id: int, form_id: str, reset_token: str) -> 
         "ticket_id": str(ticket_id),
         "form_id": form_id,
         "webhook_id": SITE_WEBHOOK_ID,
+        "calendar_id": SITE_CALENDAR_ID,
+        "policy_id": SITE_POLICY_ID,
+        "automation_id": SITE_AUTOMATION_ID,
+        "team_id": SITE_TEAM_ID,
     }
     # Extra states of one route worth auditing too: path -> [(url, heading)].
     variants: dict[str, list[tuple[str, str]]] = {
@@ -198,6 +240,11 @@ def site_pages(app: FastAPI, ticket_id: int, form_id: str, reset_token: str) -> 
             ("/auth/reset-password?token=spent", "Link not valid"),
         ],
         "/auth/verify": [("/auth/verify?token=spent", "Link not valid")],
+        # The report with its period refused: the form shows the field errors.
+        "/agent/reports": [
+            ("/agent/reports", "Reports"),
+            ("/agent/reports?from=2026-03-08&to=2026-03-01", "Reports"),
+        ],
     }
     pages: list[SitePage] = []
     unfilled: list[str] = []

@@ -112,6 +112,17 @@ async def team_view(db: AsyncSession, team_id: str) -> dict[str, Any]:
     return public(team, (await members_of(db, [team.id]))[team.id])
 
 
+async def _name_free(db: AsyncSession, name: str, team_id: str | None = None) -> None:
+    """Refuse a taken name before anything changes. _flush_name's savepoint alone does not
+    catch it: begin_nested() flushes the pending change before its SAVEPOINT, so the clash
+    aborted the whole transaction (pages showing the error again could not query)."""
+    query = select(Team.id).where(Team.name == name)
+    if team_id is not None:
+        query = query.where(Team.id != team_id)
+    if await db.scalar(query.limit(1)) is not None:
+        raise TeamNameTaken()
+
+
 async def _flush_name(db: AsyncSession) -> None:
     try:
         async with db.begin_nested():
@@ -125,6 +136,7 @@ async def create_team(
 ) -> dict[str, Any]:
     team = Team(name=_check_name(name), assignment=assignment)
     members = await _check_members(db, member_ids)
+    await _name_free(db, team.name)
     db.add(team)
     await _flush_name(db)
     await _set_members(db, team.id, members)
@@ -133,13 +145,20 @@ async def create_team(
 
 async def update_team(db: AsyncSession, team_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     team = await get_team(db, team_id)
+    members = None
+    if changes.get("memberIds") is not None:
+        # Checked before the team changes: this query would autoflush a taken name outside
+        # _flush_name's savepoint and abort the whole transaction (a 500, not the 409).
+        members = await _check_members(db, changes["memberIds"])
     if changes.get("name") is not None:
-        team.name = _check_name(changes["name"])
+        name = _check_name(changes["name"])
+        await _name_free(db, name, team.id)
+        team.name = name
     if changes.get("assignment") is not None:
         team.assignment = changes["assignment"]
-    if changes.get("memberIds") is not None:
-        await _set_members(db, team.id, await _check_members(db, changes["memberIds"]))
     await _flush_name(db)
+    if members is not None:
+        await _set_members(db, team.id, members)
     return public(team, (await members_of(db, [team.id]))[team.id])
 
 

@@ -58,6 +58,7 @@ NAV_ITEMS = [
     ("New ticket", "/new-ticket", "user"),
     ("All tickets", "/agent", "agent"),
     ("Replies", "/agent/canned", "agent"),
+    ("Reports", "/agent/reports", "agent"),
     ("Forms", "/agent/forms", "admin"),
     ("Service levels", "/admin/service-levels", "admin"),
     ("Users", "/admin/users", "admin"),
@@ -121,9 +122,14 @@ def nav_for(user: dict[str, Any] | None, path: str) -> list[dict[str, Any]]:
             active = path == "/" or path.startswith("/tickets/")
         else:
             active = path == href or path.startswith(href + "/")
+        if href == "/admin/service-levels" and path.startswith("/admin/automations"):
+            active = True  # automations are reached from the service-levels page
         items.append({"label": label, "href": href, "active": active})
     # "All tickets" must not light up on the other pages nested under /agent.
-    if any(i["active"] and i["href"] in ("/agent/forms", "/agent/canned") for i in items):
+    if any(
+        i["active"] and i["href"] in ("/agent/forms", "/agent/canned", "/agent/reports")
+        for i in items
+    ):
         for i in items:
             if i["href"] == "/agent":
                 i["active"] = False

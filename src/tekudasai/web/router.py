@@ -7,7 +7,9 @@ from tekudasai.web import (
     agent_pages,
     app_shell,
     auth_pages,
+    automation_pages,
     customer_pages,
+    report_pages,
     security_pages,
     service_level_pages,
     token_pages,
@@ -23,5 +25,7 @@ for module in (
     token_pages,
     security_pages,
     app_shell,
+    report_pages,
+    automation_pages,
 ):
     router.include_router(module.router)

@@ -1,4 +1,5 @@
-"""Service-level pages: teams and business-hours calendars (admins), canned replies (agents).
+"""Service-level pages: teams, business-hours calendars and SLA policies (admins), canned
+replies (agents).
 
 Pages call the same services as the API, so a page shows exactly the API's validation
 messages; a refused form is shown again with what was typed and the errors next to it.
@@ -19,7 +20,8 @@ from tekudasai.canned import service as canned
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import AppError
 from tekudasai.db.session import DbSession
-from tekudasai.sla import calendars
+from tekudasai.forms.models import Form
+from tekudasai.sla import calendars, policies
 from tekudasai.teams import service as teams
 from tekudasai.web.deps import PageAdmin, PageAgent, PostedForm
 from tekudasai.web.flash import flash
@@ -43,6 +45,13 @@ def _redirect(request: Request, path: str, message: str) -> Response:
     response = RedirectResponse(path, status_code=303)
     flash(request, response, message)
     return response
+
+
+def discard_changes(db: AsyncSession) -> None:
+    """After a refused change, before the form is shown again: forget what the service left
+    in the session (a new team whose name was taken, a rename), or the page's own queries
+    would flush it again and the request's commit would fail."""
+    db.expunge_all()
 
 
 def _errors_by_field(error: AppError) -> dict[str, str]:
@@ -116,6 +125,8 @@ async def _levels_page(
     team_errors: dict[str, str] | None = None,
     calendar_form: dict[str, Any] | None = None,
     calendar_errors: dict[str, str] | None = None,
+    policy_form: dict[str, Any] | None = None,
+    policy_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     cipher: PiiCipher = request.app.state.cipher
@@ -135,7 +146,11 @@ async def _levels_page(
             "calendar_form": calendar_form or _calendar_form(EMPTY_CALENDAR),
             "calendar_errors": calendar_errors or {},
             "hours_text": hours_text,
-        },
+            "policies": [policies.public(row) for row in await policies.list_policies(db)],
+            "policy_form": policy_form or dict(EMPTY_POLICY),
+            "policy_errors": policy_errors or {},
+        }
+        | await _policy_choices(db),
         status=status,
     )
 
@@ -168,6 +183,7 @@ async def create_team(
             assignment=values["assignment"],
         )
     except AppError as error:
+        discard_changes(db)
         return await _levels_page(
             request,
             db,
@@ -178,11 +194,41 @@ async def create_team(
     return _redirect(request, LEVELS, f"Team “{values['name'].strip()}” created.")
 
 
+async def _team_edit_page(
+    request: Request,
+    db: AsyncSession,
+    team_id: str,
+    form: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/team_edit.html",
+        {
+            "team_id": team_id,
+            "team_form": form,
+            "team_errors": errors or {},
+            "staff": await _staff(db, request.app.state.cipher),
+            "assignments": ASSIGNMENTS,
+        },
+        status=status,
+    )
+
+
+@router.get(LEVELS + "/teams/{team_id}")
+async def edit_team(request: Request, team_id: str, admin: PageAdmin, db: DbSession) -> Response:
+    team = await teams.team_view(db, team_id)
+    form = {"name": team["name"], "member_ids": team["memberIds"], "assignment": team["assignment"]}
+    return await _team_edit_page(request, db, team_id, form)
+
+
 @router.post(LEVELS + "/teams/{team_id}")
 async def update_team(
     request: Request, team_id: str, admin: PageAdmin, db: DbSession, posted: PostedForm
 ) -> Response:
     values = _team_values(posted)
+    await teams.get_team(db, team_id)  # 404 before any field error
     changes = {
         "name": values["name"],
         "memberIds": values["member_ids"],
@@ -191,8 +237,14 @@ async def update_team(
     try:
         await teams.update_team(db, team_id, changes)
     except AppError as error:
-        return _redirect(request, LEVELS, f"The team was not changed: {error.message}")
-    return _redirect(request, LEVELS, "Team saved.")
+        discard_changes(db)
+        # Shown on the team's edit page with the fields as typed and the errors next to them.
+        errors = {
+            {"memberIds": "member_ids"}.get(field.split("[", 1)[0], field): message
+            for field, message in _errors_by_field(error).items()
+        } or {"name": error.message}
+        return await _team_edit_page(request, db, team_id, values, errors, status=error.status_code)
+    return _redirect(request, LEVELS, f"Team “{values['name'].strip()}” saved.")
 
 
 @router.post(LEVELS + "/teams/{team_id}/delete")
@@ -317,3 +369,226 @@ async def delete_canned(
     except AppError as error:
         return _redirect(request, CANNED, error.message)
     return _redirect(request, CANNED, "Reply deleted.")
+
+
+# -- calendar edit -------------------------------------------------------------------------------
+
+
+def _calendar_edit_page(
+    request: Request,
+    calendar_id: str,
+    form: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/calendar_edit.html",
+        {
+            "calendar_id": calendar_id,
+            "calendar_form": form,
+            "calendar_errors": errors or {},
+            "days": DAY_LABELS,
+        },
+        status=status,
+    )
+
+
+@router.get(LEVELS + "/calendars/{calendar_id}")
+async def edit_calendar(
+    request: Request, calendar_id: str, admin: PageAdmin, db: DbSession
+) -> Response:
+    row = await calendars.get_calendar(db, calendar_id)
+    return _calendar_edit_page(request, row.id, _calendar_form(calendars.public(row)))
+
+
+@router.post(LEVELS + "/calendars/{calendar_id}")
+async def update_calendar(
+    request: Request, calendar_id: str, admin: PageAdmin, db: DbSession, posted: PostedForm
+) -> Response:
+    values = _calendar_values(posted)
+    await calendars.get_calendar(db, calendar_id)  # 404 before any field error
+    try:
+        await calendars.update_calendar(db, calendar_id, values)
+    except AppError as error:
+        return _calendar_edit_page(
+            request,
+            calendar_id,
+            _calendar_form(values),
+            _calendar_errors(error),
+            status=error.status_code,
+        )
+    return _redirect(request, LEVELS, f"Calendar “{values['name'].strip()}” saved.")
+
+
+# -- SLA policies --------------------------------------------------------------------------------
+
+PRIORITIES = {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"}
+EMPTY_POLICY: dict[str, Any] = {
+    "name": "",
+    "position": "0",
+    "priority": [],
+    "form_ids": [],
+    "team_ids": [],
+    "calendar_id": "",
+    "first_response_minutes": "60",
+    "resolution_minutes": "480",
+}
+_POLICY_FIELDS = {
+    "name": "policy_name",
+    "position": "position",
+    "calendarId": "calendar_id",
+    "firstResponseMinutes": "first_response_minutes",
+    "resolutionMinutes": "resolution_minutes",
+    "conditions.priority": "priority",
+    "conditions.formId": "form_ids",
+    "conditions.teamId": "team_ids",
+}
+
+
+async def _forms(db: AsyncSession) -> list[dict[str, str]]:
+    rows = await db.execute(select(Form.id, Form.name).order_by(Form.name, Form.id))
+    return [{"id": form_id, "name": name} for form_id, name in rows]
+
+
+def _policy_values(posted: PostedForm) -> dict[str, Any]:
+    return {
+        "name": str(posted.get("policy_name", "")),
+        "position": str(posted.get("position", "0")).strip(),
+        "priority": [str(v) for v in posted.getlist("priority")],
+        "form_ids": [str(v) for v in posted.getlist("form_ids")],
+        "team_ids": [str(v) for v in posted.getlist("team_ids")],
+        "calendar_id": str(posted.get("calendar_id", "")),
+        "first_response_minutes": str(posted.get("first_response_minutes", "")).strip(),
+        "resolution_minutes": str(posted.get("resolution_minutes", "")).strip(),
+    }
+
+
+def _whole_number(text: str, field: str, errors: dict[str, str]) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        errors[field] = "a whole number"
+        return 0
+
+
+def _policy_api(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's values in the service's (API) names, and the errors of numbers not numbers."""
+    errors: dict[str, str] = {}
+    api = {
+        "name": values["name"][:200],
+        "position": _whole_number(values["position"] or "0", "position", errors),
+        "conditions": {
+            "priority": values["priority"],
+            "formId": values["form_ids"],
+            "teamId": values["team_ids"],
+        },
+        "calendarId": values["calendar_id"],
+        "firstResponseMinutes": _whole_number(
+            values["first_response_minutes"], "first_response_minutes", errors
+        ),
+        "resolutionMinutes": _whole_number(
+            values["resolution_minutes"], "resolution_minutes", errors
+        ),
+    }
+    if not 0 <= api["position"] <= 100_000:
+        errors.setdefault("position", "between 0 and 100000")
+    return api, errors
+
+
+def _policy_errors(error: AppError) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for field, message in _errors_by_field(error).items():
+        key = _POLICY_FIELDS.get(field.split("[", 1)[0], "policy_name")
+        found.setdefault(key, message)
+    return found or {"policy_name": error.message}
+
+
+def _policy_form(policy: dict[str, Any]) -> dict[str, Any]:
+    conditions = policy["conditions"]
+    return {
+        "name": policy["name"],
+        "position": str(policy["position"]),
+        "priority": conditions.get("priority", []),
+        "form_ids": conditions.get("formId", []),
+        "team_ids": conditions.get("teamId", []),
+        "calendar_id": policy["calendarId"],
+        "first_response_minutes": str(policy["firstResponseMinutes"]),
+        "resolution_minutes": str(policy["resolutionMinutes"]),
+    }
+
+
+async def _policy_choices(db: AsyncSession) -> dict[str, Any]:
+    return {
+        "priorities": PRIORITIES,
+        "forms": await _forms(db),
+        "teams": await teams.list_teams(db),
+        "calendars": [calendars.public(row) for row in await calendars.list_calendars(db)],
+    }
+
+
+async def _save_policy(
+    request: Request, db: AsyncSession, posted: PostedForm, policy_id: str | None
+) -> Response:
+    values = _policy_values(posted)
+    api, errors = _policy_api(values)
+    status = 400
+    if not errors:
+        try:
+            if policy_id is None:
+                await policies.create_policy(db, api)
+            else:
+                await policies.update_policy(db, policy_id, api)
+        except AppError as error:
+            discard_changes(db)
+            errors, status = _policy_errors(error), error.status_code
+    if errors:
+        if policy_id is None:
+            return await _levels_page(
+                request, db, policy_form=values, policy_errors=errors, status=status
+            )
+        return render(
+            request,
+            "admin/policy_edit.html",
+            {"policy_id": policy_id, "policy_form": values, "policy_errors": errors}
+            | await _policy_choices(db),
+            status=status,
+        )
+    verb = "created" if policy_id is None else "saved"
+    return _redirect(request, LEVELS, f"SLA policy “{values['name'].strip()}” {verb}.")
+
+
+@router.post(LEVELS + "/policies")
+async def create_policy(
+    request: Request, admin: PageAdmin, db: DbSession, posted: PostedForm
+) -> Response:
+    return await _save_policy(request, db, posted, None)
+
+
+@router.get(LEVELS + "/policies/{policy_id}")
+async def edit_policy(
+    request: Request, policy_id: str, admin: PageAdmin, db: DbSession
+) -> Response:
+    policy = policies.public(await policies.get_policy(db, policy_id))
+    return render(
+        request,
+        "admin/policy_edit.html",
+        {"policy_id": policy_id, "policy_form": _policy_form(policy), "policy_errors": {}}
+        | await _policy_choices(db),
+    )
+
+
+@router.post(LEVELS + "/policies/{policy_id}")
+async def update_policy(
+    request: Request, policy_id: str, admin: PageAdmin, db: DbSession, posted: PostedForm
+) -> Response:
+    await policies.get_policy(db, policy_id)
+    return await _save_policy(request, db, posted, policy_id)
+
+
+@router.post(LEVELS + "/policies/{policy_id}/delete")
+async def delete_policy(
+    request: Request, policy_id: str, admin: PageAdmin, db: DbSession, posted: PostedForm
+) -> Response:
+    await policies.delete_policy(db, policy_id)
+    return _redirect(request, LEVELS, "SLA policy deleted.")
