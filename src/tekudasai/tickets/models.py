@@ -104,11 +104,17 @@ class Ticket(Timestamped, Base):
             "id",
             postgresql_where=text("sla_due_at IS NOT NULL"),
         ),
-        # Reports: tickets created and resolved in a period.
-        Index("ix_tickets_created_at", "created_at"),
+        # Reports: tickets created and resolved in a period, index-only (the columns a report
+        # reads are included; the rows themselves are wide).
+        Index(
+            "ix_tickets_created_at",
+            "created_at",
+            postgresql_include=["assignee_id", "team_id", "first_responded_at", "sla_state"],
+        ),
         Index(
             "ix_tickets_resolved_at",
             "resolved_at",
+            postgresql_include=["created_at", "assignee_id", "team_id"],
             postgresql_where=text("resolved_at IS NOT NULL"),
         ),
     )
