@@ -29,6 +29,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
@@ -510,6 +511,25 @@ async def check_team(db: AsyncSession, team_id: str) -> None:
         )
 
 
+_REOPENED_FROM = frozenset({TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value})
+_REOPENED_TO = frozenset(
+    {TicketStatus.OPEN.value, TicketStatus.IN_PROGRESS.value, TicketStatus.PENDING.value}
+)
+
+
+async def mark_resolution(db: AsyncSession, ticket: Ticket, old: str, new: str) -> None:
+    """Keep `resolved_at` with a status change. Resolving stamps the database's now() in the
+    UPDATE that writes the status (flushed here, before the change's event: its reactors see
+    the stamp); reopening a resolved or closed ticket clears it; closing keeps it."""
+    if new == TicketStatus.RESOLVED.value:
+        ticket.resolved_at = func.now()  # type: ignore[assignment]
+        await db.flush()
+        # The same now() came back with RETURNING as updated_at: no read for the value.
+        set_committed_value(ticket, "resolved_at", ticket.updated_at)
+    elif old in _REOPENED_FROM and new in _REOPENED_TO:
+        ticket.resolved_at = None
+
+
 async def update_ticket(
     db: AsyncSession,
     *,
@@ -539,6 +559,7 @@ async def update_ticket(
     if status_changes and status is not None:
         old = ticket.status
         ticket.status = status
+        await mark_resolution(db, ticket, old, status)
         audit.record(
             db,
             ticket_id=ticket.id,
