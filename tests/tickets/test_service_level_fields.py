@@ -524,3 +524,83 @@ async def test_patch_refuses_bad_priority_team_and_tags(
     )
     assert mine.status_code == 400  # FORM_CLOSED: the form is not open for edits
     assert (await client.get(path, headers=agent.auth)).json()["data"]["priority"] == "normal"
+
+
+# -- a form answer that sets the priority -----------------------------------------------------
+
+
+def _urgency(**extra: Any) -> dict[str, Any]:
+    return {
+        "id": "u1",
+        "type": "dropdown",
+        "name": "urgency",
+        "label": "How urgent?",
+        "mapsTo": "priority",
+        "options": [
+            {"id": "o1", "label": "Whenever", "value": "low"},
+            {"id": "o2", "label": "Today", "value": "high"},
+            {"id": "o3", "label": "Now", "value": "urgent"},
+        ],
+        **extra,
+    }
+
+
+async def _make_mapped_form(client: httpx.AsyncClient, admin: Person, element: Any) -> Any:
+    body = {"name": "Mapped", "description": "", "elements": [element]}
+    return await client.post("/api/forms", json=body, headers=admin.auth)
+
+
+async def test_a_mapped_dropdown_sets_the_priority_at_creation(
+    client: httpx.AsyncClient, database: Database, admin: Person, reporter: Person
+) -> None:
+    created = await _make_mapped_form(client, admin, _urgency())
+    assert created.status_code == 200, created.text
+    form = created.json()["data"]
+    assert form["elements"][0]["mapsTo"] == "priority"
+
+    async def file(response: dict[str, Any]) -> dict[str, Any]:
+        body = {"formId": form["id"], "summary": "Mapped", "formResponse": response}
+        answer = await client.post("/api/tickets/my", json=body, headers=reporter.auth)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["data"])
+
+    # Twice each: the first files the long way, the second on the remembered version.
+    for _ in range(2):
+        urgent = await file({"urgency": "urgent"})
+        assert urgent["priority"] == "urgent"
+        stored = await scalar(
+            database, "SELECT priority FROM tickets WHERE id = :id", id=urgent["id"]
+        )
+        assert stored == "urgent"
+        assert (await file({}))["priority"] == "normal"  # unanswered: the default
+        assert (await file({"urgency": "low"}))["priority"] == "low"
+    refused = await client.post(
+        "/api/tickets/my",
+        json={"formId": form["id"], "summary": "x", "formResponse": {"urgency": "normal"}},
+        headers=reporter.auth,
+    )
+    assert refused.status_code == 400  # not one of this dropdown's options
+    # A form without mapsTo keeps filing at normal, and radio buttons may map too.
+    radio = await _make_mapped_form(client, admin, _urgency(type="radio"))
+    assert radio.status_code == 200, radio.text
+
+
+async def test_bad_maps_to_definitions_are_refused(
+    client: httpx.AsyncClient, admin: Person
+) -> None:
+    text_field = {"id": "t", "type": "text-field", "name": "t", "label": "T", "mapsTo": "priority"}
+    bad_option = _urgency()
+    bad_option["options"] = [*bad_option["options"], {"id": "o9", "label": "Hm", "value": "asap"}]
+    cases: list[tuple[Any, str]] = [
+        ([text_field], "elements[0].mapsTo"),
+        ([_urgency(type="multi-select")], "elements[0].mapsTo"),
+        ([bad_option], "elements[0].mapsTo"),
+        ([_urgency(), _urgency(id="u2", name="again")], "elements[1].mapsTo"),
+        ([_urgency(mapsTo="status")], "elements[0].mapsTo"),
+    ]
+    for elements, field in cases:
+        body = {"name": "Bad", "description": "", "elements": elements}
+        response = await client.post("/api/forms", json=body, headers=admin.auth)
+        assert response.status_code == 400, (elements, response.text)
+        fields = [e["field"] for e in response.json()["errors"]]
+        assert field in fields, (field, response.json())

@@ -186,6 +186,8 @@ async def _file(
     cleaned, upload_ids = await forms_service.validate_for_ticket(
         db, plan=plan, response=form_response, reporter_id=reporter_id
     )
+    # A `mapsTo: priority` answer sets the priority in the INSERT itself.
+    priority = forms_engine.mapped_priority(plan, cleaned)
     ticket = Ticket(
         reporter_id=reporter_id,
         assignee_id=None,
@@ -196,7 +198,7 @@ async def _file(
         form_response=cleaned,
         form_open=False,
         channel=channel.value,
-        priority=TicketPriority.NORMAL.value,
+        priority=priority or TicketPriority.NORMAL.value,
         team_id=None,
         tags=[],
         sla_paused=[],
@@ -211,6 +213,7 @@ async def _file(
         "log_details": json.dumps(audit.created_details(ticket)),
         "upload_ids": json.dumps(list(dict.fromkeys([*upload_ids, *(extra_upload_ids or [])]))),
         "channel": channel.value,
+        "priority": priority,
     }
     if seen is None:
         row = await create_statement().fetchrow(db, **values)
@@ -252,6 +255,11 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         "form_response": json_value("form_response"),
         "form_open": false(),
         "channel": channel,
+        # None (no mapped answer): the default.
+        "priority": func.coalesce(
+            bindparam("priority", type_=Text),
+            literal_column(f"'{TicketPriority.NORMAL.value}'"),
+        ),
     }
     if guarded:
         current = (
