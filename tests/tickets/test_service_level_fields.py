@@ -153,6 +153,7 @@ async def test_filters_by_priority_team_and_tag(
     assert ids(await agent_list(client, agent, tag=" PRINTER ")) == [b, a]
     assert ids(await agent_list(client, agent, tag="vip", priority="urgent", teamId=team)) == [a]
     assert await agent_list(client, agent, tag="nothing") == []
+    assert ids(await agent_list(client, agent, tag="", teamId="")) == [c, b, a]
     page = await client.get(
         "/api/tickets", params={"priority": "urgent", "limit": 1}, headers=agent.auth
     )

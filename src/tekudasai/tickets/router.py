@@ -220,8 +220,9 @@ async def list_tickets(
         q=q,
         assignee_id=assignee_id,
         priority=priority.value if priority else None,
-        team_id=team_id,
-        tag=service.normal_tag(tag) if tag is not None else None,
+        # Empty values filter nothing (an emptied search form sends them).
+        team_id=team_id or None,
+        tag=service.normal_tag(tag) or None if tag is not None else None,
         sort=sort,
     )
     result = await listing.list_rendered(
