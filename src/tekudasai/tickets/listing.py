@@ -3,6 +3,11 @@
 Totals for the common filters (none, status, reporter, assignee, and each with a status) come
 from `ticket_counts` (kept by triggers): a handful of index rows instead of a count over a
 million. Only a search has to count its matches, through the trigram or full-text index.
+
+Sorts other than newest first (`sort=`) read the list as segments, each from its own index:
+due time (tickets with a due time by (sla_due_at, id) on the partial index, then the others
+by id), priority (one (priority, id) run per priority, urgent first). Their cursors carry the
+segment and the sort key, so a deep page starts inside its segment instead of counting rows.
 """
 
 from __future__ import annotations
