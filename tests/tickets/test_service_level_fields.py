@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from tekudasai.core.schemas import iso
 from tekudasai.db.session import Database
 from tests.factories import Person
 from tests.tickets.conftest import FileTicket, scalar
@@ -445,6 +446,8 @@ async def test_resolved_at_follows_the_status(
     assert resolved["resolvedAt"] is not None
     stamped = (await _times(database, tid))[1]
     assert stamped is not None
+    # The answer shows the stored stamp: the transaction's now(), that of updatedAt too.
+    assert resolved["resolvedAt"] == iso(stamped) == resolved["updatedAt"]
     closed = await move("closed")
     assert closed["resolvedAt"] == resolved["resolvedAt"]  # closing keeps it
     assert (await move("open"))["resolvedAt"] is None  # reopening clears it
