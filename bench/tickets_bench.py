@@ -86,11 +86,61 @@ async def prepare(database: Database, data_dir: Path, users: int, tickets: int) 
         started = time.perf_counter()
         tekudasai(data_dir, "db", "seed", "--users", str(users), "--tickets", str(tickets))
         print(f"seeded in {time.perf_counter() - started:.0f}s")
+    await give_due_times(database)
     # A fresh bulk load has no visibility map or hint bits yet; autovacuum would get there.
     async with database.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         for table in ("tickets", "ticket_logs", "ticket_counts", "users", "sessions"):
             await conn.execute(text(f"VACUUM (ANALYZE) {table}"))
+
+
+async def give_due_times(database: Database) -> None:
+    """The queue by due time (#15) needs tickets on an SLA clock: the open and in-progress ones
+    get a policy and a due time spread over the next days, as the SLA clock would (once)."""
+    async with database.engine.begin() as conn:
+        if (await conn.execute(text("SELECT 1 FROM sla_policies WHERE id = 'bench'"))).first():
+            return
+        print("giving open tickets an SLA due time (once) …", flush=True)
+        await conn.execute(
+            text(
+                "INSERT INTO business_calendars (id, name, timezone, hours, holidays)"
+                " VALUES ('bench', 'Bench', 'UTC', '{}', '[]') ON CONFLICT DO NOTHING"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO sla_policies (id, name, conditions, calendar_id,"
+                " first_response_minutes, resolution_minutes)"
+                " VALUES ('bench', 'Bench', '{}', 'bench', 60, 480)"
+            )
+        )
+        await conn.execute(
+            text(
+                "UPDATE tickets SET sla_policy_id = 'bench', sla_state = 'running',"
+                " sla_started_at = created_at,"
+                " sla_resolution_due_at = now() + (id % 10000) * interval '1 minute',"
+                " sla_due_at = now() + (id % 10000) * interval '1 minute'"
+                " WHERE status IN ('open', 'in_progress')"
+            )
+        )
+
+
+async def deep_due_cursor(database: Database) -> str:
+    """A cursor 100,000 tickets down the queue by due time (halfway, when it is shorter)."""
+    async with database.engine.connect() as conn:
+        due = (
+            await conn.execute(text("SELECT count(*) FROM tickets WHERE sla_due_at IS NOT NULL"))
+        ).scalar_one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT sla_due_at, id FROM tickets WHERE sla_due_at IS NOT NULL"
+                    " ORDER BY sla_due_at, id OFFSET :n LIMIT 1"
+                ),
+                {"n": min(100_000, due // 2)},
+            )
+        ).one()
+    return listing.encode_sort_cursor("dueAt", listing.SortCursor(0, row[0], row[1]))
 
 
 async def people(database: Database) -> dict[str, Any]:
@@ -306,6 +356,7 @@ async def setup(args: argparse.Namespace, server: EmbeddedPostgres) -> dict[str,
     tid, rep, agt = who["ticket_id"], who["reporter"], who["agent"]
     # Page 10,000 of 10 (in --quick, halfway down).
     deep_cursor = listing.encode_cursor(max(who["max_id"] - 100_000, who["max_id"] // 2))
+    due_cursor = await deep_due_cursor(database)
     new_ticket = json.dumps(
         {
             "formId": who["form_id"],
@@ -323,6 +374,16 @@ async def setup(args: argparse.Namespace, server: EmbeddedPostgres) -> dict[str,
         ("agent page 1", "GET", "/api/tickets?cursor=", agt, None),
         ("agent cursor page 10000", "GET", f"/api/tickets?cursor={deep_cursor}", agt, None),
         ("agent offset page 10000", "GET", "/api/tickets?page=10000", agt, None),
+        # The queue by due time (#15): page 1 and a cursor page 100,000 tickets down.
+        ("agent by due page 1", "GET", "/api/tickets?sort=dueAt&cursor=", agt, None),
+        (
+            "agent by due cursor deep",
+            "GET",
+            f"/api/tickets?sort=dueAt&cursor={due_cursor}",
+            agt,
+            None,
+        ),
+        ("agent by priority page 1", "GET", "/api/tickets?sort=priority&cursor=", agt, None),
         # Last: its inserts fill the trigram index's pending list, which every search then scans.
         ("create", "POST", "/api/tickets/my", rep, new_ticket),
     ]
@@ -335,13 +396,16 @@ async def setup(args: argparse.Namespace, server: EmbeddedPostgres) -> dict[str,
         for name, method, path, token, body in endpoints:
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             sql[name] = await capture(app, database, method, path, headers=headers, content=body)
-    plans = await explain_all(database, deep_cursor)
+    plans = await explain_all(database, deep_cursor, due_cursor)
     await database.dispose()
     return {"endpoints": endpoints, "sql": sql, "plans": plans}
 
 
-async def explain_all(database: Database, deep_cursor: str) -> list[tuple[str, str]]:
+async def explain_all(
+    database: Database, deep_cursor: str, due_cursor: str
+) -> list[tuple[str, str]]:
     every = listing.TicketFilter()
+    by_due = listing.TicketFilter(sort="dueAt")
     statements = [
         ("total, all tickets (ticket_counts)", listing.count_query(every)),
         ("total, status=open", listing.count_query(listing.TicketFilter(status="open"))),
@@ -349,6 +413,13 @@ async def explain_all(database: Database, deep_cursor: str) -> list[tuple[str, s
         (
             "agent cursor page 10000",
             listing.list_query(every, page=1, limit=10, cursor=deep_cursor),
+        ),
+    ]
+    statements += [
+        ("agent by due page 1", listing.list_query(by_due, page=1, limit=10, cursor="")),
+        (
+            "agent by due cursor deep",
+            listing.list_query(by_due, page=1, limit=10, cursor=due_cursor),
         ),
     ]
     for word in SEARCH_WORDS:

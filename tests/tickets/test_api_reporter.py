@@ -24,6 +24,13 @@ TICKET_KEYS = {
     "createdAt",
     "updatedAt",
     "channel",
+    # Service levels (#15).
+    "priority",
+    "teamId",
+    "tags",
+    "firstRespondedAt",
+    "resolvedAt",
+    "sla",
 }
 
 

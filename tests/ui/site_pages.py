@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from playwright.async_api import Browser, BrowserContext, Page
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tekudasai.accounts import service as accounts_service
 from tekudasai.accounts import tokens
@@ -27,6 +28,7 @@ from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.seed import DEMO_ACCOUNTS, seed_demo
 from tekudasai.sla import calendars, policies
+from tekudasai.sla.models import SlaPolicy
 from tekudasai.teams import service as teams
 from tekudasai.teams.models import Team
 from tekudasai.tickets.models import Ticket, TicketComment
@@ -211,6 +213,30 @@ async def seed_site(database: Database, cipher: PiiCipher) -> tuple[int, str, st
         )
         hook.id = SITE_WEBHOOK_ID
         await db.flush()
+        # The ticket's service levels (#15): priority, tags and an SLA clock with one target
+        # overdue and one running, so the queue and ticket pages show their badges.
+        policy = SlaPolicy(
+            name="Standard",
+            conditions={},
+            calendar_id=calendar.id,
+            first_response_minutes=60,
+            resolution_minutes=480,
+        )
+        db.add(policy)
+        await db.flush()
+        await db.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id)
+            .values(
+                priority="urgent",
+                tags=["vpn", "printer"],
+                sla_policy_id=policy.id,
+                sla_state="breached",
+                sla_first_response_due_at=func.now() - timedelta(minutes=35),
+                sla_resolution_due_at=func.now() + timedelta(hours=2, minutes=10),
+                sla_due_at=func.now() + timedelta(hours=2, minutes=10),
+            )
+        )
         reset = await accounts_service.issue_token(
             db, user_id=customer.id, purpose=accounts_service.RESET_PASSWORD
         )

@@ -82,10 +82,18 @@ class ShowIf(_Model):
     value: Scalar | list[Scalar] | None = None
 
 
+# What a `mapsTo` element's answer may set on the ticket, and the values it takes.
+MAPPABLE: dict[str, frozenset[str]] = {
+    "priority": frozenset({"low", "normal", "high", "urgent"}),
+}
+
+
 class _Element(_Model):
     id: Annotated[str, Field(min_length=1, max_length=64)] = Field(default_factory=new_id)
     name: Annotated[str, Field(max_length=64)]
     show_if: ShowIf | None = None
+    # The answer also sets this ticket field at creation (a dropdown or radio of its values).
+    maps_to: Literal["priority"] | None = None
 
     @property
     def is_input(self) -> bool:
@@ -476,6 +484,7 @@ def definition_errors(elements: list[Element]) -> list[dict[str, str]]:
     earlier: dict[str, Element] = {}
     names: set[str] = set()
     ids: set[str] = set()
+    mapped: set[str] = set()
 
     def add(index: int, key: str, message: str) -> None:
         errors.append({"field": f"elements[{index}].{key}", "message": message})
@@ -494,6 +503,11 @@ def definition_errors(elements: list[Element]) -> list[dict[str, str]]:
             elif element.name in names:
                 add(index, "name", f"duplicate name '{element.name}'")
             names.add(element.name)
+        if element.maps_to is not None:
+            problem = _maps_to_problem(element, mapped)
+            if problem:
+                add(index, "mapsTo", problem)
+            mapped.add(element.maps_to)
         if element.show_if is not None:
             problem = _show_if_problem(element.show_if, earlier)
             if problem:
@@ -501,6 +515,20 @@ def definition_errors(elements: list[Element]) -> list[dict[str, str]]:
         if element.is_input and element.name not in earlier:
             earlier[element.name] = element
     return errors
+
+
+def _maps_to_problem(element: Element, mapped: set[str]) -> str | None:
+    target = element.maps_to
+    assert target is not None
+    if target in mapped:
+        return f"only one element may map to {target}"
+    if not isinstance(element, Dropdown | Radio):
+        return f"only a dropdown or radio element may map to {target}"
+    allowed = MAPPABLE[target]
+    wrong = sorted(v for v in element.option_values if v not in allowed)
+    if wrong:
+        return f"option value {wrong[0]!r} is not a {target} ({', '.join(sorted(allowed))})"
+    return None
 
 
 def _show_if_problem(rule: ShowIf, earlier: dict[str, Element]) -> str | None:
@@ -572,11 +600,13 @@ def _compile_rule(rule: ShowIf) -> Condition:
 class FormPlan:
     """Parsed elements prepared for validating many responses (what each step needs, once)."""
 
-    __slots__ = ("elements", "input_names", "steps")
+    __slots__ = ("elements", "input_names", "priority_name", "steps")
 
     def __init__(self, elements: list[Element]) -> None:
         self.elements = elements
         self.input_names = tuple(e.name for e in elements if e.is_input)
+        # The answer that sets the ticket's priority at creation, if any.
+        self.priority_name = next((e.name for e in elements if e.maps_to == "priority"), None)
         self.steps: tuple[tuple[str, bool, Condition | None, Any], ...] = tuple(
             (
                 e.name,
@@ -619,6 +649,14 @@ def validate_response(
             errors.append({"field": name, "message": invalid.message})
     # Conditions above read `values` (answers only): a blank must not satisfy `eq ""`.
     return ValidatedResponse({name: values.get(name, "") for name in plan.input_names}, errors)
+
+
+def mapped_priority(plan: FormPlan, cleaned: dict[str, Any]) -> str | None:
+    """The priority a validated response chooses (a `mapsTo: priority` answer), or None."""
+    if plan.priority_name is None:
+        return None
+    value = cleaned.get(plan.priority_name)
+    return value if isinstance(value, str) and value in MAPPABLE["priority"] else None
 
 
 def dump_elements(elements: list[Element]) -> list[dict[str, Any]]:

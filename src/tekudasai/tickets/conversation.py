@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
 from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.tickets import audit, events, workflow
 from tekudasai.tickets.models import Channel, LogAction, TicketComment
-from tekudasai.tickets.service import lock_ticket
+from tekudasai.tickets.service import lock_ticket, mark_resolution
 
 MAX_BODY = 20_000
 
@@ -82,6 +83,17 @@ async def add_comment(
     )
     db.add(comment)
     await db.flush()
+    if (
+        not internal
+        and not as_reporter
+        and author is not None
+        and author.role in STAFF_ROLES
+        and author_id != ticket.reporter_id
+        and ticket.first_responded_at is None
+    ):
+        # The first public reply by support, at the reply's own time (the database's now(),
+        # back from the INSERT); written by this function's closing flush.
+        ticket.first_responded_at = comment.created_at
     audit.record(
         db,
         ticket_id=ticket.id,
@@ -105,6 +117,7 @@ async def add_comment(
         if reopened:
             old = ticket.status
             ticket.status = reopened
+            await mark_resolution(db, ticket, old, reopened)
             audit.record(
                 db,
                 ticket_id=ticket.id,

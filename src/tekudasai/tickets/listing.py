@@ -3,6 +3,11 @@
 Totals for the common filters (none, status, reporter, assignee, and each with a status) come
 from `ticket_counts` (kept by triggers): a handful of index rows instead of a count over a
 million. Only a search has to count its matches, through the trigram or full-text index.
+
+Sorts other than newest first (`sort=`) read the list as segments, each from its own index:
+due time (tickets with a due time by (sla_due_at, id) on the partial index, then the others
+by id), priority (one (priority, id) run per priority, urgent first). Their cursors carry the
+segment and the sort key, so a deep page starts inside its segment instead of counting rows.
 """
 
 from __future__ import annotations
@@ -12,19 +17,26 @@ import binascii
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    DateTime,
     Integer,
     Text,
     bindparam,
+    cast,
     func,
     literal,
     literal_column,
+    null,
     select,
+    tuple_,
+    union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.errors import ValidationFailed
@@ -35,7 +47,13 @@ from tekudasai.tickets.models import Ticket, TicketCount
 from tekudasai.tickets.service import TicketRow, with_form
 
 CURSOR_PREFIX = "t1:"
+# Cursors of the other sorts: t2:<sort>:<segment>:<key or empty>:<id>.
+SORT_CURSOR_PREFIX = "t2:"
 UNASSIGNED = "none"
+NO_TEAM = "none"
+DEFAULT_SORT = "-createdAt"
+SORTS = ("createdAt", "-createdAt", "updatedAt", "-updatedAt", "dueAt", "priority")
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 # A search counts its matches only as far as the pager shows: up to the end of the page this
 # many pages ahead. An exact count of a common word over a million summaries costs hundreds of
 # milliseconds, and each match counted costs about a microsecond more (a common word at page 1
@@ -55,6 +73,10 @@ class TicketFilter:
     search: str | None = None
     q: str | None = None
     assignee_id: str | None = None  # UNASSIGNED for tickets nobody works on
+    priority: str | None = None
+    team_id: str | None = None  # NO_TEAM for tickets of no team
+    tag: str | None = None  # normalised (tickets.service.normal_tag)
+    sort: str | None = None  # one of SORTS; None: newest first (best match first for q)
 
 
 Item = TypeVar("Item")
@@ -94,6 +116,84 @@ def decode_cursor(cursor: str) -> int:
 
 
 @dataclass(frozen=True)
+class SortCursor:
+    """Where a page of a sorted list ends: the segment (sorts like priority read their
+    segments one after another), the sort key within it (a time, or None) and the id."""
+
+    segment: int
+    key: datetime | None
+    id: int
+
+
+def encode_sort_cursor(sort: str, cursor: SortCursor) -> str:
+    key = cursor.key.isoformat() if cursor.key is not None else ""
+    raw = f"{SORT_CURSOR_PREFIX}{sort}:{cursor.segment}:{key}:{cursor.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_sort_cursor(cursor: str, sort: str) -> SortCursor:
+    bad = InvalidCursor(errors=[{"field": "cursor", "message": "Invalid cursor"}])
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise bad from exc
+    prefix = f"{SORT_CURSOR_PREFIX}{sort}:"
+    if not raw.startswith(prefix):
+        raise bad  # another sort's cursor (or none at all)
+    # The key (an ISO time) holds colons itself: the segment is first, the id last.
+    segment, _, rest = raw.removeprefix(prefix).partition(":")
+    key, _, number = rest.rpartition(":")
+    segments = len(_segments(sort))
+    if not (segment.isascii() and segment.isdigit() and int(segment) < segments):
+        raise bad
+    if not (number.isascii() and number.isdigit() and int(number) <= 2**31):
+        raise bad
+    moment = None
+    if key:
+        try:
+            moment = datetime.fromisoformat(key)
+        except ValueError as exc:
+            raise bad from exc
+        if moment.tzinfo is None:
+            raise bad
+    if (moment is None) != (_segments(sort)[int(segment)].key is None):
+        raise bad
+    return SortCursor(int(segment), moment, int(number))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One run of a sorted list: its rows (`where`), ordered by `key` then id, in the sort's
+    direction. Each run is read on its own index (a due time's partial index, the
+    (priority, id) index …) and the runs follow each other."""
+
+    where: Any
+    key: Any  # a column, or None: by id alone
+
+
+@functools.cache
+def _segments(sort: str) -> tuple[_Segment, ...]:
+    if sort == "dueAt":
+        # Tickets with a due time first, soonest first (ix_tickets_sla_due_at_id), then the
+        # rest oldest first.
+        return (
+            _Segment(Ticket.sla_due_at.is_not(None), Ticket.sla_due_at),
+            _Segment(Ticket.sla_due_at.is_(None), None),
+        )
+    if sort == "priority":
+        return tuple(
+            _Segment(Ticket.priority == literal_column(f"'{p}'"), None) for p in PRIORITY_ORDER
+        )
+    if sort in ("updatedAt", "-updatedAt"):
+        return (_Segment(None, Ticket.updated_at),)
+    return (_Segment(None, None),)
+
+
+def _descending(sort: str) -> bool:
+    return sort.startswith("-") or sort == "priority"
+
+
+@dataclass(frozen=True)
 class _Shape:
     """What a list statement looks like; the values travel as bind parameters, so one built
     (and compiled) statement per shape serves every request of that shape."""
@@ -105,13 +205,32 @@ class _Shape:
     q: bool
     keyset: bool
     counter: str | None  # the ticket_counts scope that gives the total, or None: count rows
+    priority: bool = False
+    team: str | None = None  # None, "id" or NO_TEAM
+    tag: bool = False
+    sort: str = DEFAULT_SORT  # the sort of an explicit `sort=`, DEFAULT_SORT for the default
+    ranked: bool = False  # q without sort: best match first
+    keyset_segment: int = 0  # the segment a sort cursor points into
+    capped: bool = False  # a search: its total is counted only as far as the pager reaches
 
 
 def _shape(spec: TicketFilter, cursor: str | None) -> _Shape:
     counter = None
-    if not (spec.search or spec.q or (spec.reporter_id and spec.assignee_id)):
+    extra = spec.priority or spec.team_id or spec.tag
+    if not (spec.search or spec.q or (spec.reporter_id and spec.assignee_id) or extra):
         counter = "reporter" if spec.reporter_id else "assignee" if spec.assignee_id else "all"
+    sort = spec.sort or DEFAULT_SORT
+    segment = 0
+    if cursor and sort != DEFAULT_SORT:
+        segment = decode_sort_cursor(cursor, sort).segment
     return _Shape(
+        priority=spec.priority is not None,
+        team=None if spec.team_id is None else NO_TEAM if spec.team_id == NO_TEAM else "id",
+        tag=spec.tag is not None,
+        sort=sort,
+        ranked=bool(spec.q) and spec.sort is None,
+        keyset_segment=segment,
+        capped=bool(spec.search or spec.q or (spec.reporter_id and spec.assignee_id)),
         reporter=spec.reporter_id is not None,
         status=bool(spec.status and spec.status != "all"),
         assignee=None
@@ -121,7 +240,8 @@ def _shape(spec: TicketFilter, cursor: str | None) -> _Shape:
         else "id",
         search=bool(spec.search),
         q=bool(spec.q),
-        keyset=cursor is not None,
+        # A sorted list's first keyset page ('') is its first offset page.
+        keyset=cursor is not None if sort == DEFAULT_SORT else bool(cursor),
         counter=counter,
     )
 
@@ -143,7 +263,23 @@ def _params(
         params["pattern"] = f"%{escape_like(spec.search)}%"
     if shape.q:
         params["q"] = spec.q
-    if cursor:
+    if shape.priority:
+        params["priority"] = spec.priority
+    if shape.team == "id":
+        params["team_id"] = spec.team_id
+    if shape.tag:
+        params["tag"] = spec.tag
+    if shape.sort != DEFAULT_SORT:
+        if cursor:
+            where = decode_sort_cursor(cursor, shape.sort)
+            params["cursor_id"] = where.id
+            if where.key is not None:
+                params["cursor_key"] = where.key
+        else:
+            params["offset"] = 0 if cursor is not None else (page - 1) * limit
+        # Each segment reads as many rows as the page may need from it.
+        params["reach"] = limit + 1 + params.get("offset", 0)
+    elif cursor:
         params["before"] = decode_cursor(cursor)
     elif cursor is not None:
         params["before"] = 2**31  # '' = the first keyset page
@@ -173,6 +309,16 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.append(Ticket.summary.ilike(bindparam("pattern", type_=Text), escape="\\"))
     if shape.q:
         conditions.append(Ticket.search_vector.op("@@")(_tsquery()))
+    if shape.priority:
+        conditions.append(Ticket.priority == bindparam("priority", type_=Text))
+    if shape.team == NO_TEAM:
+        conditions.append(Ticket.team_id.is_(None))
+    elif shape.team:
+        conditions.append(Ticket.team_id == bindparam("team_id", type_=Text))
+    if shape.tag:
+        # tags @> ARRAY[:tag]: served by the GIN index ix_tickets_tags.
+        tags = cast(array([bindparam("tag", type_=Text)]), ARRAY(Text))
+        conditions.append(Ticket.tags.contains(tags))
     return conditions
 
 
@@ -186,14 +332,10 @@ def _tsquery() -> Any:
 @functools.lru_cache(maxsize=256)
 def _count_statement(shape: _Shape) -> Any:
     if shape.counter is None:
-        matches = (
-            select(literal(1))
-            .select_from(Ticket)
-            .where(*_conditions(shape))
-            .limit(bindparam("cap", type_=Integer))
-            .subquery()
-        )
-        return select(func.count()).select_from(matches)
+        matches = select(literal(1)).select_from(Ticket).where(*_conditions(shape))
+        if shape.capped:
+            matches = matches.limit(bindparam("cap", type_=Integer))
+        return select(func.count()).select_from(matches.subquery())
     query = select(func.coalesce(func.sum(TicketCount.n), 0)).where(
         TicketCount.scope == shape.counter, TicketCount.key == bindparam("count_key")
     )
@@ -202,16 +344,67 @@ def _count_statement(shape: _Shape) -> Any:
     return query
 
 
+def _sorted_page(shape: _Shape) -> Any:
+    """The page's ids for an explicit sort: each segment from its own index, as far as the page
+    can reach into it (`reach` rows), then merged in segment order; a cursor skips the segments
+    before its own and starts within it after its (key, id)."""
+    descending = _descending(shape.sort)
+    segments = _segments(shape.sort)
+    branches = []
+    for number, segment in enumerate(segments):
+        if shape.keyset and number < shape.keyset_segment:
+            continue  # read before the cursor
+        key = segment.key
+        query = select(
+            Ticket.id,
+            literal(number, Integer).label("seg"),
+            (key if key is not None else null().cast(DateTime(timezone=True))).label("k"),
+        ).where(*_conditions(shape))
+        if segment.where is not None:
+            query = query.where(segment.where)
+        if shape.keyset and number == shape.keyset_segment:
+            cursor_id = bindparam("cursor_id", type_=BigInteger)
+            if key is not None:
+                mine = tuple_(key, Ticket.id)
+                theirs = tuple_(bindparam("cursor_key", type_=DateTime(timezone=True)), cursor_id)
+                query = query.where(mine < theirs if descending else mine > theirs)
+            else:
+                query = query.where(Ticket.id < cursor_id if descending else Ticket.id > cursor_id)
+        order = [key, Ticket.id] if key is not None else [Ticket.id]
+        query = query.order_by(*(c.desc() if descending else c for c in order))
+        branches.append(query.limit(bindparam("reach", type_=Integer)))
+    if len(branches) == 1:
+        merged = branches[0].subquery("merged")
+    else:
+        merged = union_all(*(b.subquery().select() for b in branches)).subquery("merged")
+    keys = [merged.c.k.desc(), merged.c.id.desc()] if descending else [merged.c.k, merged.c.id]
+    page = select(merged.c.id, merged.c.seg, merged.c.k).order_by(merged.c.seg, *keys)
+    if not shape.keyset:
+        page = page.offset(bindparam("offset", type_=Integer))
+    return page.limit(bindparam("limit", type_=Integer)).subquery("page")
+
+
 @functools.lru_cache(maxsize=256)
 def _list_statement(shape: _Shape, *, rendered: bool = False) -> Any:
+    if shape.sort != DEFAULT_SORT:
+        page = _sorted_page(shape)
+        total = _count_statement(shape).scalar_subquery().label("total")
+        head = rendering.rendered_head() if rendered else with_form()
+        query = head.add_columns(
+            total, page.c.seg.label("sort_seg"), page.c.k.label("sort_key")
+        ).join(page, page.c.id == Ticket.id)
+        if _descending(shape.sort):
+            return query.order_by(page.c.seg, page.c.k.desc(), Ticket.id.desc())
+        return query.order_by(page.c.seg, page.c.k, Ticket.id)
     # The page is chosen on ticket ids alone and the columns (the JSON, the form) are built for
     # its rows only: rows an OFFSET skips have their select list computed all the same.
     rank = func.ts_rank(Ticket.search_vector, _tsquery()).label("rank")
-    ids = select(Ticket.id, rank) if shape.q else select(Ticket.id)
+    ranked = shape.q and shape.ranked
+    ids = select(Ticket.id, rank) if ranked else select(Ticket.id)
     ids = ids.where(*_conditions(shape))
     if shape.keyset:
         ids = ids.where(Ticket.id < bindparam("before", type_=BigInteger))
-    ids = ids.order_by(rank.desc(), Ticket.id.desc()) if shape.q else ids.order_by(Ticket.id.desc())
+    ids = ids.order_by(rank.desc(), Ticket.id.desc()) if ranked else ids.order_by(Ticket.id.desc())
     if not shape.keyset:
         ids = ids.offset(bindparam("offset", type_=Integer))
     # One row more than asked tells whether there is a next page.
@@ -219,12 +412,22 @@ def _list_statement(shape: _Shape, *, rendered: bool = False) -> Any:
     total = _count_statement(shape).scalar_subquery().label("total")
     head = rendering.rendered_head() if rendered else with_form()
     query = head.add_columns(total).join(page, page.c.id == Ticket.id)
-    if shape.q:
+    if ranked:
         return query.order_by(page.c.rank.desc(), Ticket.id.desc())
     return query.order_by(Ticket.id.desc())
 
 
 def _check(spec: TicketFilter, cursor: str | None) -> None:
+    if spec.sort is not None and spec.sort not in SORTS:
+        raise ValidationFailed(
+            f"sort: one of {', '.join(SORTS)}.",
+            errors=[{"field": "sort", "message": f"One of {', '.join(SORTS)}"}],
+        )
+    if spec.priority is not None and spec.priority not in PRIORITY_ORDER:
+        raise ValidationFailed(
+            "priority: one of low, normal, high, urgent.",
+            errors=[{"field": "priority", "message": "One of low, normal, high, urgent"}],
+        )
     if cursor is not None and spec.q:
         raise ValidationFailed(
             "cursor: keyset pages follow ticket ids; use page with q (ranked results).",
@@ -311,9 +514,16 @@ async def _fetch(
     next_cursor = None
     if len(result) > limit and not spec.q:
         last = rows[-1]
-        next_cursor = encode_cursor(last["id"] if rendered else last[0].id)
+        last_id = last["id"] if rendered else last[0].id
+        if shape.sort == DEFAULT_SORT:
+            next_cursor = encode_cursor(last_id)
+        else:
+            segment, key = (
+                (last["sort_seg"], last["sort_key"]) if rendered else (last.sort_seg, last.sort_key)
+            )
+            next_cursor = encode_sort_cursor(shape.sort, SortCursor(segment, key, last_id))
     cap = search_count_cap(page=page, limit=limit)
-    capped = total > cap
+    capped = shape.capped and total > cap
     return TicketPage(
         rows=rows,
         total=cap if capped else total,

@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Text, case, cast, func, literal_column, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.models import Form
 from tekudasai.tickets.models import Ticket
-from tekudasai.tickets.schemas import TICKET_FIELDS
+from tekudasai.tickets.schemas import TICKET_FIELDS, TicketField
 
 # ISO-8601 in UTC with milliseconds and a Z, as `core.schemas.iso` writes it (both truncate).
 _ISO_FORMAT: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'""")
@@ -40,14 +40,21 @@ def _key(name: str) -> ColumnElement[str]:
     return literal_column(f"'{name}'")
 
 
+def _value(field: TicketField) -> Any:
+    if field.members:
+        # A nested object, or null when its column is (a ticket without an SLA).
+        return case((field.column.is_(None), null()), else_=_object(field.members))
+    return _iso(field.column) if field.timestamp else field.column
+
+
+def _object(fields: tuple[TicketField, ...]) -> ColumnElement[Any]:
+    arguments = [part for field in fields for part in (_key(field.key), _value(field))]
+    return func.json_build_object(*arguments)
+
+
 def ticket_json() -> ColumnElement[str]:
     """The contract's ticket object (`schemas.ticket_view`), as JSON text."""
-    arguments = [
-        part
-        for field in TICKET_FIELDS
-        for part in (_key(field.key), _iso(field.column) if field.timestamp else field.column)
-    ]
-    return cast(func.json_build_object(*arguments), Text)
+    return cast(_object(TICKET_FIELDS), Text)
 
 
 def rendered_head() -> Any:

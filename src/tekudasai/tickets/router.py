@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
@@ -23,7 +23,7 @@ from tekudasai.db.session import DbSession, ReadDb, read_only
 from tekudasai.tickets import audit, conversation, listing, service
 from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
 from tekudasai.tickets.errors import TicketNotFound
-from tekudasai.tickets.models import Channel
+from tekudasai.tickets.models import Channel, TicketPriority
 from tekudasai.tickets.schemas import (
     AgentComment,
     AssignTicket,
@@ -50,8 +50,17 @@ Pages = Annotated[PageParams, Depends(page_params)]
 Search = Annotated[str | None, Query(max_length=200, description="summary contains (literal)")]
 FullText = Annotated[str | None, Query(max_length=200, description="full-text, ranked")]
 Cursor = Annotated[
-    str | None, Query(max_length=64, description="keyset pages: '' for the first, then nextCursor")
+    str | None,
+    Query(max_length=200, description="keyset pages: '' for the first, then nextCursor"),
 ]
+Sort = Annotated[
+    Literal["createdAt", "-createdAt", "updatedAt", "-updatedAt", "dueAt", "priority"] | None,
+    Query(
+        description="default -createdAt (newest first); dueAt: SLA due soonest first, tickets"
+        " without one after; priority: urgent first, newest first within"
+    ),
+]
+PriorityFilter = Annotated[TicketPriority | None, Query()]
 
 
 def _channel(principal: Principal) -> Channel:
@@ -196,10 +205,26 @@ async def list_tickets(
         Query(alias="assigneeId", max_length=200, description="a user id, 'me' or 'none'"),
     ] = None,
     cursor: Cursor = None,
+    priority: PriorityFilter = None,
+    team_id: Annotated[
+        str | None, Query(alias="teamId", max_length=200, description="a team id or 'none'")
+    ] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="has this tag")] = None,
+    sort: Sort = None,
 ) -> Response:
     if assignee_id == "me":
         assignee_id = agent.user.id
-    spec = listing.TicketFilter(status=status, search=search, q=q, assignee_id=assignee_id)
+    spec = listing.TicketFilter(
+        status=status,
+        search=search,
+        q=q,
+        assignee_id=assignee_id,
+        priority=priority.value if priority else None,
+        # Empty values filter nothing (an emptied search form sends them).
+        team_id=team_id or None,
+        tag=service.normal_tag(tag) or None if tag is not None else None,
+        sort=sort,
+    )
     result = await listing.list_rendered(
         db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
     )

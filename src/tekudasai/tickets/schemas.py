@@ -73,6 +73,15 @@ class AgentComment(StrictInput):
     internal: bool = False
 
 
+class SlaOut(CamelModel):
+    """The SLA clock of a ticket, straight from its columns (sla/clock.py keeps them)."""
+
+    policy_id: str
+    first_response_due_at: Timestamp | None
+    resolution_due_at: Timestamp | None
+    state: Literal["running", "paused", "warning", "breached", "met"] | None
+
+
 @dataclass(frozen=True)
 class TicketField:
     """One member of the ticket object: its JSON key, the column it shows, its JSON type."""
@@ -80,8 +89,19 @@ class TicketField:
     key: str
     column: InstrumentedAttribute[Any]
     annotation: Any
-    timestamp: bool = False  # written as `core.schemas.iso` writes it
+    timestamp: bool = False  # written as `core.schemas.iso` writes it (null stays null)
+    # A nested object of these members, or null when `column` is null (the SLA clock).
+    members: tuple[TicketField, ...] = ()
 
+
+SLA_FIELDS: tuple[TicketField, ...] = (
+    TicketField("policyId", Ticket.sla_policy_id, str),
+    TicketField(
+        "firstResponseDueAt", Ticket.sla_first_response_due_at, datetime | None, timestamp=True
+    ),
+    TicketField("resolutionDueAt", Ticket.sla_resolution_due_at, datetime | None, timestamp=True),
+    TicketField("state", Ticket.sla_state, str | None),
+)
 
 # The contract's ticket object, declared once. The Python view (`ticket_view`), the JSON that
 # PostgreSQL writes for the lists (`rendering.ticket_json`), the OpenAPI model
@@ -99,24 +119,58 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField("updatedAt", Ticket.updated_at, datetime, timestamp=True),
     # Where it was filed: web (a browser session), api (a personal access token), email.
     TicketField("channel", Ticket.channel, Channel),
+    # Service levels (#15).
+    TicketField("priority", Ticket.priority, TicketPriority),
+    TicketField("teamId", Ticket.team_id, str | None),
+    TicketField("tags", Ticket.tags, list[str]),
+    TicketField("firstRespondedAt", Ticket.first_responded_at, datetime | None, timestamp=True),
+    TicketField("resolvedAt", Ticket.resolved_at, datetime | None, timestamp=True),
+    TicketField("sla", Ticket.sla_policy_id, SlaOut | None, members=SLA_FIELDS),
 )
-_VIEW = tuple((f.key, f.column.key, f.timestamp) for f in TICKET_FIELDS)
+
+
+def _view_of(fields: tuple[TicketField, ...]) -> tuple[tuple[str, str, bool, Any], ...]:
+    return tuple(
+        (f.key, f.column.key, f.timestamp, _view_of(f.members) if f.members else None)
+        for f in fields
+    )
+
+
+_VIEW = _view_of(TICKET_FIELDS)
+
+
+def _build(ticket: Ticket, view: tuple[tuple[str, str, bool, Any], ...]) -> dict[str, Any]:
+    built: dict[str, Any] = {}
+    for key, attribute, timestamp, members in view:
+        value = getattr(ticket, attribute)
+        if value is None:
+            built[key] = None
+        elif members is not None:
+            built[key] = _build(ticket, members)
+        elif timestamp:
+            built[key] = iso(value)
+        elif isinstance(value, list):
+            built[key] = list(value)  # a copy: the view outlives later changes of the row
+        else:
+            built[key] = value
+    return built
 
 
 def ticket_view(ticket: Ticket) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for key, attribute, timestamp in _VIEW:
-        value = getattr(ticket, attribute)
-        view[key] = iso(value) if timestamp else value
-    return view
+    return _build(ticket, _VIEW)
 
 
 # -- response models (the OpenAPI document; the ticket routes return prebuilt Responses, so
 # these document without validating) -----------------------------------------------------------
 
-_TICKET_MEMBERS: dict[str, Any] = {
-    f.key: (Timestamp if f.timestamp else f.annotation, ...) for f in TICKET_FIELDS
-}
+
+def _annotation(field: TicketField) -> Any:
+    if not field.timestamp:
+        return field.annotation
+    return Timestamp | None if field.annotation != datetime else Timestamp
+
+
+_TICKET_MEMBERS: dict[str, Any] = {f.key: (_annotation(f), ...) for f in TICKET_FIELDS}
 TicketOut: type[BaseModel] = create_model("Ticket", __base__=CamelModel, **_TICKET_MEMBERS)
 TicketWithForm: type[BaseModel] = create_model(
     "TicketWithForm", __base__=TicketOut, form=(FormOut, ...)

@@ -29,6 +29,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
@@ -199,6 +200,8 @@ async def _file(
     cleaned, upload_ids = await forms_service.validate_for_ticket(
         db, plan=plan, response=form_response, reporter_id=reporter_id
     )
+    # A `mapsTo: priority` answer sets the priority in the INSERT itself.
+    priority = forms_engine.mapped_priority(plan, cleaned)
     ticket = Ticket(
         reporter_id=reporter_id,
         assignee_id=None,
@@ -209,7 +212,7 @@ async def _file(
         form_response=cleaned,
         form_open=False,
         channel=channel.value,
-        priority=TicketPriority.NORMAL.value,
+        priority=priority or TicketPriority.NORMAL.value,
         team_id=None,
         tags=[],
         sla_paused=[],
@@ -224,6 +227,7 @@ async def _file(
         "log_details": json.dumps(audit.created_details(ticket)),
         "upload_ids": json.dumps(list(dict.fromkeys([*upload_ids, *(extra_upload_ids or [])]))),
         "channel": channel.value,
+        "priority": priority,
     }
     if seen is None:
         row = await create_statement().fetchrow(db, **values)
@@ -265,6 +269,11 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         "form_response": json_value("form_response"),
         "form_open": false(),
         "channel": channel,
+        # None (no mapped answer): the default.
+        "priority": func.coalesce(
+            bindparam("priority", type_=Text),
+            literal_column(f"'{TicketPriority.NORMAL.value}'"),
+        ),
     }
     if guarded:
         current = (
@@ -524,6 +533,25 @@ async def check_team(db: AsyncSession, team_id: str) -> None:
         )
 
 
+_REOPENED_FROM = frozenset({TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value})
+_REOPENED_TO = frozenset(
+    {TicketStatus.OPEN.value, TicketStatus.IN_PROGRESS.value, TicketStatus.PENDING.value}
+)
+
+
+async def mark_resolution(db: AsyncSession, ticket: Ticket, old: str, new: str) -> None:
+    """Keep `resolved_at` with a status change. Resolving stamps the database's now() in the
+    UPDATE that writes the status (flushed here, before the change's event: its reactors see
+    the stamp); reopening a resolved or closed ticket clears it; closing keeps it."""
+    if new == TicketStatus.RESOLVED.value:
+        ticket.resolved_at = func.now()  # type: ignore[assignment]
+        await db.flush()
+        # The same now() came back with RETURNING as updated_at: no read for the value.
+        set_committed_value(ticket, "resolved_at", ticket.updated_at)
+    elif old in _REOPENED_FROM and new in _REOPENED_TO:
+        ticket.resolved_at = None
+
+
 async def update_ticket(
     db: AsyncSession,
     *,
@@ -553,6 +581,7 @@ async def update_ticket(
     if status_changes and status is not None:
         old = ticket.status
         ticket.status = status
+        await mark_resolution(db, ticket, old, status)
         audit.record(
             db,
             ticket_id=ticket.id,

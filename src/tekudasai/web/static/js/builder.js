@@ -150,6 +150,30 @@ function coerce(raw, target) {
   return raw;
 }
 
+const PRIORITIES = [["low", "Low"], ["normal", "Normal"], ["high", "High"], ["urgent", "Urgent"]];
+
+// "Sets priority": the answer becomes the ticket's priority (mapsTo), so the options must be
+// priorities; checking it offers the four when the options are anything else.
+function mapsToEditor(el, base) {
+  const box = h("input", { type: "checkbox", id: `${base}-mapsTo`, checked: el.mapsTo === "priority" });
+  box.addEventListener("change", () => {
+    if (box.checked) {
+      el.mapsTo = "priority";
+      const known = new Set(PRIORITIES.map(([v]) => v));
+      if (!el.options.every((o) => known.has(o.value))) {
+        el.options = PRIORITIES.map(([value, label]) => ({ id: uid(), label, value }));
+      }
+    } else {
+      delete el.mapsTo;
+    }
+    render();
+    sync();
+    document.getElementById(`${base}-mapsTo`)?.focus();
+  });
+  return h("div", { class: "field field-check" }, box,
+    h("label", { for: `${base}-mapsTo`, text: "Sets priority (options: low, normal, high, urgent)" }));
+}
+
 function showIfEditor(el, index, base) {
   const earlier = elements.slice(0, index).filter((e) => e.type !== "text-panel" && e.name);
   const fieldSel = h("select", { id: `${base}-sif-field` },
@@ -272,6 +296,7 @@ function card(el, index) {
         textInput(el, "max", `${base}-max`, "Maximum", { type: "number", numeric: true }),
       );
     }
+    if (el.type === "dropdown" || el.type === "radio") body.append(mapsToEditor(el, base));
     if (CHOICE.has(el.type)) body.append(optionsEditor(el, base));
     body.append(showIfEditor(el, index, base));
   }
