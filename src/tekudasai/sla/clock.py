@@ -552,8 +552,11 @@ async def _created(db: AsyncSession, ticket_id: int) -> None:
                 fired=[],
             )
             if not _computed(clock, policy):
-                return
-            if await _save(db, ticket_id, clock, cached, policy):
+                # No due time from a cached calendar: fine if the cache is current, else
+                # the policies changed under it (read them again).
+                if await fingerprint_holds(db, cached):
+                    return
+            elif await _save(db, ticket_id, clock, cached, policy):
                 return
         forget_policies()
 
