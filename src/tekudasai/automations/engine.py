@@ -186,6 +186,10 @@ async def run_rule(
     db: AsyncSession, rule: Rule, ticket: Ticket, trigger: Mapping[str, Any]
 ) -> None:
     """Every action of the rule, in order, as the automation; skipped ones are logged."""
+    # The change that fired it may not be written yet (sessions do not autoflush) and the
+    # actions re-read the ticket locked (populate_existing): write it first, or they would
+    # work on, and put back, the row as it was before the change.
+    await db.flush()
     with audit.as_automation(rule.id, rule.name):
         for action in rule.actions:
             await actions.perform(db, action, ticket_id=ticket.id, trigger=trigger)
