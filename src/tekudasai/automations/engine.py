@@ -34,19 +34,23 @@ that fired the automation always goes through.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Integer, bindparam, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from tekudasai.accounts.models import User
 from tekudasai.automations import actions, rules
 from tekudasai.automations.models import Automation
 from tekudasai.core.crypto import DecryptionError
+from tekudasai.db.raw import RawStatement
 from tekudasai.tickets import audit, events
 from tekudasai.tickets.models import Ticket
 
@@ -138,44 +142,104 @@ async def rules_for(db: AsyncSession, event: str) -> tuple[Rule, ...]:
 # -- facts -------------------------------------------------------------------------------------
 
 
-def facts_of(ticket: Ticket) -> dict[str, Any]:
-    """What conditions look at (rules.FIELDS; answers by element name), from the row."""
+def facts_of(ticket: Ticket | Mapping[str, Any]) -> dict[str, Any]:
+    """What conditions look at (rules.FIELDS; answers by element name), from the row (an ORM
+    ticket or a raw record of _FACTS)."""
+    if isinstance(ticket, Ticket):
+        status, priority, team_id, form_id = (
+            ticket.status,
+            ticket.priority,
+            ticket.team_id,
+            ticket.form_id,
+        )
+        tags, summary, channel, answers = (
+            ticket.tags,
+            ticket.summary,
+            ticket.channel,
+            ticket.form_response,
+        )
+        reporter_id = ticket.reporter_id
+    else:
+        status, priority, team_id, form_id = (
+            ticket["status"],
+            ticket["priority"],
+            ticket["team_id"],
+            ticket["form_id"],
+        )
+        tags, summary, channel = ticket["tags"], ticket["summary"], ticket["channel"]
+        answers = ticket["form_response"]
+        if isinstance(answers, str):
+            answers = json.loads(answers)
+        reporter_id = ticket["reporter_id"]
     return {
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "teamId": ticket.team_id,
-        "formId": ticket.form_id,
-        "tags": list(ticket.tags or ()),
-        "summary": ticket.summary,
-        "channel": ticket.channel,
-        "answers": ticket.form_response or {},
+        "status": status,
+        "priority": priority,
+        "teamId": team_id,
+        "formId": form_id,
+        "tags": list(tags or ()),
+        "summary": summary,
+        "channel": channel,
+        "answers": answers or {},
+        REPORTER: reporter_id,
     }
 
 
-async def _reporter_email(db: AsyncSession, ticket: Ticket) -> str | None:
-    ciphertext = await db.scalar(select(User.email_ciphertext).where(User.id == ticket.reporter_id))
+REPORTER = "_reporterId"  # not a condition field: whose e-mail reporter.email is
+
+
+@functools.cache
+def _facts_statement() -> RawStatement:
+    # Straight to the driver (db/raw.py): read on every event that has rules, usually to
+    # find that none matches.
+    return RawStatement(
+        select(
+            Ticket.status,
+            Ticket.priority,
+            Ticket.team_id,
+            Ticket.form_id,
+            Ticket.tags,
+            Ticket.summary,
+            Ticket.channel,
+            Ticket.form_response,
+            Ticket.reporter_id,
+        ).where(Ticket.id == bindparam("ticket_id", type_=Integer))
+    )
+
+
+async def load_facts(db: AsyncSession, ticket_id: int) -> dict[str, Any] | None:
+    """The ticket's facts: from the session when it holds the row (every change locked it
+    there, and its changes are the newest), else one short read; None when it is gone."""
+    ticket = db.sync_session.identity_map.get(identity_key(Ticket, ticket_id))
+    if isinstance(ticket, Ticket) and not inspect(ticket).expired_attributes & _FACT_ATTRIBUTES:
+        return facts_of(ticket)
+    row = await _facts_statement().fetchrow(db, ticket_id=ticket_id)
+    return facts_of(row) if row is not None else None
+
+
+_FACT_ATTRIBUTES = frozenset(
+    {"status", "priority", "team_id", "form_id", "tags", "summary", "channel", "form_response"}
+)
+
+
+async def _reporter_email(db: AsyncSession, reporter_id: str) -> str | None:
+    ciphertext = await db.scalar(select(User.email_ciphertext).where(User.id == reporter_id))
     if ciphertext is None:
         return None
     try:
         return actions.cipher().decrypt(ciphertext, context="user.email")
     except DecryptionError:
-        log.error("automations: cannot read the e-mail of user %s", ticket.reporter_id)
+        log.error("automations: cannot read the e-mail of user %s", reporter_id)
         return None
 
 
-async def _ticket(db: AsyncSession, ticket_id: int) -> Ticket | None:
-    # From the session when it holds the row (every change locked it there): no query.
-    return await db.get(Ticket, ticket_id)
-
-
-async def holds(db: AsyncSession, rule: Rule, ticket: Ticket, facts: dict[str, Any]) -> bool:
+async def holds(db: AsyncSession, rule: Rule, facts: dict[str, Any]) -> bool:
     """The rule's conditions hold for the ticket; the e-mail only read when it decides."""
     if not rules.matches(rule.plain, facts):
         return False
     if not rule.needs_email:
         return True
     if EMAIL not in facts:
-        facts[EMAIL] = await _reporter_email(db, ticket)
+        facts[EMAIL] = await _reporter_email(db, facts[REPORTER])
     return rules.matches(rule.conditions, facts)
 
 
@@ -183,7 +247,7 @@ async def holds(db: AsyncSession, rule: Rule, ticket: Ticket, facts: dict[str, A
 
 
 async def run_rule(
-    db: AsyncSession, rule: Rule, ticket: Ticket, trigger: Mapping[str, Any]
+    db: AsyncSession, rule: Rule, ticket_id: int, trigger: Mapping[str, Any]
 ) -> None:
     """Every action of the rule, in order, as the automation; skipped ones are logged."""
     # The change that fired it may not be written yet (sessions do not autoflush) and the
@@ -192,7 +256,7 @@ async def run_rule(
     await db.flush()
     with audit.as_automation(rule.id, rule.name):
         for action in rule.actions:
-            await actions.perform(db, action, ticket_id=ticket.id, trigger=trigger)
+            await actions.perform(db, action, ticket_id=ticket_id, trigger=trigger)
 
 
 async def fire(
@@ -220,23 +284,19 @@ async def fire(
     candidates = tuple(rule for rule in candidates if rule.id not in chain)
     if not candidates:
         return 0
-    ticket = await _ticket(db, ticket_id)
-    if ticket is None:
-        return 0
-    facts = facts_of(ticket)
+    facts = await load_facts(db, ticket_id)
     ran = 0
     for rule in candidates:
-        if not await holds(db, rule, ticket, facts):
-            continue
-        await run_rule(db, rule, ticket, trigger)
-        ran += 1
-        # The rules after it see the ticket as the actions left it (the row in the session).
-        ticket = await _ticket(db, ticket_id)
-        if ticket is None:
+        if facts is None:
             break
+        if not await holds(db, rule, facts):
+            continue
+        await run_rule(db, rule, ticket_id, trigger)
+        ran += 1
+        # The rules after it see the ticket as the actions left it.
         email = facts.get(EMAIL)
-        facts = facts_of(ticket)
-        if email is not None:
+        facts = await load_facts(db, ticket_id)
+        if facts is not None and email is not None:
             facts[EMAIL] = email
     return ran
 

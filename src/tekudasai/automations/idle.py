@@ -84,14 +84,14 @@ async def _one(
     if (await session.execute(_CLAIM, params)).first() is None:
         return False
     facts = engine.facts_of(ticket)
-    if not await engine.holds(session, rule, ticket, facts):
+    if not await engine.holds(session, rule, facts):
         return False
     trigger = {
         "event": "ticket.idle",
         "type": "ticket.idle",
         "data": {"idleHours": rule.idle_hours},
     }
-    await engine.run_rule(session, rule, ticket, trigger)
+    await engine.run_rule(session, rule, ticket.id, trigger)
     return True
 
 
