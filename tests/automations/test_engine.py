@@ -282,3 +282,38 @@ async def test_chains_stop_at_the_depth_cap(database: Database, rule: Rule, file
             audit.as_automation("x5", "5"),
         ):
             assert await engine.fire(db, "ticket.updated", ticket["id"], {}) == 0
+
+
+async def test_another_database_is_never_served_this_ones_rules(
+    database: Database,
+    settings: Any,
+    pg_server: Any,
+    template_db: str,
+    cipher: Any,
+    rule: Rule,
+    file: File,
+) -> None:
+    from tekudasai.tickets import service as tickets_service
+    from tests.automations.conftest import ELEMENTS
+    from tests.conftest import create_database_from_template, drop_database
+    from tests.factories import make_form
+
+    await rule(actions=URGENT)
+    assert (await ticket_row(database, (await file())["id"]))["priority"] == "urgent"
+    name = await create_database_from_template(pg_server, template_db)
+    other = Database.connect(pg_server.url(name), settings, pool_size=1)
+    try:
+        admin = await make_person(other, cipher, role="admin")
+        form = await make_form(other, admin, elements=ELEMENTS)
+        async with other.sessionmaker() as db, db.begin():
+            ticket = await tickets_service.create_ticket(
+                db,
+                reporter_id=admin.user.id,
+                form_id=form["id"],
+                summary="Elsewhere",
+                form_response={"category": "hardware", "description": "x"},
+            )
+            assert ticket.priority == "normal"
+    finally:
+        await other.dispose()
+        await drop_database(pg_server, name)

@@ -105,6 +105,9 @@ class _Cache:
         self.by_event: dict[str, tuple[Rule, ...]] | None = None
         self.generation: int | None = None
         self.checked_at = 0.0
+        # The engine the rules were read through: another database (tests make one each, a
+        # restored backup is another) is never served this one's rules.
+        self.source: object | None = None
 
 
 _cache = _Cache()
@@ -116,15 +119,18 @@ def invalidate() -> None:
     _cache.by_event = None
     _cache.generation = None
     _cache.checked_at = 0.0
+    _cache.source = None
 
 
 async def rules_for(db: AsyncSession, event: str) -> tuple[Rule, ...]:
     """The enabled rules of `event` in order, from this process's cache."""
     now = time.monotonic()
-    if _cache.by_event is not None and now - _cache.checked_at < RECHECK_S:
+    source = db.bind
+    fresh = _cache.source is source and now - _cache.checked_at < RECHECK_S
+    if _cache.by_event is not None and fresh:
         return _cache.by_event.get(event, ())
     generation = int(await db.scalar(_GENERATION) or 0)
-    if _cache.by_event is None or generation != _cache.generation:
+    if _cache.by_event is None or generation != _cache.generation or _cache.source is not source:
         rows = await db.scalars(
             select(Automation)
             .where(Automation.enabled.is_(True))
@@ -135,6 +141,7 @@ async def rules_for(db: AsyncSession, event: str) -> tuple[Rule, ...]:
             grouped.setdefault(row.event, []).append(Rule.of(row))
         _cache.by_event = {key: tuple(value) for key, value in grouped.items()}
         _cache.generation = generation
+        _cache.source = source
     _cache.checked_at = now
     return _cache.by_event.get(event, ())
 
