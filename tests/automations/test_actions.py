@@ -122,14 +122,23 @@ async def test_reply_on_comment_created_with_a_canned_response(
     assert [c["body"] for c in seen.json()["data"]][-1] == comments[1]["body"]
 
 
-async def test_notify_adds_feed_lines_and_mails(
+async def test_notify_adds_feed_lines_and_mails_as_preferences_allow(
+    client: httpx.AsyncClient,
     database: Database,
     settings: Settings,
     agent: Person,
     admin: Person,
+    customer: Person,
     rule: Rule,
     file: File,
 ) -> None:
+    from tekudasai.automations.actions import notify_mail_task
+
+    # The admin switched off mails about tickets pointed to them; the feed still has the line.
+    off = await client.patch(
+        "/api/me/notifications", json={"email": {"assigned": False}}, headers=admin.auth
+    )
+    assert off.status_code == 200, off.text
     await rule(name="Tell", actions=[{"type": "notify", "userIds": [agent.user.id, admin.user.id]}])
     ticket = await file()
     feed = await query(
@@ -140,14 +149,28 @@ async def test_notify_adds_feed_lines_and_mails(
     told = {row["user_id"] for row in feed if "Tell" in row["text"]}
     assert told == {agent.user.id, admin.user.id}
     [job] = await query(database, "SELECT * FROM jobs WHERE name = 'automations.notify_mail'")
-    from tekudasai.automations.actions import notify_mail_task
-
-    before = len(await query(database, "SELECT id FROM jobs WHERE name = 'mail.send'"))
+    before = {
+        r["id"] for r in await query(database, "SELECT id FROM jobs WHERE name = 'mail.send'")
+    }
     await notify_mail_task(
         JobContext(database, settings, job_id=job["id"], attempt=1), **job["args"]
     )
-    after = len(await query(database, "SELECT id FROM jobs WHERE name = 'mail.send'"))
-    assert after - before == 2
+    new = [
+        r
+        for r in await query(database, "SELECT * FROM jobs WHERE name = 'mail.send'")
+        if r["id"] not in before
+    ]
+    assert len(new) == 1
+    # Sealed (the address is personal data): opened with the mail job's own key.
+    import base64
+    import json
+
+    from tekudasai.core.crypto import PiiCipher
+
+    sealed = base64.b64decode(new[0]["args"]["sealed"])
+    mail = json.loads(PiiCipher(settings.master_secret()).unseal(sealed, purpose="job:mail"))
+    assert mail["to"] == agent.email and f"#{ticket['id']}" in mail["subject"]
+    assert "Tell" in mail["body"] and "List-Unsubscribe" in mail["headers"]
 
 
 async def test_webhook_queues_a_delivery_of_the_ticket(
