@@ -317,3 +317,30 @@ async def test_another_database_is_never_served_this_ones_rules(
     finally:
         await other.dispose()
         await drop_database(pg_server, name)
+
+
+async def test_a_malformed_stored_rule_never_fails_a_ticket(
+    database: Database, rule: Rule, file: File
+) -> None:
+    bad_action = await rule(actions=URGENT)
+    bad_condition = await rule(actions=[{"type": "add_tags", "tags": ["x"]}])
+    # Rows edited past the API's checks (by hand, or an older version's shapes).
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE automations SET actions = CAST(:a AS jsonb) WHERE id = :id"),
+            {
+                "a": '[{"type": "set_priority"}, {"type": "add_tags", "tags": ["ok"]}]',
+                "id": bad_action["id"],
+            },
+        )
+        await conn.execute(
+            text("UPDATE automations SET conditions = CAST(:c AS jsonb) WHERE id = :id"),
+            {"c": '[{"field": "summary"}]', "id": bad_condition["id"]},
+        )
+        await conn.execute(text("UPDATE automation_generation SET value = value + 1"))
+    engine.invalidate()
+    ticket = await file()
+    row = await ticket_row(database, ticket["id"])
+    assert row["tags"] == ["ok"] and row["priority"] == "normal"
+    [skip] = [e for e in await logs(database, ticket["id"]) if "skipped" in e["details"]]
+    assert skip["details"]["skipped"]["reason"].startswith("malformed action")

@@ -84,8 +84,12 @@ async def perform(
         if handler is None:
             raise Skipped(f"unknown action {kind!r}")
         await handler(db, action, ticket_id, trigger)
-    except (Skipped, AppError) as exc:
+    except (Skipped, AppError, KeyError, TypeError, ValueError) as exc:
+        # Domain refusals (raised before anything is written) and malformed stored actions
+        # (rows edited past the API's checks): the transaction is intact, the change goes on.
         reason = str(exc) or type(exc).__name__
+        if isinstance(exc, KeyError | TypeError | ValueError):
+            reason = f"malformed action: {type(exc).__name__}: {exc}"
         acting = audit.acting_automation()
         log.warning(
             "automation %s skipped %s on ticket %s: %s",

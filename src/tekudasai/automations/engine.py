@@ -240,14 +240,19 @@ async def _reporter_email(db: AsyncSession, reporter_id: str) -> str | None:
 
 
 async def holds(db: AsyncSession, rule: Rule, facts: dict[str, Any]) -> bool:
-    """The rule's conditions hold for the ticket; the e-mail only read when it decides."""
-    if not rules.matches(rule.plain, facts):
+    """The rule's conditions hold for the ticket; the e-mail only read when it decides. A
+    malformed stored condition (a row edited past the API's checks) never holds."""
+    try:
+        if not rules.matches(rule.plain, facts):
+            return False
+        if not rule.needs_email:
+            return True
+        if EMAIL not in facts:
+            facts[EMAIL] = await _reporter_email(db, facts[REPORTER])
+        return rules.matches(rule.conditions, facts)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.error("automation %s has a malformed condition: not run", rule.id)
         return False
-    if not rule.needs_email:
-        return True
-    if EMAIL not in facts:
-        facts[EMAIL] = await _reporter_email(db, facts[REPORTER])
-    return rules.matches(rule.conditions, facts)
 
 
 # -- running -----------------------------------------------------------------------------------
