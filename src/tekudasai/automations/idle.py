@@ -7,6 +7,9 @@ change the ticket starts one too. Each ticket is handled in a transaction of its
 locks the ticket row (SKIP LOCKED: a ticket someone is changing waits for the next run) and
 inserts the run row first: with several workers or nodes racing, the row's key lets exactly
 one of them run the actions, the others insert nothing and move on.
+
+Rules run in `position` order; one whose actions change the ticket ends that idle period, so
+later rules wait for the next one (as they would for a change by a person).
 """
 
 from __future__ import annotations
