@@ -96,7 +96,7 @@ def create_app(
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    install_reactors()
+    install_reactors(settings)
     parse_limits(settings.rate_limits)  # a typo in TK_RATE_LIMITS stops start-up, not requests
 
     @asynccontextmanager

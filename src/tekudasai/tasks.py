@@ -12,6 +12,9 @@ import uuid
 from collections.abc import Mapping
 
 from tekudasai.accounts import jobs as accounts_jobs
+from tekudasai.automations import actions as automation_actions
+from tekudasai.automations import engine as automations
+from tekudasai.automations import idle as automations_idle
 from tekudasai.backup import jobs as backup_jobs
 from tekudasai.config import Settings
 from tekudasai.db.session import Database
@@ -39,11 +42,15 @@ EVENT_HANDLERS: tuple[events.EventHandler, ...] = (
 )
 
 # What reacts to ticket changes inside their own transaction, in this order (tickets/events.py).
-REACTORS: tuple[events.Reactor, ...] = (sla_clock.react,)
+# The clock first: automations then see the SLA a new ticket got.
+REACTORS: tuple[events.Reactor, ...] = (sla_clock.react, automations.react)
 
 
-def install_reactors() -> None:
-    """Every process that changes tickets (the app, workers, CLI commands) calls this first."""
+def install_reactors(settings: Settings | None = None) -> None:
+    """Every process that changes tickets (the app, workers, CLI commands) calls this first.
+    With its settings: the automations decrypt with their secret (else the environment's)."""
+    if settings is not None:
+        automation_actions.configure(settings)
     events.install_reactors(REACTORS)
 
 
@@ -63,6 +70,8 @@ TASKS: Mapping[str, Task] = {
     "webhooks.prune": webhooks.prune_task,
     sla_jobs.CHECK: sla_jobs.check_task,
     sla_jobs.SWEEP: sla_jobs.sweep_task,
+    automation_actions.NOTIFY_MAIL: automation_actions.notify_mail_task,
+    automations_idle.TASK: automations_idle.idle_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -77,12 +86,13 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("notifications.prune", lambda _settings: notifications.PRUNE_EVERY_S),
     Periodic("webhooks.prune", lambda _settings: PRUNE_EVERY_S),
     Periodic(sla_jobs.SWEEP, lambda _settings: sla_jobs.SWEEP_EVERY_S),
+    Periodic(automations_idle.TASK, automations_idle.every),
 )
 
 
 def make_worker(database: Database, settings: Settings, **options: object) -> Worker:
     """A worker for this process with every task and periodic job."""
-    install_reactors()
+    install_reactors(settings)
     # locked_by names the node (TK_NODE_NAME): `jobs list` shows where a job ran.
     options.setdefault("me", f"{settings.node_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     return Worker(database, settings, TASKS, PERIODIC, **options)  # type: ignore[arg-type]

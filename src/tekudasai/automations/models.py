@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Index, Integer, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tekudasai.core.ids import new_id
 from tekudasai.db.base import Base, Timestamped
+from tekudasai.tickets.models import Ticket
 
 EVENTS = (
     "ticket.created",
@@ -46,3 +58,40 @@ class Automation(Timestamped, Base):
     # [{"field", "op", "value"}] and [{"type", …}], as checked by automations/rules.py.
     conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+
+
+class AutomationGeneration(Base):
+    """One row whose value the automation service bumps in the transaction of every change
+    to a rule: how each process knows its cached rules are stale (automations/engine.py)."""
+
+    __tablename__ = "automation_generation"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class AutomationIdleRun(Base):
+    """An idle automation ran on a ticket as it was at `ticket_updated_at`: it fires once per
+    idle period (a change to the ticket moves updated_at and starts the next period). The key
+    is what two racing workers collide on."""
+
+    __tablename__ = "automation_idle_runs"
+
+    automation_id: Mapped[str] = mapped_column(
+        ForeignKey("automations.id", ondelete="CASCADE"), primary_key=True
+    )
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    ticket_updated_at: Mapped[datetime] = mapped_column(primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# What the idle job scans: tickets still being worked on, by their last change. Declared here
+# (the idle job is its only reader) on the tickets table.
+Index(
+    "ix_tickets_active_updated_at",
+    Ticket.updated_at,
+    postgresql_where=text("status IN ('open', 'in_progress', 'pending')"),
+)

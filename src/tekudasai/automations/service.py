@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
 from tekudasai.accounts.models import User
-from tekudasai.automations import rules
+from tekudasai.automations import engine, rules
 from tekudasai.automations.models import Automation
 from tekudasai.canned.models import CannedResponse
 from tekudasai.core.errors import NotFound, ValidationFailed
@@ -98,6 +98,17 @@ async def _checked(db: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_BUMP = text("UPDATE automation_generation SET value = value + 1 WHERE id = 1")
+
+
+async def _changed(db: AsyncSession) -> None:
+    """Tell every process its cached rules are stale (automations/engine.py): the generation
+    moves in this transaction, and this process drops its cache once the change commits."""
+    await db.execute(_BUMP)
+    engine.invalidate()  # at once too: a reload before the commit re-reads the generation
+    event.listen(db.sync_session, "after_commit", lambda _session: engine.invalidate(), once=True)
+
+
 async def list_automations(db: AsyncSession) -> list[Automation]:
     query = select(Automation).order_by(Automation.position, Automation.created_at, Automation.id)
     return list((await db.scalars(query)).all())
@@ -114,6 +125,7 @@ async def create_automation(db: AsyncSession, values: dict[str, Any]) -> Automat
     row = Automation(**await _checked(db, values))
     db.add(row)
     await db.flush()
+    await _changed(db)
     return row
 
 
@@ -129,12 +141,14 @@ async def update_automation(
     for key, value in (await _checked(db, merged)).items():
         setattr(row, key, value)
     await db.flush()
+    await _changed(db)
     return row
 
 
 async def delete_automation(db: AsyncSession, automation_id: str) -> None:
     await db.delete(await get_automation(db, automation_id))
     await db.flush()
+    await _changed(db)
 
 
 async def count_enabled(db: AsyncSession) -> int:

@@ -66,9 +66,11 @@ async def add_comment(
     """Add a reply (or, for agents, an internal note); a reporter's reply reopens a resolved
     ticket. The ticket is locked so the status it reads is the one it changes.
 
-    `author` None: an internal note nobody signed in wrote (mail from an unknown sender)."""
+    `author` None: an internal note nobody signed in wrote (mail from an unknown sender), or
+    anything an automation writes (inside `audit.as_automation`, which the row names)."""
     body = clean_body(body)
-    if author is None and (as_reporter or not internal):
+    automated = audit.acting_automation() is not None
+    if author is None and (as_reporter or not (internal or automated)):
         raise ValueError("a comment without an author must be an internal note")
     author_id = author.id if author is not None else None
     ticket = await lock_ticket(

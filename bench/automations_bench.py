@@ -1,0 +1,230 @@
+"""Ticket creation with automations: POST /api/tickets/my with 0 and 20 enabled automations.
+
+    PYTHONPATH=src python bench/automations_bench.py                  # defaults
+    PYTHONPATH=src python bench/automations_bench.py --requests 50 --rounds 1   # a quick check
+
+In process, like bench/request_overhead.py: httpx's ASGITransport drives the app with one
+client against an embedded PostgreSQL in --data-dir (migrated and seeded once). Variants,
+measured in the same run and alternated round by round so drift hits them alike:
+- `none`: no automation (the reactors are installed as always);
+- `20 no match`: 20 enabled ticket.created automations whose conditions do not match (summary,
+  priority, tags, answers, channel; some also on reporter.email, behind a condition that fails
+  first so nothing is decrypted) — the common case;
+- `20, 1 tags`: the same with one of them matching and adding a tag (an action runs).
+Printed: median ms per request, round trips (socket writes) and statements per request, and
+each variant's ratio against `none`. The target (#15): within 20 % of none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SECRET = "bench-secret-that-is-long-enough-0123456789abcdef"
+ELEMENTS = [
+    {"id": "e1", "type": "textarea", "name": "description", "label": "What?", "required": True}
+]
+
+
+def _count_writes() -> list[int]:
+    """Counts writes to every socket transport: in process, that is the database traffic."""
+    import asyncio.selector_events as selector_events
+
+    counter = [0]
+    original = selector_events._SelectorSocketTransport.write
+
+    def write(self: Any, data: Any) -> None:
+        counter[0] += 1
+        original(self, data)
+
+    selector_events._SelectorSocketTransport.write = write  # type: ignore[method-assign]
+    return counter
+
+
+def rules(matching: bool) -> list[dict[str, Any]]:
+    """Twenty ticket.created rules; none matches a bench ticket unless `matching` (the last)."""
+    misses: list[list[dict[str, Any]]] = [
+        [{"field": "summary", "op": "contains", "value": "zebra"}],
+        [{"field": "priority", "op": "eq", "value": "urgent"}],
+        [{"field": "tags", "op": "in", "value": ["vip", "legal"]}],
+        [{"field": "answer.description", "op": "contains", "value": "invoice"}],
+        [{"field": "channel", "op": "eq", "value": "email"}],
+        [
+            {"field": "status", "op": "neq", "value": "open"},
+            {"field": "reporter.email", "op": "contains", "value": "@example.com"},
+        ],
+        [{"field": "teamId", "op": "filled", "value": True}],
+    ]
+    out = []
+    for n in range(20):
+        conditions = misses[n % len(misses)]
+        actions: list[dict[str, Any]] = [{"type": "set_priority", "priority": "high"}]
+        if matching and n == 19:
+            conditions = [{"field": "summary", "op": "contains", "value": "printer"}]
+            actions = [{"type": "add_tags", "tags": ["printer"]}]
+        out.append(
+            {
+                "name": f"Rule {n}",
+                "event": "ticket.created",
+                "position": n,
+                "conditions": conditions,
+                "actions": actions,
+            }
+        )
+    return out
+
+
+async def set_rules(database: Any, values: list[dict[str, Any]]) -> None:
+    from sqlalchemy import text
+
+    from tekudasai.automations import service
+
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(text("DELETE FROM automations"))
+        await db.execute(text("UPDATE automation_generation SET value = value + 1"))
+        for value in values:
+            await service.create_automation(db, value)
+    from tekudasai.automations import engine
+
+    engine.invalidate()
+
+
+async def measure(data_dir: Path, requests: int, rounds: int) -> None:
+    import httpx
+    from sqlalchemy import event, text
+
+    from tekudasai.accounts import service as accounts
+    from tekudasai.app import create_app
+    from tekudasai.config import Settings
+    from tekudasai.core.crypto import PiiCipher
+    from tekudasai.db import migrate
+    from tekudasai.db.embedded import EmbeddedPostgres
+    from tekudasai.db.session import Database
+    from tekudasai.forms import service as forms
+
+    server = EmbeddedPostgres(data_dir / "pgdata")
+    server.ensure_running()
+    url = server.url("postgres")
+    settings = Settings(
+        DATABASE_URL=url,
+        TK_DATA_DIR=str(data_dir),
+        BETTER_AUTH_SECRET=SECRET,
+        TK_RATE_LIMITS="off",
+        TK_BACKGROUND_JOBS="false",
+        TK_LOG_LEVEL="WARNING",
+    )
+    database = Database.connect(url, settings, pool_size=2)
+    await migrate.upgrade(database.engine)
+    cipher = PiiCipher(settings.master_secret())
+    async with database.sessionmaker() as db, db.begin():
+        stamp = time.time_ns()
+        admin = await accounts.create_user(
+            db,
+            cipher,
+            email=f"admin{stamp}@bench.test",
+            name="Admin",
+            password="bench-pass-1",
+            role="admin",
+            email_verified=True,
+        )
+        reporter = await accounts.create_user(
+            db,
+            cipher,
+            email=f"user{stamp}@bench.test",
+            name="User",
+            password="bench-pass-1",
+            role="user",
+            email_verified=True,
+        )
+        form = await forms.create_form(
+            db,
+            creator_id=admin.id,
+            name=f"Bench {stamp}",
+            description="",
+            disabled=False,
+            elements=ELEMENTS,
+        )
+        token, _ = await accounts.create_session(db, user_id=reporter.id)
+
+    writes = _count_writes()
+    statements = [0]
+
+    def count(*_: Any) -> None:
+        statements[0] += 1
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    body = json.dumps(
+        {
+            "formId": form["id"],
+            "summary": "Overhead printer on fire",
+            "formResponse": {"description": "It smokes"},
+        }
+    )
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    variants = {"none": [], "20 no match": rules(False), "20, 1 tags": rules(True)}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    app = create_app(settings, database)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http,
+    ):
+        from tekudasai.db import raw
+
+        raw.observer = lambda *_: count()
+        for _ in range(rounds):
+            for name, values in variants.items():
+                await set_rules(database, values)
+                for _ in range(20):  # warm caches, the pool and the rules' cache
+                    response = await http.post("/api/tickets/my", headers=headers, content=body)
+                    assert response.status_code == 200, response.text[:300]
+                writes[0] = statements[0] = 0
+                timings = []
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    await http.post("/api/tickets/my", headers=headers, content=body)
+                    timings.append(time.perf_counter() - started)
+                results[name].append(
+                    {
+                        "ms": statistics.median(timings) * 1000,
+                        "round_trips": writes[0] / requests,
+                        "statements": statements[0] / requests,
+                    }
+                )
+        async with database.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM automations"))
+    await database.dispose()
+    server.stop()
+
+    base = min(r["ms"] for r in results["none"])
+    print(f"{'variant':14} {'ms':>8} {'rt':>5} {'sql':>5} {'ratio':>6}")
+    for name, runs in results.items():
+        ms = min(r["ms"] for r in runs)  # best median over the rounds: least noise
+        print(
+            f"{name:14} {ms:8.2f} {runs[0]['round_trips']:5.1f} {runs[0]['statements']:5.1f}"
+            f" {ms / base:6.2f}"
+        )
+    print("ms = best of the rounds' median ms/request (POST /api/tickets/my, in process);")
+    print("rt = socket writes (round trips) per request; sql = statements per request;")
+    print("ratio = against `none` in this run.")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "tk-automations-bench"
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    cli = parser.parse_args()
+    cli.data_dir.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(HERE))
+    asyncio.run(measure(cli.data_dir, cli.requests, cli.rounds))
