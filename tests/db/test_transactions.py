@@ -24,6 +24,7 @@ from tekudasai.accounts import service as accounts_service
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.db.session import Database, DbSession, get_db
+from tekudasai.sla import clock as sla_clock
 from tekudasai.tickets import service as tickets_service
 from tekudasai.tickets.models import Ticket, TicketLog
 from tests.factories import Person, make_person
@@ -323,9 +324,11 @@ async def test_every_write_route_runs_in_one_transaction(
 async def test_filing_a_ticket_adds_only_begin_and_commit(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
 ) -> None:
-    """The hot write sends two statements (session, then the INSERT with its log row and upload
-    links, guarded by the form's version as this process last read it: no read of the version
-    first); the transaction adds BEGIN and COMMIT, nothing else."""
+    """The hot write sends the session's read, then the INSERT with its log row and upload
+    links, guarded by the form's version as this process last read it (no read of the version
+    first), then what the reactors need with no policy or rule matching: the SLA clock's check
+    that its cached policies are current (and, at most once a second, the automations' check
+    of theirs). The new ticket is not read back. The transaction adds BEGIN and COMMIT."""
     customer = await make_person(database, cipher)
     form = await make_form(database, form_id="it-support")
     body = {"formId": form.id, "summary": "Printer", "formResponse": GOOD_RESPONSE}
@@ -334,8 +337,10 @@ async def test_filing_a_ticket_adds_only_begin_and_commit(
         response = await client.post("/api/tickets/my", json=body, headers=customer.auth)
     assert response.status_code == 200
     inner = assert_one_transaction(seen, "POST /api/tickets/my")
-    assert len(inner) == 2, inner
-    assert inner[-1] == tickets_service.create_statement(guarded=True).sql.strip(), inner
+    assert inner[1] == tickets_service.create_statement(guarded=True).sql.strip(), inner
+    reactors = [s for s in inner[2:] if "FROM automation_generation" not in s]
+    assert reactors == [sla_clock._fingerprint_statement().sql.strip()], inner
+    assert not any("FROM tickets" in s for s in inner[2:]), inner
 
 
 @pytest.fixture

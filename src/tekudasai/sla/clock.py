@@ -41,9 +41,9 @@ HOT update and the new row version goes into every index of tickets (the GIN one
 the ticket_counts statement trigger runs. Setting the columns in the creation INSERT itself
 (the clock computing them before it) would save that; it needs a hook in the ticket service.
 
-The new ticket's fields come from the object the ticket service filed (`service.NEW_TICKET` in
-the session's info), not from the database, and what the clock writes is mirrored onto it and
-onto the session's copy of the ticket (if loaded), so callers see the row as it now is.
+The new ticket's fields come from the object the ticket service filed (it joins the session as
+the stored row), not from the database, and what the clock writes is mirrored onto the
+session's copy of the ticket, so callers see the row as it now is.
 """
 
 from __future__ import annotations
@@ -505,10 +505,6 @@ async def react(db: AsyncSession, change: events.Change) -> None:
             await _rematch(db, change.ticket_id)
 
 
-# The ticket service may skip re-reading a new ticket after this reactor (see _mirror).
-react.keeps_new_ticket_current = True  # type: ignore[attr-defined]
-
-
 async def _ticket(db: AsyncSession, ticket_id: int) -> Ticket | None:
     """The ticket as the change left it: the session's copy (locked by the service, with the
     change's values not yet flushed) or, failing that, the row locked now."""
@@ -523,13 +519,8 @@ def _now() -> datetime:
 
 
 async def _created(db: AsyncSession, ticket_id: int) -> None:
-    new = db.info.get(service.NEW_TICKET)
-    # The filed object is the ticket as it is only while no other reactor ran before this one
-    # (one that changed it through the ticket service changed another copy).
-    first = next(iter(events.installed()), None) is react
-    ticket: Any = (
-        new if first and new is not None and new.id == ticket_id else await _ticket(db, ticket_id)
-    )
+    # The filed ticket is in the session already (tickets/service.py::_created): no read.
+    ticket: Any = await _ticket(db, ticket_id)
     if ticket is None:
         return
     for _attempt in range(3):

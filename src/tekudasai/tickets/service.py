@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tekudasai.accounts.dependencies import STAFF_ROLES
@@ -150,19 +150,21 @@ async def create_ticket(
     return await _created(db, ticket)
 
 
-# The session info key under which reactors find the ticket being created (its fields without
-# a read); a reactor marked `keeps_new_ticket_current` mirrors what it writes onto it.
+# The session info key under which reactors find the ticket being created.
 NEW_TICKET = "tk_new_ticket"
 
 
 async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
-    """The reactors' turn on a new ticket (its event was recorded by the INSERT itself). They
-    change it through the session, so the caller gets the row as it is now: re-read, unless
-    every reactor keeps `ticket` current itself (marked `keeps_new_ticket_current`: what it
-    writes, it also sets on `db.info[NEW_TICKET]`; the SLA clock does). A reactor that changes
-    the ticket through the ticket service must not be marked: its copy is another object."""
+    """The reactors' turn on a new ticket (its event was recorded by the INSERT itself).
+
+    The filed object joins the session as the persistent row it now is (no read): reactors
+    find it in the identity map, a change through the ticket service locks and refreshes this
+    very object, and what the SLA clock writes it sets here too. So the caller gets the ticket
+    as the reactors left it without reading it again."""
     if not events.has_reactors():
         return ticket
+    make_transient_to_detached(ticket)
+    db.add(ticket)
     change = events.Change(
         ticket.id,
         events.EventType.TICKET_CREATED,
@@ -174,9 +176,7 @@ async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
         await events.react(db, change)
     finally:
         db.info.pop(NEW_TICKET, None)
-    if all(getattr(r, "keeps_new_ticket_current", False) for r in events.installed()):
-        return ticket
-    return await db.get(Ticket, ticket.id, populate_existing=True) or ticket
+    return ticket
 
 
 async def _file(
@@ -215,7 +215,16 @@ async def _file(
         priority=priority or TicketPriority.NORMAL.value,
         team_id=None,
         tags=[],
+        # Every column set: the object joins the session as the stored row (see _created).
+        first_responded_at=None,
+        resolved_at=None,
+        sla_policy_id=None,
+        sla_state=None,
+        sla_started_at=None,
         sla_paused=[],
+        sla_first_response_due_at=None,
+        sla_resolution_due_at=None,
+        sla_due_at=None,
         sla_fired=[],
     )
     values: dict[str, Any] = {
