@@ -33,7 +33,7 @@ policy is never applied once its change has committed, without a NOTIFY listener
 the check costs what a primary-key read costs. Only one-row tables are aggregated: policies and
 calendars are a few dozen rows.
 
-Measured in process (bench/create_rules_bench.py, on a busy shared machine, so rough): the
+Measured in process (bench/automations_bench.py, `policy` against `none`; busy machine): the
 same round trips per creation with a policy as without (the guarded UPDATE there, the
 fingerprint read here), 1.09 to 1.18 times the time of creation without one. What remains is
 the database's work for the UPDATE: sla_due_at and sla_policy_id are indexed, so it is not a
