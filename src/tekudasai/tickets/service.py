@@ -488,7 +488,12 @@ async def ensure_ticket(
 async def lock_ticket(
     db: AsyncSession, *, ticket_id: int, reporter_id: str | None = None
 ) -> Ticket:
-    """The ticket row, locked until the transaction ends; 404 when absent (or not theirs)."""
+    """The ticket row, locked until the transaction ends; 404 when absent (or not theirs).
+    A ticket this transaction is filing (a reactor acting on it) needs no lock: no other
+    transaction can see it before this one commits."""
+    new = db.info.get(NEW_TICKET)
+    if new is not None and new.id == ticket_id and reporter_id in (None, new.reporter_id):
+        return cast(Ticket, new)
     query = (
         select(Ticket)
         .where(Ticket.id == ticket_id)
