@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
     server.ensure_running()
     yield server
     server.stop(mode="immediate")
+    shutil.rmtree(root, ignore_errors=True)  # some 60 MB per run otherwise, left in /tmp
 
 
 def server_url(server: EmbeddedPostgres, database: str) -> str:
