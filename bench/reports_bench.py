@@ -29,15 +29,6 @@ from typing import Any
 
 SECRET = "bench-secret-that-is-long-enough-0123456789abcdef"
 
-# What a migration could add so both scans become index-only (--covering tries it): the
-# ticket rows are wide (answers, search vector), the report reads a few narrow columns.
-COVERING = (
-    "CREATE INDEX ix_bench_created_cover ON tickets (created_at)"
-    " INCLUDE (assignee_id, team_id, first_responded_at, sla_state)",
-    "CREATE INDEX ix_bench_resolved_cover ON tickets (resolved_at)"
-    " INCLUDE (created_at, assignee_id, team_id) WHERE resolved_at IS NOT NULL",
-)
-
 FILL = """
 UPDATE tickets SET
   first_responded_at = CASE WHEN random() < 0.9
@@ -177,18 +168,6 @@ async def run(args: argparse.Namespace) -> None:
             await timed(http, year, headers, args.requests)
             await timed(http, year | {"teamId": team}, headers, args.requests)
             await timed(http, {}, headers, args.requests)  # the default: last 30 days
-            if args.covering:
-                from sqlalchemy import text
-
-                async with database.engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    for statement in COVERING:
-                        await conn.execute(text(statement))
-                    await conn.execute(text("VACUUM ANALYZE tickets"))
-                print("with covering indexes (index-only scans):")
-                await timed(http, year, headers, args.requests)
-                await timed(http, year | {"teamId": team}, headers, args.requests)
-                await timed(http, {}, headers, args.requests)
         if args.explain:
             await explain(database, None)
         await database.dispose()
@@ -201,7 +180,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument("--covering", action="store_true", help="also time with COVERING")
     parser.add_argument("--no-explain", dest="explain", action="store_false")
     os.environ.setdefault("TK_LOG_LEVEL", "WARNING")
     asyncio.run(run(parser.parse_args()))
