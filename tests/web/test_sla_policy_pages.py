@@ -23,6 +23,7 @@ async def test_admin_creates_edits_and_deletes_a_policy(
     client.cookies.set("tk.session_token", admin.token)
     page = await client.get(LEVELS, headers=HTML)
     assert page.status_code == 200 and "No SLA policies yet" in page.text
+    assert "<title>Service levels · Te Kudasai</title>" in page.text  # nothing else in it
     assert page.text.count(f'name="csrf_token" value="{csrf_of(page)}"') == page.text.count(
         "<form "
     )
