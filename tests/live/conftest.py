@@ -188,6 +188,18 @@ async def file_ticket(base: str, person: Person, form_id: str, summary: str = "S
     return int(response.json()["data"]["id"])
 
 
+async def file_ticket_seen(
+    live: LiveServer, person: Person, form_id: str, summary: str = "Screen"
+) -> int:
+    """File a ticket and wait until the live server's hub has handed its event on: a stream
+    opened afterwards then never gets it (one opened before the NOTIFY arrived would, as a
+    live event: under load that made the tests' counts race)."""
+    before = live.app.state.live_hub.last_event_id
+    ticket = await file_ticket(live.url, person, form_id, summary)
+    await until(lambda: live.app.state.live_hub.last_event_id > before)
+    return ticket
+
+
 async def until(predicate: Callable[[], bool], within: float = 10) -> None:
     """Wait for a state of the server, whose loop runs in another thread (no asyncio.Event
     crosses threads, so this polls)."""

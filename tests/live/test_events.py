@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from tekudasai.db.session import Database
 from tests.factories import Person
-from tests.live.conftest import LiveServer, api, file_ticket, open_stream
+from tests.live.conftest import LiveServer, api, file_ticket, file_ticket_seen, open_stream
 
 
 async def comment(
@@ -28,7 +28,7 @@ async def comment(
 async def test_customer_sees_own_public_comments_only_agent_sees_everything(
     live: LiveServer, form_id: str, reporter: Person, other: Person, agent: Person
 ) -> None:
-    mine = await file_ticket(live.url, reporter, form_id, "Mine")
+    mine = await file_ticket_seen(live, reporter, form_id, "Mine")
     async with (
         open_stream(live.url, reporter) as customer,
         open_stream(live.url, other) as stranger,
@@ -93,7 +93,7 @@ async def test_assignment_is_a_ticket_update_with_the_assignee_name(
 async def test_last_event_id_replays_what_was_missed_and_garbage_is_ignored(
     live: LiveServer, form_id: str, reporter: Person, agent: Person
 ) -> None:
-    ticket = await file_ticket(live.url, reporter, form_id)
+    ticket = await file_ticket_seen(live, reporter, form_id)
     async with open_stream(live.url, reporter) as first:
         await comment(live.url, agent, ticket, "one")
         await first.wait_for(lambda s: len(s.events) == 1)

@@ -123,6 +123,11 @@ class Hub:
         self._engine: AsyncEngine | None = None
         self._sessionmaker: Any = None
 
+    @property
+    def last_event_id(self) -> int:
+        """The newest event this process has handed to its streams (0: none yet)."""
+        return self._last_id
+
     # -- subscribers ---------------------------------------------------------------------------
 
     def subscribe(
