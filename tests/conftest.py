@@ -31,6 +31,25 @@ for _name in ("DATABASE_URL", "BETTER_AUTH_SECRET", "TK_SECRET", "TK_DATA_DIR", 
     os.environ.pop(_name, None)
 
 
+def _forget_fastapi_call_caches() -> None:
+    """FastAPI keeps an lru_cache (4,096 entries) of every dependency callable it classified;
+    the per-app ones (closures over the app) keep each test's whole app alive, which grew one
+    run of the suite to 11 GB and long GC pauses (seconds, in the live servers' threads too).
+    A service runs one app; tests build hundreds."""
+    from fastapi.dependencies import models
+
+    for name in dir(models):
+        cached = getattr(models, name)
+        if name.endswith("_cached") and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _release_apps() -> Iterator[None]:
+    yield
+    _forget_fastapi_call_caches()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:
     root = Path(tempfile.mkdtemp(prefix="tk-test-pg-"))
