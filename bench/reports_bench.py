@@ -73,9 +73,11 @@ async def prepare(database: Any, cipher: Any, tickets: int) -> tuple[str, str]:
     async with database.engine.begin() as conn:
         # Triggers (counts, search vector) have nothing to do with these columns.
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))  # one bulk UPDATE
         await conn.execute(text(FILL), {"a": team_a["id"], "b": team_b["id"]})
     async with database.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("SET statement_timeout = 0"))  # a million rows take a while
         await conn.execute(text("VACUUM ANALYZE tickets"))
     print(f"loaded {tickets:,} tickets in {time.perf_counter() - began:.0f} s")
     return token, str(team_a["id"])

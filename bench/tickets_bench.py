@@ -90,6 +90,7 @@ async def prepare(database: Database, data_dir: Path, users: int, tickets: int) 
     # A fresh bulk load has no visibility map or hint bits yet; autovacuum would get there.
     async with database.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("SET statement_timeout = 0"))  # a million rows take a while
         for table in ("tickets", "ticket_logs", "ticket_counts", "users", "sessions"):
             await conn.execute(text(f"VACUUM (ANALYZE) {table}"))
 
@@ -101,6 +102,8 @@ async def give_due_times(database: Database) -> None:
         if (await conn.execute(text("SELECT 1 FROM sla_policies WHERE id = 'bench'"))).first():
             return
         print("giving open tickets an SLA due time (once) …", flush=True)
+        # One bulk UPDATE of every open ticket: longer than the app's statement timeout.
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))
         await conn.execute(
             text(
                 "INSERT INTO business_calendars (id, name, timezone, hours, holidays)"
