@@ -4,6 +4,7 @@ resolving and reopening, first response, re-matching, and warnings and breaches 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -17,9 +18,10 @@ from tekudasai.core.crypto import PiiCipher
 from tekudasai.db.session import Database
 from tekudasai.jobs.worker import Worker
 from tekudasai.live import feed as live_feed
+from tekudasai.sla import businesstime
 from tekudasai.sla import clock as sla_clock
 from tekudasai.sla import jobs as sla_jobs
-from tekudasai.sla.businesstime import Calendar, due_at
+from tekudasai.sla.businesstime import Calendar, CalendarError, due_at
 from tekudasai.tickets import events
 from tekudasai.tickets import service as tickets_service
 from tekudasai.webhooks import delivery as webhook_delivery
@@ -207,6 +209,46 @@ async def test_a_policy_changed_after_the_cache_was_loaded_applies_at_once(
     await client.delete(f"/api/sla-policies/{policy}", headers=admin.auth)
     fourth = await sla(database, await file_ticket(client, customer, form))
     assert fourth.sla_policy_id is None
+
+
+async def test_a_policy_another_node_added_applies_to_the_next_ticket(
+    client: httpx.AsyncClient,
+    database: Database,
+    customer: Person,
+    form: dict[str, Any],
+) -> None:
+    """This process's cache says "no policies"; another node adds one (rows written straight
+    into the database, no invalidation here). The next ticket's INSERT reads the fingerprint
+    (the creation probe), finds it moved, and the clock reads the policies again."""
+    first = await sla(database, await file_ticket(client, customer, form))
+    assert first.sla_policy_id is None
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            text(
+                "INSERT INTO business_calendars (id, name, timezone, hours, holidays)"
+                " VALUES ('elsewhere', 'Elsewhere', 'UTC', CAST(:hours AS jsonb), '[]')"
+            ),
+            {"hours": json.dumps(ALWAYS)},
+        )
+        await db.execute(
+            text(
+                "INSERT INTO sla_policies (id, name, conditions, calendar_id,"
+                " first_response_minutes, resolution_minutes)"
+                " VALUES ('elsewhere', 'Elsewhere', '{}', 'elsewhere', 20, 90)"
+            )
+        )
+    second = await sla(database, await file_ticket(client, customer, form))
+    assert second.sla_policy_id == "elsewhere"
+    assert second.fr == second.created_at + timedelta(minutes=20)
+
+
+def test_a_calendar_without_working_hours_gives_no_due_time_at_once() -> None:
+    """No weekday has hours: no walk of three years of days to find that out."""
+    empty = Calendar.weekly("UTC", {})
+    walked = businesstime._working_intervals.cache_info().misses
+    with pytest.raises(CalendarError):
+        due_at(datetime(2026, 1, 5, tzinfo=UTC), 60, empty)
+    assert businesstime._working_intervals.cache_info().misses == walked  # no day looked at
 
 
 # -- business time -----------------------------------------------------------------------------

@@ -340,6 +340,13 @@ class Hub:
             await self._wake.wait()
             self._wake.clear()
             ids, self._pending = self._pending, []
+            if not self.subscribers and not self._catch_up:
+                # Nobody to hand them to (a worker without open streams): every worker of
+                # every node hears every change, and reading each event here cost a query
+                # per change and per worker. A stream opened later replays from the database.
+                if ids:
+                    self._last_id = max(self._last_id, *ids)
+                continue
             try:
                 async with self._sessionmaker() as db:
                     if self._catch_up:
