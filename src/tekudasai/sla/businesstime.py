@@ -175,6 +175,8 @@ def _working_time(
     calendar: Calendar, start: datetime, paused: Sequence[Interval]
 ) -> Iterator[Interval]:
     """Working UTC intervals from `start` on, in order, paused time removed."""
+    if not any(calendar.hours):
+        return  # no working hours on any weekday: nothing to walk three years for
     start = start.astimezone(UTC)
     spans = sorted((a.astimezone(UTC), b.astimezone(UTC)) for a, b in paused)
     # A range of the previous local date can reach past midnight UTC: start a day early.

@@ -135,6 +135,9 @@ _FINGERPRINT_SQL = (
     " || extract(epoch FROM updated_at)::text, ',' ORDER BY id) FROM business_calendars), ''))"
 )
 _cache: Policies | None = None
+# The name under which a new ticket's INSERT reads the fingerprint (tasks.install_reactors).
+FINGERPRINT_PROBE = "sla_fingerprint"
+CREATION_PROBES = {FINGERPRINT_PROBE: _FINGERPRINT_SQL}
 
 
 def forget_policies() -> None:
@@ -492,7 +495,7 @@ async def _save(
 async def react(db: AsyncSession, change: events.Change) -> None:
     """The reactor: each change the clock cares about, the others at once."""
     if change.type is EventType.TICKET_CREATED:
-        await _created(db, change.ticket_id)
+        await _created(db, change.ticket_id, change.probes.get(FINGERPRINT_PROBE))
     elif change.type is EventType.STATUS_CHANGED:
         status = (change.data.get("changes") or {}).get("status") or {}
         await _status_changed(db, change.ticket_id, status.get("from"), status.get("to"))
@@ -518,18 +521,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _created(db: AsyncSession, ticket_id: int) -> None:
+async def _created(db: AsyncSession, ticket_id: int, probed: str | None = None) -> None:
+    """`probed`: the policies' fingerprint as the ticket's INSERT read it (a creation probe),
+    which spares the check's own round trip when no policy applies."""
     # The filed ticket is in the session already (tickets/service.py::_created): no read.
     ticket: Any = await _ticket(db, ticket_id)
     if ticket is None:
         return
+
+    async def holds(cached: Policies) -> bool:
+        nonlocal probed
+        if probed is not None:
+            seen, probed = probed, None  # good for one check: a retry reads it afresh
+            return seen == cached.fingerprint
+        return await fingerprint_holds(db, cached)
+
     for _attempt in range(3):
         cached = await policies(db)
         policy = cached.match(
             priority=ticket.priority, form_id=ticket.form_id, team_id=ticket.team_id
         )
         if policy is None:
-            if await fingerprint_holds(db, cached):
+            if await holds(cached):
                 return
         else:
             clock = Clock(
@@ -545,7 +558,7 @@ async def _created(db: AsyncSession, ticket_id: int) -> None:
             if not _computed(clock, policy):
                 # No due time from a cached calendar: fine if the cache is current, else
                 # the policies changed under it (read them again).
-                if await fingerprint_holds(db, cached):
+                if await holds(cached):
                     return
             elif await _save(db, ticket_id, clock, cached, policy):
                 return

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
@@ -93,6 +93,8 @@ class Change:
     actor_id: str | None
     data: dict[str, Any]
     internal: bool = False
+    # A new ticket's creation: the values of the creation probes (below), as its INSERT saw them.
+    probes: Mapping[str, Any] = field(default_factory=dict)
 
 
 # `async def reactor(session, change)`: runs in the transaction of the change itself, right
@@ -103,9 +105,22 @@ Reactor = Callable[[AsyncSession, Change], Awaitable[None]]
 _reactors: tuple[Reactor, ...] = ()
 
 
-def install_reactors(reactors: Sequence[Reactor]) -> None:
-    global _reactors
+# Scalar SQL expressions (name -> SQL) a reactor wants evaluated inside a new ticket's one
+# INSERT statement and handed to it in `Change.probes`: the SLA clock checks its policy cache
+# this way instead of with a round trip of its own on the hottest write.
+_creation_probes: tuple[tuple[str, str], ...] = ()
+
+
+def install_reactors(
+    reactors: Sequence[Reactor], creation_probes: Mapping[str, str] | None = None
+) -> None:
+    global _reactors, _creation_probes
     _reactors = tuple(reactors)
+    _creation_probes = tuple((creation_probes or {}).items())
+
+
+def creation_probes() -> tuple[tuple[str, str], ...]:
+    return _creation_probes
 
 
 def has_reactors() -> bool:

@@ -152,6 +152,8 @@ async def create_ticket(
 
 # The session info key under which reactors find the ticket being created.
 NEW_TICKET = "tk_new_ticket"
+# Where `_file` leaves the creation probes' values for `_created` (events.creation_probes).
+CREATION_PROBES = "tk_creation_probes"
 
 
 async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
@@ -170,6 +172,7 @@ async def _created(db: AsyncSession, ticket: Ticket) -> Ticket:
         events.EventType.TICKET_CREATED,
         ticket.reporter_id,
         {"channel": ticket.channel},
+        probes=db.info.pop(CREATION_PROBES, None) or {},
     )
     db.info[NEW_TICKET] = ticket
     try:
@@ -246,13 +249,18 @@ async def _file(
         )
     if row is None:
         return None
+    db.info[CREATION_PROBES] = {name: row[name] for name, _ in events.creation_probes()}
     ticket.id, ticket.created_at = row["id"], row["created_at"]
     ticket.updated_at = row["updated_at"]
     return ticket
 
 
-@functools.cache
 def create_statement(*, guarded: bool = False) -> RawStatement:
+    return _create_statement(guarded, events.creation_probes())
+
+
+@functools.cache
+def _create_statement(guarded: bool, probes: tuple[tuple[str, str], ...]) -> RawStatement:
     """The ticket, its audit row and its upload links in one statement (one round trip),
     inside the request's transaction like every other. Built once; JSON values travel as text
     and are cast by the database.
@@ -324,8 +332,9 @@ def create_statement(*, guarded: bool = False) -> RawStatement:
         internal=false(),
         data=func.jsonb_build_object(literal_column("'channel'"), channel),
     )
+    probed: list[Any] = [literal_column(f"({sql})").label(name) for name, sql in probes]
     return RawStatement(
-        select(created, *events.notify_columns(event))
+        select(created, *events.notify_columns(event), *probed)
         .add_cte(log)
         .add_cte(links)
         .add_cte(event_job)
