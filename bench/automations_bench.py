@@ -16,6 +16,11 @@ measured in the same run and alternated round by round so drift hits them alike:
 - `policy + 20`, `policy + 20, 1 tags`: both together — the issue's case.
 Printed: median ms per request, round trips (socket writes) and statements per request, and
 each variant's ratio against `none`. The target (#15): `policy + 20` within 20 % of none.
+
+    PYTHONPATH=src python bench/automations_bench.py --http 10    # throughput, as #15 words it
+
+With --http: the same variants through `serve --workers 2` under wrk (-t2 -c32), req/s and
+p99 per variant, the medians of --rounds alternated rounds.
 """
 
 from __future__ import annotations
@@ -134,7 +139,7 @@ async def set_rules(database: Any, values: list[dict[str, Any]], policy: bool) -
     engine.invalidate()
 
 
-async def measure(data_dir: Path, requests: int, rounds: int) -> None:
+async def measure(data_dir: Path, requests: int, rounds: int, http_seconds: int = 0) -> None:
     import httpx
     from sqlalchemy import event, text
 
@@ -214,6 +219,11 @@ async def measure(data_dir: Path, requests: int, rounds: int) -> None:
         "policy + 20": (rules(False), True),
         "policy + 20, 1 tags": (rules(True), True),
     }
+    if http_seconds:
+        await measure_http(database, url, data_dir, variants, token, body, http_seconds, rounds)
+        await database.dispose()
+        server.stop()
+        return
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     app = create_app(settings, database)
     transport = httpx.ASGITransport(app=app)
@@ -262,6 +272,70 @@ async def measure(data_dir: Path, requests: int, rounds: int) -> None:
     print("ratio = against `none` in this run.")
 
 
+async def measure_http(
+    database: Any,
+    url: str,
+    data_dir: Path,
+    variants: dict[str, tuple[list[dict[str, Any]], bool]],
+    token: str,
+    body: str,
+    seconds: int,
+    rounds: int,
+) -> None:
+    """Throughput, as the issue words its target: `serve --workers 2` under wrk -t2 -c32,
+    variants alternated round by round; each gets a warm-up first (its rules and policy are
+    read again by the workers: the automations' generation and the policies' fingerprint)."""
+    import os
+    import signal
+    import subprocess
+
+    from tickets_bench import env_for, free_port, wrk, wrk_script
+
+    port = free_port()
+    env = {**env_for(data_dir), "DATABASE_URL": url}
+    # Blocking calls are fine here: this loop has nothing else to run while it waits.
+    serve = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "tekudasai", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    import httpx
+
+    try:
+        for _ in range(300):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)  # noqa: ASYNC210
+                if health.is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        script = wrk_script(data_dir, "create", "POST", token, body)
+        target = f"http://127.0.0.1:{port}/api/tickets/my"
+        runs: dict[str, list[Any]] = {name: [] for name in variants}
+        for _ in range(rounds):
+            for name, (values, policy) in variants.items():
+                await set_rules(database, values, policy)
+                await asyncio.sleep(1.5)  # past the automations' once-a-second recheck
+                wrk(name, target, script, 3, 32)  # warm-up
+                run = wrk(name, target, script, seconds, 32)
+                assert run.errors == 0, run
+                runs[name].append(run)
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(30)
+    base = statistics.median(r.rps for r in runs["none"])
+    print(f"{'variant':20} {'req/s':>8} {'p99 ms':>7} {'vs none':>8}")
+    for name, measured in runs.items():
+        rps = statistics.median(r.rps for r in measured)
+        p99 = statistics.median(r.p99_ms for r in measured)
+        print(f"{name:20} {rps:8.0f} {p99:7.1f} {base / rps:8.2f}")
+    print(f"median of {rounds} alternated round(s) of {seconds} s each; `vs none` = how much")
+    print("longer a creation takes at that throughput (none's req/s / variant's req/s).")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -269,7 +343,14 @@ if __name__ == "__main__":
     )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--http",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="throughput instead: serve --workers 2 under wrk -c32 for SECONDS per variant",
+    )
     cli = parser.parse_args()
     cli.data_dir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(HERE))
-    asyncio.run(measure(cli.data_dir, cli.requests, cli.rounds))
+    asyncio.run(measure(cli.data_dir, cli.requests, cli.rounds, cli.http))
