@@ -51,7 +51,7 @@ def install_reactors(settings: Settings | None = None) -> None:
     With its settings: the automations decrypt with their secret (else the environment's)."""
     if settings is not None:
         automation_actions.configure(settings)
-    events.install_reactors(REACTORS, sla_clock.CREATION_PROBES)
+    events.install_reactors(REACTORS, sla_clock.CREATION_PROBES, sla_clock.prefill)
 
 
 TASKS: Mapping[str, Task] = {

@@ -8,9 +8,11 @@ ORM's prepared statements (which asyncpg does not log).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,8 +20,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
+from tekudasai import tasks
 from tekudasai.accounts import service as accounts_service
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.errors import ValidationFailed
@@ -30,6 +33,7 @@ from tekudasai.tickets.models import Ticket, TicketLog
 from tests.factories import Person, make_person
 from tests.tickets.conftest import GOOD_RESPONSE, make_form
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WORDS = {"BEGIN", "COMMIT", "ROLLBACK"}
 PING = "SELECT 1"  # the pool's check of a connection idle for a while (db/engine.py)
 
@@ -319,6 +323,60 @@ async def test_every_write_route_runs_in_one_transaction(
             response = await call()
         assert response.status_code == 200, (method, path, response.text)
         assert_one_transaction(seen, f"{method} {path}")
+
+
+async def test_filing_a_ticket_under_an_sla_policy_writes_its_clock_in_the_insert(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    """With the policies cached, the clock is computed before the INSERT and written by it,
+    with its timer job: no UPDATE of the new row (which touched every index of tickets)."""
+    tasks.install_reactors()
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            text(
+                "INSERT INTO business_calendars (id, name, timezone, hours, holidays)"
+                " VALUES ('always', 'Always', 'UTC', CAST(:hours AS jsonb), '[]')"
+            ),
+            {"hours": json.dumps({d: [["00:00", "24:00"]] for d in DAYS})},
+        )
+        await db.execute(
+            text(
+                "INSERT INTO sla_policies (id, name, conditions, calendar_id,"
+                " first_response_minutes, resolution_minutes)"
+                " VALUES ('all', 'All', '{}', 'always', 30, 240)"
+            )
+        )
+    customer = await make_person(database, cipher)
+    form = await make_form(database, form_id="it-support")
+    body = {"formId": form.id, "summary": "Printer", "formResponse": GOOD_RESPONSE}
+    assert (await client.post("/api/tickets/my", json=body, headers=customer.auth)).is_success
+    with wire(database) as seen:  # the policies are cached now
+        response = await client.post("/api/tickets/my", json=body, headers=customer.auth)
+    assert response.status_code == 200
+    inner = assert_one_transaction(seen, "POST /api/tickets/my")
+    assert not any(s.startswith("UPDATE") or "UPDATE tickets" in s for s in inner), inner
+    ticket_id = response.json()["data"]["id"]
+    assert response.json()["data"]["sla"]["policyId"] == "all"
+    async with database.sessionmaker() as db:
+        row = (
+            await db.execute(
+                text(
+                    "SELECT created_at, sla_started_at, sla_first_response_due_at AS fr,"
+                    " sla_resolution_due_at AS res, sla_due_at, sla_state FROM tickets"
+                    " WHERE id = :id"
+                ),
+                {"id": ticket_id},
+            )
+        ).one()
+        jobs = await db.scalar(
+            text("SELECT count(*) FROM jobs WHERE name = 'sla.check' AND args->>'ticketId' = :id"),
+            {"id": str(ticket_id)},
+        )
+    assert row.sla_started_at == row.created_at
+    assert row.fr == row.created_at + timedelta(minutes=30) == row.sla_due_at
+    assert row.res == row.created_at + timedelta(minutes=240)
+    assert row.sla_state == "running"
+    assert jobs == 1
 
 
 async def test_filing_a_ticket_adds_only_begin_and_commit(

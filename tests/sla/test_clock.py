@@ -242,6 +242,40 @@ async def test_a_policy_another_node_added_applies_to_the_next_ticket(
     assert second.fr == second.created_at + timedelta(minutes=20)
 
 
+async def test_a_policy_another_node_changed_is_not_written_from_a_stale_cache(
+    client: httpx.AsyncClient,
+    database: Database,
+    admin: Person,
+    customer: Person,
+    form: dict[str, Any],
+) -> None:
+    """The INSERT writes a clock computed from the cache only while the policies' fingerprint
+    holds. Another node changes the target straight in the database: the INSERT leaves the
+    clock empty (and queues no timer), and the clock reads the policies again."""
+    calendar = await make_calendar(client, admin)
+    policy = await make_policy(client, admin, calendar)
+    first = await sla(database, await file_ticket(client, customer, form))  # cache loaded
+    assert first.fr == first.created_at + timedelta(minutes=30)
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            text(
+                "UPDATE sla_policies SET first_response_minutes = 45, updated_at = now()"
+                " WHERE id = :id"
+            ),
+            {"id": policy},
+        )
+    ticket_id = await file_ticket(client, customer, form)
+    second = await sla(database, ticket_id)
+    assert second.sla_policy_id == policy
+    assert second.fr == second.created_at + timedelta(minutes=45)
+    async with database.sessionmaker() as db:
+        timers = await db.scalar(
+            text("SELECT count(*) FROM jobs WHERE name = 'sla.check' AND args->>'ticketId' = :id"),
+            {"id": str(ticket_id)},
+        )
+    assert timers == 1  # the slow path's, none from the refused prefill
+
+
 def test_a_calendar_without_working_hours_gives_no_due_time_at_once() -> None:
     """No weekday has hours: no walk of three years of days to find that out."""
     empty = Calendar.weekly("UTC", {})

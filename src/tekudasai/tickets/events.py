@@ -105,6 +105,31 @@ Reactor = Callable[[AsyncSession, Change], Awaitable[None]]
 _reactors: tuple[Reactor, ...] = ()
 
 
+@dataclass(frozen=True)
+class Prefill:
+    """Ticket columns a reactor computed for a new ticket from its own cache, before the INSERT
+    (the SLA clock's due times): the INSERT writes them itself, and only if the creation probe
+    `probe` still reads `expect` in that statement (the cache was current). Otherwise the
+    columns stay empty and the reactor does its slower work afterwards. `created_at` is the
+    moment they were computed from, and becomes the ticket's; `job` (name, run_after) is a job
+    with args {"ticketId": id} inserted by the same statement when the columns are written."""
+
+    probe: str
+    expect: Any
+    created_at: datetime
+    columns: Mapping[str, Any]
+    job: tuple[str, datetime] | None = None
+
+
+# `prefill(priority=, form_id=)` -> Prefill or None (nothing to write, or no cache to trust).
+CreationPrefill = Callable[..., Prefill | None]
+_creation_prefill: CreationPrefill | None = None
+
+
+def creation_prefill() -> CreationPrefill | None:
+    return _creation_prefill
+
+
 # Scalar SQL expressions (name -> SQL) a reactor wants evaluated inside a new ticket's one
 # INSERT statement and handed to it in `Change.probes`: the SLA clock checks its policy cache
 # this way instead of with a round trip of its own on the hottest write.
@@ -112,11 +137,14 @@ _creation_probes: tuple[tuple[str, str], ...] = ()
 
 
 def install_reactors(
-    reactors: Sequence[Reactor], creation_probes: Mapping[str, str] | None = None
+    reactors: Sequence[Reactor],
+    creation_probes: Mapping[str, str] | None = None,
+    prefill: CreationPrefill | None = None,
 ) -> None:
-    global _reactors, _creation_probes
+    global _reactors, _creation_probes, _creation_prefill
     _reactors = tuple(reactors)
     _creation_probes = tuple((creation_probes or {}).items())
+    _creation_prefill = prefill
 
 
 def creation_probes() -> tuple[tuple[str, str], ...]:

@@ -18,10 +18,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     delete,
     false,
     func,
     literal_column,
+    null,
     select,
     text,
 )
@@ -39,6 +41,7 @@ from tekudasai.forms import engine as forms_engine
 from tekudasai.forms import service as forms_service
 from tekudasai.forms.errors import FormNotFound, InvalidFormData
 from tekudasai.forms.models import Form, FormVersion
+from tekudasai.jobs.models import Job
 from tekudasai.tickets import audit, events, rendering, workflow
 from tekudasai.tickets.errors import FormClosed, InvalidAssignee, TicketNotFound
 from tekudasai.tickets.models import Channel, LogAction, Ticket, TicketPriority, TicketStatus
@@ -205,6 +208,12 @@ async def _file(
     )
     # A `mapsTo: priority` answer sets the priority in the INSERT itself.
     priority = forms_engine.mapped_priority(plan, cleaned)
+    prefiller = events.creation_prefill()
+    prefill = (
+        prefiller(priority=priority or TicketPriority.NORMAL.value, form_id=form_id)
+        if prefiller is not None
+        else None
+    )
     ticket = Ticket(
         reporter_id=reporter_id,
         assignee_id=None,
@@ -241,26 +250,53 @@ async def _file(
         "channel": channel.value,
         "priority": priority,
     }
+    shape = _prefill_shape(prefill)
+    if prefill is not None:
+        values.update(_prefill_values(prefill))
     if seen is None:
-        row = await create_statement().fetchrow(db, **values)
+        row = await create_statement(prefill=shape).fetchrow(db, **values)
     else:
-        row = await create_statement(guarded=True).fetchrow(
+        row = await create_statement(guarded=True, prefill=shape).fetchrow(
             db, **values, form_created_at=seen.created_at
         )
     if row is None:
         return None
     db.info[CREATION_PROBES] = {name: row[name] for name, _ in events.creation_probes()}
+    if prefill is not None and row["sla_policy_id"] is not None:  # the probe held: written
+        for key, value in prefill.columns.items():
+            setattr(ticket, key, value)
     ticket.id, ticket.created_at = row["id"], row["created_at"]
     ticket.updated_at = row["updated_at"]
     return ticket
 
 
-def create_statement(*, guarded: bool = False) -> RawStatement:
-    return _create_statement(guarded, events.creation_probes())
+# What a prefill changes in the statement's text: its probe, columns and job name.
+PrefillShape = tuple[str, tuple[str, ...], str | None]
+
+
+def _prefill_shape(prefill: events.Prefill | None) -> PrefillShape | None:
+    if prefill is None:
+        return None
+    return (prefill.probe, tuple(prefill.columns), prefill.job[0] if prefill.job else None)
+
+
+def _prefill_values(prefill: events.Prefill) -> dict[str, Any]:
+    values = {f"pf_{key}": value for key, value in prefill.columns.items()}
+    values["pf_expect"] = prefill.expect
+    values["created_at"] = prefill.created_at
+    if prefill.job is not None:
+        values["pf_run_after"] = prefill.job[1]
+    return values
+
+
+def create_statement(*, guarded: bool = False, prefill: PrefillShape | None = None) -> RawStatement:
+    return _create_statement(guarded, events.creation_probes(), prefill)
 
 
 @functools.cache
-def _create_statement(guarded: bool, probes: tuple[tuple[str, str], ...]) -> RawStatement:
+def _create_statement(
+    guarded: bool, probes: tuple[tuple[str, str], ...], prefill: PrefillShape | None
+) -> RawStatement:
     """The ticket, its audit row and its upload links in one statement (one round trip),
     inside the request's transaction like every other. Built once; JSON values travel as text
     and are cast by the database.
@@ -292,6 +328,13 @@ def _create_statement(guarded: bool, probes: tuple[tuple[str, str], ...]) -> Raw
             literal_column(f"'{TicketPriority.NORMAL.value}'"),
         ),
     }
+    if prefill is not None:
+        # The reactor's columns, written only if its probe still reads what it expected.
+        probe, columns, _job = prefill
+        holds = literal_column(f"({dict(probes)[probe]})") == bindparam("pf_expect", type_=Text)
+        row["created_at"] = bindparam("created_at", type_=table.c.created_at.type)
+        for key in columns:
+            row[key] = case((holds, bindparam(f"pf_{key}", type_=table.c[key].type)), else_=null())
     if guarded:
         current = (
             select(*(v.label(k) for k, v in row.items()))
@@ -311,7 +354,9 @@ def _create_statement(guarded: bool, probes: tuple[tuple[str, str], ...]) -> Raw
         filed = insert(table).from_select(list(row), current)
     else:
         filed = insert(table).values(**row)
-    created = filed.returning(table.c.id, table.c.created_at, table.c.updated_at).cte("created")
+    created = filed.returning(
+        table.c.id, table.c.created_at, table.c.updated_at, table.c.sla_policy_id
+    ).cte("created")
     log = audit.created_row(
         ticket_id=created.c.id,
         user_id=bindparam("reporter_id", type_=Text),
@@ -333,12 +378,28 @@ def _create_statement(guarded: bool, probes: tuple[tuple[str, str], ...]) -> Raw
         data=func.jsonb_build_object(literal_column("'channel'"), channel),
     )
     probed: list[Any] = [literal_column(f"({sql})").label(name) for name, sql in probes]
-    return RawStatement(
+    statement = (
         select(created, *events.notify_columns(event), *probed)
         .add_cte(log)
         .add_cte(links)
         .add_cte(event_job)
     )
+    if prefill is not None and prefill[2] is not None:
+        run_after = bindparam("pf_run_after", type_=table.c.created_at.type)
+        prefill_job = (
+            insert(cast(Table, Job.__table__))
+            .from_select(
+                ["name", "args", "run_after"],
+                select(
+                    literal_column("'" + prefill[2].replace("'", "''") + "'"),
+                    func.jsonb_build_object(literal_column("'ticketId'"), created.c.id),
+                    run_after,
+                ).where(created.c.sla_policy_id.is_not(None)),
+            )
+            .cte("prefill_job")
+        )
+        statement = statement.add_cte(prefill_job)
+    return RawStatement(statement)
 
 
 @functools.cache
