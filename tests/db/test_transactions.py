@@ -361,8 +361,9 @@ async def test_filing_a_ticket_under_an_sla_policy_writes_its_clock_in_the_inser
         row = (
             await db.execute(
                 text(
-                    "SELECT created_at, sla_started_at, sla_first_response_due_at AS fr,"
-                    " sla_resolution_due_at AS res, sla_due_at, sla_state FROM tickets"
+                    "SELECT created_at, updated_at, sla_started_at,"
+                    " sla_first_response_due_at AS fr, sla_resolution_due_at AS res,"
+                    " sla_due_at, sla_state FROM tickets"
                     " WHERE id = :id"
                 ),
                 {"id": ticket_id},
@@ -372,7 +373,7 @@ async def test_filing_a_ticket_under_an_sla_policy_writes_its_clock_in_the_inser
             text("SELECT count(*) FROM jobs WHERE name = 'sla.check' AND args->>'ticketId' = :id"),
             {"id": str(ticket_id)},
         )
-    assert row.sla_started_at == row.created_at
+    assert row.sla_started_at == row.created_at == row.updated_at
     assert row.fr == row.created_at + timedelta(minutes=30) == row.sla_due_at
     assert row.res == row.created_at + timedelta(minutes=240)
     assert row.sla_state == "running"

@@ -333,6 +333,7 @@ def _create_statement(
         probe, columns, _job = prefill
         holds = literal_column(f"({dict(probes)[probe]})") == bindparam("pf_expect", type_=Text)
         row["created_at"] = bindparam("created_at", type_=table.c.created_at.type)
+        row["updated_at"] = bindparam("created_at", type_=table.c.created_at.type)
         for key in columns:
             row[key] = case((holds, bindparam(f"pf_{key}", type_=table.c[key].type)), else_=null())
     if guarded:
