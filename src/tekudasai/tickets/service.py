@@ -262,7 +262,7 @@ async def _file(
     if row is None:
         return None
     db.info[CREATION_PROBES] = {name: row[name] for name, _ in events.creation_probes()}
-    if prefill is not None and row["sla_policy_id"] is not None:  # the probe held: written
+    if prefill is not None and row["prefilled"]:  # the probe held: the INSERT wrote them
         for key, value in prefill.columns.items():
             setattr(ticket, key, value)
     ticket.id, ticket.created_at = row["id"], row["created_at"]
@@ -328,14 +328,21 @@ def _create_statement(
             literal_column(f"'{TicketPriority.NORMAL.value}'"),
         ),
     }
+    guard = None
     if prefill is not None:
-        # The reactor's columns, written only if its probe still reads what it expected.
+        # The reactor's columns, written only if its probe still reads what it expected: the
+        # probe evaluated once (a CTE), not once per column.
         probe, columns, _job = prefill
-        holds = literal_column(f"({dict(probes)[probe]})") == bindparam("pf_expect", type_=Text)
+        guard = select(
+            (
+                literal_column(f"({dict(probes)[probe]})") == bindparam("pf_expect", type_=Text)
+            ).label("held")
+        ).cte("prefill_guard")
+        held = select(guard.c.held).scalar_subquery()
         row["created_at"] = bindparam("created_at", type_=table.c.created_at.type)
         row["updated_at"] = bindparam("created_at", type_=table.c.created_at.type)
         for key in columns:
-            row[key] = case((holds, bindparam(f"pf_{key}", type_=table.c[key].type)), else_=null())
+            row[key] = case((held, bindparam(f"pf_{key}", type_=table.c[key].type)), else_=null())
     if guarded:
         current = (
             select(*(v.label(k) for k, v in row.items()))
@@ -355,9 +362,7 @@ def _create_statement(
         filed = insert(table).from_select(list(row), current)
     else:
         filed = insert(table).values(**row)
-    created = filed.returning(
-        table.c.id, table.c.created_at, table.c.updated_at, table.c.sla_policy_id
-    ).cte("created")
+    created = filed.returning(table.c.id, table.c.created_at, table.c.updated_at).cte("created")
     log = audit.created_row(
         ticket_id=created.c.id,
         user_id=bindparam("reporter_id", type_=Text),
@@ -379,13 +384,15 @@ def _create_statement(
         data=func.jsonb_build_object(literal_column("'channel'"), channel),
     )
     probed: list[Any] = [literal_column(f"({sql})").label(name) for name, sql in probes]
+    if guard is not None:
+        probed.append(select(guard.c.held).scalar_subquery().label("prefilled"))
     statement = (
         select(created, *events.notify_columns(event), *probed)
         .add_cte(log)
         .add_cte(links)
         .add_cte(event_job)
     )
-    if prefill is not None and prefill[2] is not None:
+    if guard is not None and prefill is not None and prefill[2] is not None:
         run_after = bindparam("pf_run_after", type_=table.c.created_at.type)
         prefill_job = (
             insert(cast(Table, Job.__table__))
@@ -395,7 +402,7 @@ def _create_statement(
                     literal_column("'" + prefill[2].replace("'", "''") + "'"),
                     func.jsonb_build_object(literal_column("'ticketId'"), created.c.id),
                     run_after,
-                ).where(created.c.sla_policy_id.is_not(None)),
+                ).where(select(guard.c.held).scalar_subquery()),
             )
             .cte("prefill_job")
         )
