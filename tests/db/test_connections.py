@@ -68,6 +68,29 @@ async def test_statement_timeout_and_application_name_are_set(database: Database
         ) == "tekudasai"
 
 
+async def test_a_quiet_period_reuses_the_connection_returned_last(database: Database) -> None:
+    """After a burst opened several connections, one request at a time keeps getting the
+    connection it just returned: no idle ping, its prepared statements still there."""
+    pid = text("SELECT pg_backend_pid()")
+    started = asyncio.Event()
+    burst: list[int] = []
+
+    async def hold() -> None:
+        async with database.engine.connect() as conn:
+            burst.append(await conn.scalar(pid))
+            if len(burst) == 3:
+                started.set()
+            await started.wait()  # all three checked out at once
+
+    await asyncio.gather(hold(), hold(), hold())
+    assert len(set(burst)) == 3
+    seen = []
+    for _ in range(4):
+        async with database.engine.connect() as conn:
+            seen.append(await conn.scalar(pid))
+    assert len(set(seen)) == 1, seen  # first in, first out would cycle through all three
+
+
 @pytest.mark.parametrize("detected_by", ["closed socket", "ping after idle"])
 async def test_a_restarted_database_does_not_break_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detected_by: str
