@@ -16,6 +16,12 @@ it serves with `NODE_ENV=production`. Ours runs `tekudasai serve --workers 2` wi
 off (the original has none on these routes) and background jobs on, as deployed. --work is kept
 between runs: the build and the seeded databases are reused.
 
+    PYTHONPATH=src python bench/peer.py --against /path/to/other/src --only "my/{id}"
+
+--against SRC measures ours against ours from another source tree (a commit before a change,
+checked out with `git worktree add`) instead of the original, on the same database: the way a
+speed-up is kept or reverted. --only narrows the endpoints to those whose name contains it.
+
 Needs git, npm and wrk (`apt-get install -y wrk`).
 """
 
@@ -232,7 +238,9 @@ def start_original(checkout: Path, bun: str, database_url: str, port: int) -> An
     return base, process
 
 
-def ours_env(work: Path, database_url: str, base: str) -> dict[str, str]:
+def ours_env(
+    work: Path, database_url: str, base: str, source: Path = ROOT / "src"
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TK_")}
     env.update(
         DATABASE_URL=database_url,
@@ -243,7 +251,7 @@ def ours_env(work: Path, database_url: str, base: str) -> dict[str, str]:
         TK_RATE_LIMITS="off",
         TK_BACKUP_INTERVAL="off",
         TK_LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT / "src"),
+        PYTHONPATH=str(source),
     )
     return env
 
@@ -446,19 +454,21 @@ def main(args: argparse.Namespace) -> None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    bun = ensure_bun()
-    checkout = build_original(work, args.source, bun)
+    against = Path(args.against).resolve() if args.against else None
+    if against is None:
+        bun = ensure_bun()
+        checkout = build_original(work, args.source, bun)
     tickets = 10_000 if args.quick else args.tickets
     runs, seconds, warmup = (1, 5, 2) if args.quick else (args.runs, args.seconds, args.warmup)
     suffix = f"{args.users}_{tickets}"
     with postgres(work) as pg_port:
         url = f"postgresql://postgres@127.0.0.1:{pg_port}"
         original_db, ours_db = f"original_{suffix}", f"ours_{suffix}"
-        fresh_original = ensure_database(pg_port, original_db)
         fresh_ours = ensure_database(pg_port, ours_db)
         systems: list[System] = []
 
         # The original: its own migrations, then its own sign-up; bulk rows by SQL.
+        fresh_original = against is None and ensure_database(pg_port, original_db)
         if fresh_original:
             log("migrating the original with drizzle-kit …")
             run(
@@ -467,18 +477,19 @@ def main(args: argparse.Namespace) -> None:
                 env={**os.environ, "DATABASE_URL": f"{url}/{original_db}"},
                 stdout=subprocess.DEVNULL,
             )
-        base, process = start_original(checkout, bun, f"{url}/{original_db}", free_port())
-        systems.append(
-            setup_system(
-                "original",
-                base,
-                process,
-                fresh_original,
-                lambda: original_admin(pg_port, original_db),
-                lambda: seed_original(pg_port, original_db, args.users, tickets),
-                lambda: psql(pg_port, original_db, f"CREATE TABLE {SEEDED} ()"),
+        if against is None:
+            base, process = start_original(checkout, bun, f"{url}/{original_db}", free_port())
+            systems.append(
+                setup_system(
+                    "original",
+                    base,
+                    process,
+                    fresh_original,
+                    lambda: original_admin(pg_port, original_db),
+                    lambda: seed_original(pg_port, original_db, args.users, tickets),
+                    lambda: psql(pg_port, original_db, f"CREATE TABLE {SEEDED} ()"),
+                )
             )
-        )
 
         # Ours: its own migrations and bulk seeder, then its own sign-up.
         env = ours_env(work, f"{url}/{ours_db}", "http://127.0.0.1")
@@ -500,8 +511,15 @@ def main(args: argparse.Namespace) -> None:
                 lambda: psql(pg_port, ours_db, f"CREATE TABLE {SEEDED} ()"),
             )
         )
+        if against is not None:
+            # The baseline: the same database, served from the other tree (seeded above).
+            port = free_port()
+            other = ours_env(work, f"{url}/{ours_db}", f"http://127.0.0.1:{port}", against)
+            other["TK_DATA_DIR"] = str(work / "baseline-data")  # its own metrics files
+            base, process = start_ours(other, port, args.workers)
+            systems.insert(0, setup_system("baseline", base, process, False, *[lambda: None] * 3))
         try:
-            results = measure(systems, runs, seconds, warmup, args.connections)
+            results = measure(systems, runs, seconds, warmup, args.connections, args.only)
             memory = {s.name: rss_mb(s.process.pid) for s in systems}
         finally:
             for system in systems:
@@ -578,15 +596,24 @@ def setup_system(
 
 
 def measure(
-    systems: list[System], runs: int, seconds: int, warmup: int, connections: int
+    systems: list[System],
+    runs: int,
+    seconds: int,
+    warmup: int,
+    connections: int,
+    only: str | None = None,
 ) -> dict[str, dict[str, list[Run]]]:
     results: dict[str, dict[str, list[Run]]] = {s.name: {} for s in systems}
     scripts = Path(tempfile.mkdtemp(prefix="peer-wrk-"))
-    total = runs * len(systems) * len(endpoints(systems[0]))
+
+    def chosen(system: System) -> list[tuple[str, str, str, dict[str, str], Any]]:
+        return [e for e in endpoints(system) if only is None or only in e[0]]
+
+    total = runs * len(systems) * len(chosen(systems[0]))
     done = 0
     for round_number in range(runs):
         for system in systems if round_number % 2 == 0 else list(reversed(systems)):
-            for name, method, path, headers, body in endpoints(system):
+            for name, method, path, headers, body in chosen(system):
                 slug = system.name + "_" + re.sub(r"\W+", "_", name)
                 script = wrk_script(scripts, slug, method, headers, body)
                 settle(system.base)
@@ -614,9 +641,10 @@ def report(
         f"{args.users} users, {tickets} tickets, wrk -t2 -c{args.connections}, {seconds}s after "
         f"a warm-up, medians of {runs} alternating run(s); ours serve --workers {args.workers}.\n"
     )
-    print("| endpoint | original req/s (p99) | ours req/s (p99) | ours / original |")
+    other = "baseline" if "baseline" in results else "original"
+    print(f"| endpoint | {other} req/s (p99) | ours req/s (p99) | ours / {other} |")
     print("|---|---|---|---|")
-    for name, original_runs in results["original"].items():
+    for name, original_runs in results[other].items():
         ours_runs = results["ours"][name]
         o_rps = statistics.median(r.rps for r in original_runs)
         u_rps = statistics.median(r.rps for r in ours_runs)
@@ -632,7 +660,7 @@ def report(
     ours = memory.get("ours", [])
     workers = sorted(ours[1:], reverse=True)[: args.workers]
     print(
-        f"\nRSS after the load: original {max(memory.get('original', [0])):.0f} MB (one Bun "
+        f"\nRSS after the load: {other} {max(memory.get(other, [0])):.0f} MB (its main "
         f"process); ours per worker {', '.join(f'{m:.0f}' for m in workers)} MB "
         f"(supervisor {ours[0] if ours else 0:.0f} MB)."
     )
@@ -650,4 +678,6 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="10,000 tickets, 1 short run")
+    parser.add_argument("--against", default=None, help="another src/ tree instead of the original")
+    parser.add_argument("--only", default=None, help="endpoints whose name contains this")
     main(parser.parse_args())
