@@ -77,8 +77,60 @@ def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
     return max(1, -(-int(quota) // int(period)))
 
 
+class OneWriteResponses:
+    """The transport as uvicorn's protocol sees it, sending a response's head and first body
+    chunk in one write.
+
+    uvicorn writes the status line and headers when the app sends `http.response.start`, then
+    the body at `http.response.body`: two send() calls and two TCP segments for every
+    response, although the app sends both messages in the same step of the event loop. Here
+    the head waits for the next write and leaves with it; if none comes in this step (a
+    streamed body still being produced, a `100 Continue`) it leaves at the loop's next turn.
+    Everything else is the transport's own.
+    """
+
+    __slots__ = ("_held", "_hold_next", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._hold_next = False
+
+    def hold_next_write(self) -> None:
+        """A response begins: its first write is its head."""
+        self._hold_next = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held is not None:
+            data, self._held = self._held + bytes(data), None
+        elif self._hold_next:
+            self._hold_next = False
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            data, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol with a deadline for the request line and headers.
+    """uvicorn's HTTP protocol with a deadline for the request line and headers, writing each
+    response's head with its body (OneWriteResponses).
 
     uvicorn has none: its keep-alive timer is cancelled by the first byte that arrives, so a
     client that sends half a request line and goes silent (or connects and sends nothing)
@@ -93,7 +145,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self.one_write = OneWriteResponses(transport, self.loop)
+        super().connection_made(self.one_write)  # type: ignore[arg-type]
         self._arm_header_timer()
 
     def on_message_begin(self) -> None:
@@ -102,6 +155,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
+        self.one_write.hold_next_write()
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
