@@ -195,6 +195,9 @@ async def test_every_change_to_a_figure_column_keeps_the_rollup_exact(
             await assert_exact(database)
     await fold_all(database)
     await assert_exact(database)
+    async with database.engine.connect() as conn:  # rows folded to zero were dropped
+        zeros = "SELECT count(*) FROM report_rollup WHERE n = 0 AND met = 0 AND finished = 0"
+        assert (await conn.execute(text(zeros))).scalar() == 0
     # Bulk paths: a multi-row insert through COPY-like INSERT … SELECT, and TRUNCATE.
     await execute(
         database,

@@ -72,15 +72,47 @@ WITH moved AS (
     ON CONFLICT (level, start, kind, team_id, assignee_id, bucket) DO UPDATE
        SET n = r.n + EXCLUDED.n, met = r.met + EXCLUDED.met,
            finished = r.finished + EXCLUDED.finished
-    RETURNING 1
+    RETURNING level, start, kind, team_id, assignee_id, bucket, n, met, finished
+), emptied AS (
+    SELECT * FROM upserted WHERE n = 0 AND met = 0 AND finished = 0
 )
-SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM upserted) AS upserted
+SELECT (SELECT count(*) FROM moved) AS moved,
+       (SELECT array_agg(level) FROM emptied) AS levels,
+       (SELECT array_agg(start) FROM emptied) AS starts,
+       (SELECT array_agg(kind) FROM emptied) AS kinds,
+       (SELECT array_agg(team_id) FROM emptied) AS teams,
+       (SELECT array_agg(assignee_id) FROM emptied) AS assignees,
+       (SELECT array_agg(bucket) FROM emptied) AS buckets
+"""
+
+# Rows the fold brought to zero (a ticket moved to another agent, day or bucket) are dropped,
+# in the fold's transaction (it holds their locks), so the rollup does not grow with them.
+_PRUNE = """
+DELETE FROM report_rollup r
+ USING unnest(CAST(:levels AS smallint[]), CAST(:starts AS date[]), CAST(:kinds AS smallint[]),
+              CAST(:teams AS text[]), CAST(:assignees AS text[]), CAST(:buckets AS smallint[]))
+       AS z(level, start, kind, team_id, assignee_id, bucket)
+ WHERE (r.level, r.start, r.kind, r.team_id, r.assignee_id, r.bucket)
+     = (z.level, z.start, z.kind, z.team_id, z.assignee_id, z.bucket)
+   AND r.n = 0 AND r.met = 0 AND r.finished = 0
 """
 
 
 async def fold_once(db: AsyncSession, batch: int = FOLD_BATCH) -> int:
     """Fold up to `batch` deltas in the caller's transaction; returns how many."""
     row = (await db.execute(text(_FOLD), {"batch": batch})).one()
+    if row.levels:
+        await db.execute(
+            text(_PRUNE),
+            {
+                "levels": row.levels,
+                "starts": row.starts,
+                "kinds": row.kinds,
+                "teams": row.teams,
+                "assignees": row.assignees,
+                "buckets": row.buckets,
+            },
+        )
     return int(row.moved)
 
 
