@@ -120,7 +120,7 @@ async def fold_task(ctx: JobContext) -> None:
     """Periodic: fold every delta there is, a batch per transaction."""
     while True:
         async with ctx.database.sessionmaker() as session, session.begin():
-            moved = await fold_once(session)
+            moved = await fold_once(session, FOLD_BATCH)
         if moved < FOLD_BATCH:
             return
 
