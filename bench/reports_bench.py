@@ -96,25 +96,14 @@ async def prepare(database: Any, cipher: Any, tickets: int) -> tuple[str, str]:
 async def explain(database: Any, team: str | None) -> None:
     from sqlalchemy import text
 
-    from tekudasai.reports import rollup, service
+    from tekudasai.reports import service
 
     today = datetime.now(UTC).date()
-    first = today - timedelta(days=364)
-    tiles = rollup.blocks(first, today)
-    params: dict[str, Any] = {
-        "first": first,
-        "last": today,
-        "levels": [level for level, _ in tiles],
-        "starts": [day for _, day in tiles],
-    }
-    clause = ""
-    if team:
-        clause, params["team"] = "AND r.team_id = :team", team
+    period = service.Period(today - timedelta(days=364), today, team)
+    sql, params = service.figures_query(period)
     async with database.engine.connect() as conn:
-        rows = await conn.execute(
-            text("EXPLAIN (ANALYZE, BUFFERS) " + service._FIGURES.format(team=clause)), params
-        )
-        print(f"-- the figures statement{' (one team)' if team else ''}, {len(tiles)} blocks:")
+        rows = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), params)
+        print(f"-- the figures statement{' (one team)' if team else ''}:")
         for (line,) in rows:
             print("   ", line)
 
@@ -187,6 +176,7 @@ async def run(args: argparse.Namespace) -> None:
             await timed(http, {}, headers, args.requests)  # the default: last 30 days
         if args.explain:
             await explain(database, None)
+            await explain(database, team)
         await database.dispose()
     finally:
         server.stop()

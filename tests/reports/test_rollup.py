@@ -35,7 +35,11 @@ other_agent = person_fixture("agent")
 customer = person_fixture("user")
 
 Key = tuple[date, int, str, str, int]
-State = dict[int, dict[Key, tuple[int, int, int]]]
+Figures = dict[Key, tuple[int, int, int]]
+# The views the rollup keeps, as (all teams?, all assignees?): every level for the first two,
+# per day (level 0) and counts only (kinds 1, 3) for the all-assignee ones.
+VIEWS = ((False, False), (True, False), (False, True), (True, True))
+State = dict[tuple[bool, bool], dict[int, Figures]]
 
 _TICKETS = """
 SELECT created_at, first_responded_at, resolved_at, team_id, assignee_id, sla_state FROM tickets
@@ -44,9 +48,7 @@ SELECT created_at, first_responded_at, resolved_at, team_id, assignee_id, sla_st
 _STORED = """
 SELECT level, start, kind, team_id, assignee_id, bucket, n, met, finished FROM report_rollup
 UNION ALL
-SELECT l.level, d.day, d.kind, d.team_id, d.assignee_id, d.bucket, d.n, d.met, d.finished
-  FROM report_deltas d
- CROSS JOIN LATERAL generate_series(0, CASE WHEN d.kind IN (2, 4) THEN 8 ELSE 0 END) AS l(level)
+SELECT -1, day, kind, team_id, assignee_id, bucket, n, met, finished FROM report_deltas
 """
 
 
@@ -54,60 +56,93 @@ def _minutes(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 60
 
 
-def _nonzero(counter: dict[Key, list[int]]) -> dict[Key, tuple[int, int, int]]:
+def _nonzero(counter: dict[Key, list[int]]) -> Figures:
     return {k: (n, m, f) for k, (n, m, f) in counter.items() if (n, m, f) != (0, 0, 0)}
 
 
-async def expected(database: Database) -> State:
-    async with database.engine.connect() as conn:
-        tickets = (await conn.execute(text(_TICKETS))).all()
-    days: dict[Key, list[int]] = {}
+def _levels(all_assignees: bool) -> range:
+    return range(1) if all_assignees else range(rollup.TOP_LEVEL + 1)
 
-    def add(key: Key, met: int = 0, finished: int = 0) -> None:
-        row = days.setdefault(key, [0, 0, 0])
-        row[0] += 1
-        row[1] += met
-        row[2] += finished
 
-    for created, first, resolved, team, assignee, sla in tickets:
-        team, assignee = team or "", assignee or ""
-        day = created.astimezone(UTC).date()
-        add((day, 1, team, assignee, -1), sla == "met", sla in ("met", "breached"))
-        if first is not None:
-            add((day, 2, team, assignee, rollup.bucket_of(_minutes(first, created))))
-        if resolved is not None:
-            rday = resolved.astimezone(UTC).date()
-            add((rday, 3, team, assignee, -1))
-            add((rday, 4, team, "", rollup.bucket_of(_minutes(resolved, created))))
-    state: State = {0: _nonzero(days)}
-    for level in range(1, rollup.TOP_LEVEL + 1):
-        blocks: dict[Key, list[int]] = {}
-        for (day, kind, team, assignee, bucket), (n, _, _) in state[0].items():
-            if kind in (2, 4):
-                key = (rollup.block_start(day, level), kind, team, assignee, bucket)
-                blocks.setdefault(key, [0, 0, 0])[0] += n
-        state[level] = _nonzero(blocks)
+def _views(day_rows: list[tuple[Key, tuple[int, int, int]]]) -> State:
+    """Every view of these per-day figures, summed as the fold sums them."""
+    state: State = {}
+    for all_teams, all_assignees in VIEWS:
+        for level in _levels(all_assignees):
+            sums: dict[Key, list[int]] = {}
+            for (day, kind, team, assignee, bucket), (n, met, finished) in day_rows:
+                if all_assignees and kind not in (1, 3):
+                    continue
+                key = (
+                    rollup.block_start(day, level),
+                    kind,
+                    "*" if all_teams else team,
+                    "*" if all_assignees else assignee,
+                    bucket,
+                )
+                row = sums.setdefault(key, [0, 0, 0])
+                row[0] += n
+                row[1] += met
+                row[2] += finished
+            state.setdefault((all_teams, all_assignees), {})[level] = _nonzero(sums)
     return state
 
 
+async def expected(database: Database) -> State:
+    """Recomputed in Python from the ticket columns."""
+    async with database.engine.connect() as conn:
+        tickets = (await conn.execute(text(_TICKETS))).all()
+    rows: list[tuple[Key, tuple[int, int, int]]] = []
+    for created, first, resolved, team, assignee, sla in tickets:
+        team, assignee = team or "", assignee or ""
+        day = created.astimezone(UTC).date()
+        met, finished = int(sla == "met"), int(sla in ("met", "breached"))
+        rows.append(((day, 1, team, assignee, -1), (1, met, finished)))
+        if first is not None:
+            bucket = rollup.bucket_of(_minutes(first, created))
+            rows.append(((day, 2, team, assignee, bucket), (1, 0, 0)))
+        if resolved is not None:
+            rday = resolved.astimezone(UTC).date()
+            rows.append(((rday, 3, team, assignee, -1), (1, 0, 0)))
+            bucket = rollup.bucket_of(_minutes(resolved, created))
+            rows.append(((rday, 4, team, "", bucket), (1, 0, 0)))
+    return _views(rows)
+
+
 async def stored(database: Database) -> State:
+    """What the database holds: the rollup's rows of each view plus the deltas not folded."""
     async with database.engine.connect() as conn:
         rows = (await conn.execute(text(_STORED))).all()
-    sums: dict[int, dict[Key, list[int]]] = {}
+    folded: State = {view: {level: {} for level in _levels(view[1])} for view in VIEWS}
+    pending: list[tuple[Key, tuple[int, int, int]]] = []
     for level, start, kind, team, assignee, bucket, n, met, finished in rows:
-        block = rollup.block_start(start, level)
-        row = sums.setdefault(level, {}).setdefault((block, kind, team, assignee, bucket), [0] * 3)
-        row[0] += n
-        row[1] += met
-        row[2] += finished
-    return {level: _nonzero(sums.get(level, {})) for level in range(rollup.TOP_LEVEL + 1)}
+        if level == -1:
+            pending.append(((start, kind, team, assignee, bucket), (n, met, finished)))
+            continue
+        view = (team == "*", assignee == "*")
+        assert level in _levels(view[1]), (level, view)
+        assert rollup.block_start(start, level) == start
+        key = (start, kind, team, assignee, bucket)
+        assert key not in folded[view][level]
+        folded[view][level][key] = (n, met, finished)
+    unfolded = _views(pending)
+    state: State = {}
+    for view in VIEWS:
+        for level in _levels(view[1]):
+            sums = {k: list(v) for k, v in folded[view][level].items()}
+            for key, value in unfolded[view][level].items():
+                row = sums.setdefault(key, [0, 0, 0])
+                for i in range(3):
+                    row[i] += value[i]
+            state.setdefault(view, {})[level] = _nonzero(sums)
+    return state
 
 
 async def assert_exact(database: Database) -> None:
     want, got = await expected(database), await stored(database)
-    assert got[0] == want[0]
-    for level in range(1, rollup.TOP_LEVEL + 1):
-        assert got[level] == want[level], level
+    for view in VIEWS:
+        for level in _levels(view[1]):
+            assert got[view][level] == want[view][level], (view, level)
 
 
 async def fold_all(database: Database) -> int:
@@ -220,7 +255,9 @@ async def test_every_change_to_a_figure_column_keeps_the_rollup_exact(
     await assert_exact(database)
     await execute(database, "TRUNCATE tickets CASCADE")
     await assert_exact(database)
-    assert (await stored(database))[0] == {}
+    assert all(
+        not figures for view in (await stored(database)).values() for figures in view.values()
+    )
 
 
 async def test_the_ticket_service_paths_keep_it_exact_and_the_report_current(
@@ -401,10 +438,8 @@ async def test_seed_bulk_leaves_the_rollup_exact(database: Database, cipher: Pii
     await seed_bulk(database, cipher, users=0, tickets=100, forms=0)  # adds to existing ones
     assert await deltas(database) == 0  # it recounted (its load skips the triggers)
     await assert_exact(database)
-    assert (
-        sum(n for (_, kind, *_), (n, _, _) in (await stored(database))[0].items() if kind == 1)
-        == 500
-    )
+    created = (await stored(database))[(True, True)][0]
+    assert sum(n for (_, kind, *_), (n, _, _) in created.items() if kind == 1) == 500
 
 
 def test_blocks_tile_the_period_exactly() -> None:

@@ -1,6 +1,7 @@
 """The reports rollup: what migration 0021's triggers append, how it is folded and read.
 
-Kinds (one row per UTC day, team and assignee; '' = none):
+Kinds (one row per UTC day, team and assignee; '' = none; the fold adds the same per block of
+2**k days, for all teams (team '*') and, per day, for all assignees (assignee '*')):
 
 - 1 created: tickets created that day (`n`), of them with SLA state met (`met`) and met or
   breached (`finished`);
@@ -53,22 +54,26 @@ WITH moved AS (
                           FOR UPDATE SKIP LOCKED))
     RETURNING day, kind, team_id, assignee_id, bucket, n, met, finished
 ), sums AS (
+    -- Every block level; each team and all teams ('*'); per day also all assignees ('*')
+    -- for the counts (the report's byDay).
     SELECT l.level::smallint AS level,
            m.day - (((m.day - DATE '1970-01-01') % (1 << l.level) + (1 << l.level))
                     % (1 << l.level)) AS start,
-           m.kind, m.team_id, m.assignee_id, m.bucket,
+           m.kind, t.team_id, a.assignee_id, m.bucket,
            sum(m.n) AS n, sum(m.met) AS met, sum(m.finished) AS finished
       FROM moved m
-     CROSS JOIN LATERAL generate_series(0, CASE WHEN m.kind IN (2, 4) THEN {TOP_LEVEL} ELSE 0 END)
-           AS l(level)
-     GROUP BY 1, 2, m.kind, m.team_id, m.assignee_id, m.bucket
+     CROSS JOIN generate_series(0, {TOP_LEVEL}) AS l(level)
+     CROSS JOIN LATERAL (VALUES (m.team_id), ('*')) AS t(team_id)
+     CROSS JOIN LATERAL (VALUES (m.assignee_id), ('*')) AS a(assignee_id)
+     WHERE a.assignee_id <> '*' OR (l.level = 0 AND m.kind IN (1, 3))
+     GROUP BY 1, 2, m.kind, t.team_id, a.assignee_id, m.bucket
 ), upserted AS (
     INSERT INTO report_rollup AS r
            (level, start, kind, team_id, assignee_id, bucket, n, met, finished)
     SELECT level, start, kind, team_id, assignee_id, bucket, n, met, finished
       FROM sums
      WHERE n <> 0 OR met <> 0 OR finished <> 0
-     ORDER BY level, start, kind, team_id, assignee_id, bucket
+     ORDER BY level, start, team_id, kind, assignee_id, bucket
     ON CONFLICT (level, start, kind, team_id, assignee_id, bucket) DO UPDATE
        SET n = r.n + EXCLUDED.n, met = r.met + EXCLUDED.met,
            finished = r.finished + EXCLUDED.finished

@@ -34,8 +34,9 @@ team change, resolve, reopen, first response, SLA state, deletion) to `report_de
 periodic `reports.fold` job adds them into `report_rollup` (per day; histograms also per
 aligned block of 2**k days). One statement reads the rollup rows of the period (the day rows of
 the counts, the fewest blocks tiling the period for the histograms) plus the deltas not folded
-yet, so a report is the same before and after a fold (reports/rollup.py). Another statement
-counts the backlog live (`ix_tickets_status_id`). Only the agents' names are decrypted.
+yet, so a report is the same before and after a fold (reports/rollup.py). The backlog is
+live: the per-status totals the ticket triggers keep (`ticket_counts`), or for a team an
+index-only count (`ix_tickets_backlog_team_id`). Only the agents' names are decrypted.
 """
 
 from __future__ import annotations
@@ -115,37 +116,69 @@ def period_of(
     return Period(start, end, team_id or None)
 
 
-# One statement (one snapshot: a fold committing meanwhile is counted once): the day rows of
-# the count kinds over the period, the histogram rows of the blocks tiling it, and the deltas
-# not folded yet; grouped per (kind, day), (kind, assignee), (kind, bucket) and
-# (kind, assignee, bucket).
+# One statement (one snapshot: a fold committing meanwhile is counted once): byDay from the day
+# rows for all assignees, everything else from the rows of the blocks tiling the period (of the
+# team, or of all teams: '*'), each plus the deltas not folded yet.
 _FIGURES = """
 WITH blocks AS (
     SELECT * FROM unnest(CAST(:levels AS smallint[]), CAST(:starts AS date[])) AS b(level, start)
-), figures AS (
-    SELECT r.start AS day, r.kind, r.assignee_id, r.bucket, r.n, r.met, r.finished
-      FROM report_rollup r
-     WHERE r.level = 0 AND r.start >= :first AND r.start <= :last AND r.kind IN (1, 3) {team}
-    UNION ALL
-    SELECT NULL, r.kind, r.assignee_id, r.bucket, r.n, 0, 0
-      FROM blocks b JOIN report_rollup r ON r.level = b.level AND r.start = b.start
-     WHERE r.kind IN (2, 4) {team}
-    UNION ALL
-    SELECT CASE WHEN r.kind IN (1, 3) THEN r.day END, r.kind, r.assignee_id, r.bucket, r.n,
-           r.met, r.finished
+), deltas AS MATERIALIZED (
+    SELECT r.day, r.kind, r.assignee_id, r.bucket, r.n, r.met, r.finished
       FROM report_deltas r
      WHERE r.day >= :first AND r.day <= :last {team}
+), per_day AS (
+    SELECT r.start AS day, r.kind, r.n
+      FROM report_rollup r
+     WHERE r.level = 0 AND r.start >= :first AND r.start <= :last AND r.team_id = :rollup_team
+       AND r.kind IN (1, 3) AND r.assignee_id = '*'
+    UNION ALL
+    SELECT day, kind, n FROM deltas WHERE kind IN (1, 3)
+), figures AS (
+    SELECT r.kind, r.assignee_id, r.bucket, r.n, r.met, r.finished
+      FROM blocks b
+      JOIN report_rollup r
+        ON r.level = b.level AND r.start = b.start AND r.team_id = :rollup_team
+     WHERE r.assignee_id <> '*'
+    UNION ALL
+    SELECT kind, assignee_id, bucket, n, met, finished FROM deltas
 )
-SELECT kind, GROUPING(day) AS no_day, GROUPING(assignee_id) AS no_agent,
-       GROUPING(bucket) AS no_bucket, day, assignee_id, bucket,
-       sum(n) AS n, sum(met) AS met, sum(finished) AS finished
+SELECT kind, 0 AS no_day, 1 AS no_agent, 1 AS no_bucket, day, NULL AS assignee_id,
+       NULL AS bucket, sum(n) AS n, 0 AS met, 0 AS finished
+  FROM per_day
+ GROUP BY kind, day
+UNION ALL
+SELECT kind, 1, GROUPING(assignee_id), GROUPING(bucket), NULL, assignee_id, bucket,
+       sum(n), sum(met), sum(finished)
   FROM figures
- GROUP BY GROUPING SETS ((kind, day), (kind, assignee_id), (kind, bucket),
-                         (kind, assignee_id, bucket))
+ GROUP BY GROUPING SETS ((kind, assignee_id), (kind, bucket), (kind, assignee_id, bucket))
 """
 
+
+def figures_query(period: Period) -> tuple[str, dict[str, Any]]:
+    """The figures statement of a period and its parameters (the bench explains it too)."""
+    tiles = rollup.blocks(period.first, period.last)
+    params: dict[str, Any] = {
+        "first": period.first,
+        "last": period.last,
+        "levels": [level for level, _ in tiles],
+        "starts": [day for _, day in tiles],
+        "rollup_team": period.team_id or "*",
+    }
+    team = ""
+    if period.team_id is not None:
+        team, params["team"] = "AND r.team_id = :team", period.team_id
+    return _FIGURES.format(team=team), params
+
+
+# The backlog now: for everyone from the per-status totals the ticket triggers keep
+# (ticket_counts, a few rows), for a team an index-only count (ix_tickets_backlog_team_id).
 _BACKLOG = """
-SELECT count(*) FROM tickets WHERE status IN ('open', 'in_progress', 'pending') {team}
+SELECT coalesce(sum(n), 0) FROM ticket_counts
+ WHERE scope = 'all' AND key = '' AND status IN ('open', 'in_progress', 'pending')
+"""
+_TEAM_BACKLOG = """
+SELECT count(*) FROM tickets
+ WHERE team_id = :team AND team_id IS NOT NULL AND status IN ('open', 'in_progress', 'pending')
 """
 
 
@@ -163,24 +196,14 @@ async def _check_team(db: AsyncSession, team_id: str) -> None:
 
 
 async def summary(db: AsyncSession, cipher: PiiCipher, period: Period) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    team = ""
     if period.team_id is not None:
         await _check_team(db, period.team_id)
-        team, params["team"] = "AND r.team_id = :team", period.team_id
-
-    tiles = rollup.blocks(period.first, period.last)
-    params |= {
-        "first": period.first,
-        "last": period.last,
-        "levels": [level for level, _ in tiles],
-        "starts": [day for _, day in tiles],
-    }
-    rows = (await db.execute(text(_FIGURES.format(team=team)), params)).mappings().all()
-    backlog = await db.scalar(
-        text(_BACKLOG.format(team=team.replace("r.", ""))),
-        {"team": period.team_id} if team else {},
-    )
+    sql, params = figures_query(period)
+    rows = (await db.execute(text(sql), params)).mappings().all()
+    if period.team_id is None:
+        backlog = await db.scalar(text(_BACKLOG))
+    else:
+        backlog = await db.scalar(text(_TEAM_BACKLOG), {"team": period.team_id})
 
     totals: dict[str, Any] = {"created": 0, "resolved": 0, "met": 0, "finished": 0}
     days = {period.first + timedelta(days=n): [0, 0] for n in range(period.days)}
