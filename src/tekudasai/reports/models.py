@@ -12,8 +12,8 @@ from tekudasai.db.base import Base
 
 class ReportRollup(Base):
     """Folded report figures: per block of days (`level` k: 2**k days from `start`, aligned on
-    1970-01-01; counts only at level 0), kind, team and assignee ('' = none), histogram bucket
-    (-1 for the count kinds)."""
+    1970-01-01), kind, team and assignee ('' = none, '*' = all; all assignees only per day, for
+    the counts), histogram bucket (-1 for the count kinds). Kinds: reports/rollup.py."""
 
     __tablename__ = "report_rollup"
 

@@ -38,7 +38,7 @@ from tekudasai.jobs.worker import JobContext
 FOLD = "reports.fold"
 FOLD_EVERY_S = 60.0
 FOLD_BATCH = 20_000
-TOP_LEVEL = 8  # histogram blocks of 1, 2, 4 … 256 days (migration 0021)
+TOP_LEVEL = 8  # blocks of 1, 2, 4 … 256 days (migration 0021)
 EPOCH = date(1970, 1, 1)
 GROWTH = 1.05
 
