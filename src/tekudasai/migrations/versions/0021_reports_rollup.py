@@ -175,9 +175,8 @@ FUNCTIONS = [
         lvl integer;
     BEGIN
         LOCK TABLE tickets IN SHARE MODE;
-        LOCK TABLE report_deltas, report_rollup IN EXCLUSIVE MODE;
-        DELETE FROM report_deltas;
-        DELETE FROM report_rollup;
+        -- TRUNCATE: no dead copy of millions of rows left behind (reports wait meanwhile).
+        TRUNCATE report_deltas, report_rollup;
         INSERT INTO report_rollup ({KEY}, n, met, finished)
         SELECT 0, day, kind, team_id, assignee_id, bucket, sum(n), sum(met), sum(finished)
           FROM ({_contributions("tickets AS t", 1)}) AS c
