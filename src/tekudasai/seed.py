@@ -655,6 +655,8 @@ async def _bulk_tickets(
         await pg.execute("SET LOCAL session_replication_role = replica")
     # The per-status counts are rebuilt once at the end instead of per batch.
     await pg.execute("SET LOCAL tekudasai.skip_ticket_counts = on")
+    # The reports rollup too: one recount at the end instead of deltas for every batch.
+    await pg.execute("SET LOCAL tekudasai.skip_report_rollup = on")
     await pg.execute("ALTER TABLE tickets DISABLE TRIGGER tickets_search_vector")
     await pg.execute(
         "CREATE TEMP TABLE seed_tickets (LIKE tickets INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -725,6 +727,8 @@ async def _bulk_tickets(
     await pg.execute("SET LOCAL session_replication_role = origin")
     await pg.execute("SET LOCAL tekudasai.skip_ticket_counts = off")
     await pg.execute("SELECT tk_ticket_counts_rebuild()")
+    await pg.execute("SET LOCAL tekudasai.skip_report_rollup = off")
+    await pg.execute("SELECT tk_report_rollup_rebuild()")
     for number, statement in enumerate(index_sql, start=1):
         await pg.execute(statement)
         report("indexes", number, len(index_sql))

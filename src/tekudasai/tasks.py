@@ -23,6 +23,7 @@ from tekudasai.jobs.mail import SEND_MAIL, send_mail_task
 from tekudasai.jobs.worker import Periodic, Task, Worker, prune_task
 from tekudasai.monitoring import alerts, growth, traffic
 from tekudasai.notifications import handler as notifications
+from tekudasai.reports import rollup as reports_rollup
 from tekudasai.sla import clock as sla_clock
 from tekudasai.sla import jobs as sla_jobs
 from tekudasai.tickets import events
@@ -72,6 +73,7 @@ TASKS: Mapping[str, Task] = {
     sla_jobs.SWEEP: sla_jobs.sweep_task,
     automation_actions.NOTIFY_MAIL: automation_actions.notify_mail_task,
     automations_idle.TASK: automations_idle.idle_task,
+    reports_rollup.FOLD: reports_rollup.fold_task,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
@@ -87,6 +89,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("webhooks.prune", lambda _settings: PRUNE_EVERY_S),
     Periodic(sla_jobs.SWEEP, lambda _settings: sla_jobs.SWEEP_EVERY_S),
     Periodic(automations_idle.TASK, automations_idle.every),
+    Periodic(reports_rollup.FOLD, lambda _settings: reports_rollup.FOLD_EVERY_S),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -187,3 +188,93 @@ async def test_0006_fills_missing_answers_from_the_ticket_form_version(
     finally:
         await database.dispose()
         await drop_database(pg_server, "fill_answers")
+
+
+# -- 0021: the reports rollup, backfilled from the tickets there are ---------------------------
+
+
+async def test_0021_backfills_the_reports_rollup_and_downgrades(
+    pg_server: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Tickets filed before 0021 are in the rollup it creates (equal to a fresh computation
+    from the ticket columns); the triggers keep it after; downgrade removes tables, triggers
+    and functions, and tickets can still be written."""
+    from tests.reports.test_rollup import assert_exact, expected
+
+    url = await _empty_database(pg_server, "reports_rollup")
+    database = Database.connect(url, make_settings(url, tmp_path), pool_size=1)
+    insert = text(
+        "INSERT INTO tickets (reporter_id, summary, form_id, form_version, form_response,"
+        " status, created_at, updated_at, first_responded_at, resolved_at, assignee_id,"
+        " team_id, sla_state) VALUES ('u1', 's', 'f1', 1, '{}', :status,"
+        " now() - :age * interval '1 day', now(), now() - :age * interval '1 day'"
+        " + :first * interval '1 minute', :resolved, :assignee, :team, :sla)"
+    )
+    try:
+        await migrate.upgrade(database.engine, "0020")
+        async with database.engine.begin() as conn:
+            for user, role in (("u1", "user"), ("a1", "agent"), ("a2", "agent")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (id, name_ciphertext, email_ciphertext, email_index,"
+                        " name_index, pii_key_id, role) VALUES (:id, 'n', 'e', :index, 'ni', 1, :r)"
+                    ),
+                    {"id": user, "index": user.encode(), "r": role},
+                )
+            await conn.execute(text("INSERT INTO teams (id, name) VALUES ('t1', 'Team')"))
+            await conn.execute(
+                text(
+                    "INSERT INTO forms (id, creator_id, name, elements, version)"
+                    " VALUES ('f1', 'u1', 'Form', '[]', 1)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO form_versions (form_id, version, name, elements)"
+                    " VALUES ('f1', 1, 'Form', '[]')"
+                )
+            )
+            for n in range(40):
+                resolved = datetime.now(UTC) - timedelta(days=n % 7) if n % 3 == 0 else None
+                await conn.execute(
+                    insert,
+                    {
+                        "status": "resolved" if resolved else "open",
+                        "age": n % 11 + 3,
+                        "first": n * 7 if n % 4 else None,
+                        "resolved": resolved,
+                        "assignee": ("a1", "a2", None)[n % 3],
+                        "team": "t1" if n % 2 else None,
+                        "sla": ("met", "breached", "running", None)[n % 4],
+                    },
+                )
+        await migrate.upgrade(database.engine, "0021")
+        want = (await expected(database))[(True, True)][0]
+        assert sum(n for (_, kind, *_), (n, _, _) in want.items() if kind == 1) == 40
+        await assert_exact(database)
+        async with database.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM report_deltas"))).scalar() == 0
+        async with database.engine.begin() as conn:  # the triggers work from here on
+            await conn.execute(text("UPDATE tickets SET assignee_id = 'a2' WHERE id % 5 = 0"))
+        await assert_exact(database)
+
+        await migrate.downgrade(database.engine, "0020")
+        assert not {"report_rollup", "report_deltas"} & await _tables(database)
+        async with database.engine.begin() as conn:
+            leftovers = await conn.execute(
+                text(
+                    "SELECT proname FROM pg_proc WHERE proname LIKE 'tk_report%'"
+                    " UNION ALL SELECT tgname FROM pg_trigger WHERE tgname LIKE '%report%'"
+                )
+            )
+            assert leftovers.all() == []
+            await conn.execute(
+                insert,
+                {"status": "open", "age": 1, "first": None, "resolved": None, "assignee": None,
+                 "team": None, "sla": None},
+            )  # fmt: skip
+        await migrate.upgrade(database.engine, "0021")
+        await assert_exact(database)
+    finally:
+        await database.dispose()
+        await drop_database(pg_server, "reports_rollup")

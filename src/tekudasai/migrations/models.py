@@ -9,6 +9,7 @@ from tekudasai.jobs.models import Job
 from tekudasai.live.models import TicketPresence
 from tekudasai.monitoring.models import AlertState, SizeSample
 from tekudasai.notifications.models import Notification, NotificationPreference
+from tekudasai.reports.models import ReportDelta, ReportRollup
 from tekudasai.sla.models import BusinessCalendar, SlaPolicy
 from tekudasai.teams.models import Team, TeamMember
 from tekudasai.tickets.models import Ticket, TicketComment, TicketLog
@@ -28,6 +29,8 @@ __all__ = [
     "Notification",
     "NotificationPreference",
     "RateLimitCounter",
+    "ReportDelta",
+    "ReportRollup",
     "Session",
     "SizeSample",
     "SlaPolicy",

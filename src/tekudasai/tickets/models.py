@@ -111,6 +111,14 @@ class Ticket(Timestamped, Base):
             "created_at",
             postgresql_include=["assignee_id", "team_id", "first_responded_at", "sla_state"],
         ),
+        # Reports: a team's backlog, counted index-only (migration 0021).
+        Index(
+            "ix_tickets_backlog_team_id",
+            "team_id",
+            postgresql_where=text(
+                "team_id IS NOT NULL AND status IN ('open', 'in_progress', 'pending')"
+            ),
+        ),
         Index(
             "ix_tickets_resolved_at",
             "resolved_at",
