@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
 import signal
@@ -50,6 +51,28 @@ def exit_with_supervisor() -> None:
         return  # not fatal: the supervisor still stops its workers on a normal shutdown
     if os.getppid() == 1:  # the supervisor died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the kernel (glibc's malloc_trim); False where the
+    C library has no such call (musl, macOS).
+
+    glibc keeps what a thread frees for that thread's next allocation, and once a block of
+    some megabytes has been freed it stops returning blocks of that size to the kernel at all.
+    Freed memory in the middle of a heap only goes back through malloc_trim.
+    """
+    trim = _malloc_trim()
+    return trim is not None and bool(trim(0))
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def available_cpus() -> int:

@@ -1,0 +1,52 @@
+"""A worker gives the memory of password hashing back once sign-ins pause."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tekudasai.server import prepare_worker_malloc
+
+# Four hashes at once, then a pause; RssAnon (MB) after the burst and after the pause.
+BURST = """
+import asyncio, re, pathlib
+from tekudasai.accounts import passwords
+
+def anon_mb():
+    status = pathlib.Path("/proc/self/status").read_text()
+    return int(re.search(r"RssAnon:\\s+(\\d+)", status).group(1)) / 1024
+
+async def main():
+    stored = passwords.hash_password_sync("correct horse battery")
+    checks = [passwords.verify_password(stored, "correct horse battery") for _ in range(4)]
+    assert all(await asyncio.gather(*checks))
+    after_burst = anon_mb()
+    await asyncio.sleep(passwords.RELEASE_AFTER_IDLE_S + 1.5)
+    print(after_burst, anon_mb())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_hashing_memory_is_returned_when_sign_ins_pause(tmp_path: Path) -> None:
+    env = {**os.environ, "MALLOC_ARENA_MAX": "1"}  # what serve gives its workers
+    out = subprocess.run(
+        [sys.executable, "-c", BURST], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    after_burst, after_pause = float(out[0]), float(out[1])
+    # Each hash takes 19 MiB; at least one hashing thread's worth must have gone back.
+    assert after_burst - after_pause > 15, (after_burst, after_pause)
+
+
+def test_serve_gives_workers_one_malloc_arena(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    prepare_worker_malloc()
+    assert os.environ["MALLOC_ARENA_MAX"] == "1"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the operator's choice stands
+    prepare_worker_malloc()
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"
