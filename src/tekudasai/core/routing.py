@@ -58,23 +58,32 @@ def area_of(path: str, prefixes: Sequence[str]) -> str | None:
 def build_lanes(
     app_routes: Sequence[BaseRoute], prefixes: Sequence[str], routers: Sequence[APIRouter]
 ) -> dict[str, APIRouter]:
-    """One router per area, kept only where it holds every route that could match there."""
+    """One router per area, kept only where it holds every route that could match there.
+
+    Areas served by the same routers share one lane: each inclusion of a router builds its own
+    copy of every route (dependency tree, validators, serializers), about 20 kB each.
+    """
     owners: dict[str, list[APIRouter]] = {}
     for prefix in prefixes:
         for router in routers:
-            probe = APIRouter()
-            probe.include_router(router, prefix=prefix.rstrip("/"))
-            for context in iter_route_contexts(probe.routes):
-                area = area_of(context.path_format or "", [prefix])
+            # The router's own templates under the prefix (what including it would give,
+            # without building a copy of each route to read them).
+            for context in iter_route_contexts(router.routes):
+                path = prefix.rstrip("/") + (context.path_format or "")
+                area = area_of(path, [prefix])
                 if area and router not in owners.setdefault(area, []):
                     owners[area].append(router)
     everything = list(iter_route_contexts(app_routes))
     lanes: dict[str, APIRouter] = {}
+    shared: dict[tuple[str, tuple[int, ...]], APIRouter] = {}
     for area, area_routers in owners.items():
         prefix = area.rsplit("/", 1)[0]
-        lane = APIRouter()
-        for router in area_routers:
-            lane.include_router(router, prefix=prefix)
+        key = (prefix, tuple(id(router) for router in area_routers))
+        lane = shared.get(key)
+        if lane is None:
+            lane = shared[key] = APIRouter()
+            for router in area_routers:
+                lane.include_router(router, prefix=prefix)
         expected = [_identity(c) for c in everything if _could_match(c.path_format or "", area)]
         got = [_identity(c) for c in iter_route_contexts(lane.routes)]
         got = [g for g in got if _could_match(g[1], area)]
