@@ -12,7 +12,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from tekudasai.core.runtime import release_free_memory
+from tekudasai.core.runtime import release_free_memory, reuse_large_blocks
 
 # OWASP: Argon2id, m=19 MiB, t=2, p=1 is the recommended minimum.
 TIME_COST = 2
@@ -36,7 +36,10 @@ def hasher() -> PasswordHasher:
 def _executor() -> ThreadPoolExecutor:
     # One hash per core at a time: a burst of sign-ins queues here instead of taking every
     # core (and 19 MiB each) from the requests the event loop is serving.
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
+    threads = os.cpu_count() or 1
+    # Back-to-back hashes reuse their memory (no page faults), until hashing pauses.
+    reuse_large_blocks(MEMORY_COST_KIB * 1024, threads)
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
 
 
 @lru_cache
