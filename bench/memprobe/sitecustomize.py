@@ -105,7 +105,10 @@ def _dump(_signum: int, _frame: Any) -> None:
             lines.append(
                 f"  {stat.size / 1024:9.0f} KiB {stat.count:8d} {frame.filename}:{frame.lineno}"
             )
-    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    objects = gc.get_objects()
+    caches = sorted((len(o) for o in objects if type(o).__name__ == "LRUCache"), reverse=True)
+    lines.append(f"SQLAlchemy LRU caches (entries): {caches[:8]}")
+    counts = collections.Counter(type(o).__name__ for o in objects)
     lines.append(f"gc-tracked objects: {sum(counts.values())} (frozen {gc.get_freeze_count()})")
     lines += [f"  {n:8d} {name}" for name, n in counts.most_common(25)]
     lines.append(f"modules: {len(sys.modules)}")
