@@ -51,3 +51,18 @@ def test_serve_gives_workers_one_malloc_arena(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the operator's choice stands
     prepare_worker_malloc()
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_the_command_script_leaves_the_cli_out_of_workers() -> None:
+    # What a spawned worker does with the `tekudasai` script: import what it imports.
+    probe = (
+        "import sys\n"
+        "from importlib.metadata import entry_points\n"
+        "(command,) = entry_points(group='console_scripts', name='tekudasai')\n"
+        "__import__(command.module)\n"
+        "print(command.value, 'typer' in sys.modules, 'tekudasai.cli' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["tekudasai.__main__:run", "False", "False"]
