@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI
 
 from tekudasai.app import API_PREFIXES, API_ROUTERS
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.routing import PrefixDispatch, area_of, build_lanes
+from tekudasai.core.routing import Lane, PrefixDispatch, area_of, build_lanes
 from tekudasai.db.session import Database
 from tests.factories import make_person
 
@@ -85,3 +85,32 @@ async def test_openapi_and_docs_still_answer(client: httpx.AsyncClient) -> None:
     assert "/api/tickets/my" in schema["paths"]
     assert not any(path.startswith("/api/v1/") for path in schema["paths"])
     assert (await client.get("/api/docs")).status_code == 200
+
+
+async def test_a_lane_is_included_on_its_areas_first_request(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    dispatch = app.router.middleware_stack
+    assert isinstance(dispatch, PrefixDispatch)
+    assert (await client.get("/api/health")).status_code == 200
+    lanes = dispatch._lanes()
+    assert lanes["/api/health"].router is not None
+    # Nothing under /api/v1 was asked for: its copies of the routes were never built.
+    assert all(lane.router is None for area, lane in lanes.items() if area.startswith("/api/v1/"))
+    assert (await client.get("/api/v1/health")).status_code == 200
+    assert lanes["/api/v1/health"].router is not None
+
+
+def test_a_lane_that_would_not_hold_what_was_checked_is_not_used() -> None:
+    router = APIRouter()
+
+    @router.get("/things")
+    async def things() -> None: ...
+
+    lane = Lane("/api", [router])
+
+    @router.get("/things/{id}")
+    async def thing(id: str) -> None: ...  # added after the lane was checked
+
+    assert lane.included() is None
+    assert lane.unusable

@@ -55,29 +55,66 @@ def area_of(path: str, prefixes: Sequence[str]) -> str | None:
     return None
 
 
+class Lane:
+    """The routers that serve an area, under its prefix: included on the area's first request.
+
+    Including a router copies every route (dependency tree, validators, serializer; about 20 kB
+    a route), so a worker only pays for the areas it serves (an /api/v1 area only once a
+    client uses /api/v1). What the lane will hold is known before: `expected` (its routes'
+    identities, read from the routers' own templates). The included router is checked against
+    it; should they differ, the area goes to the full router.
+    """
+
+    def __init__(self, prefix: str, routers: Sequence[APIRouter]) -> None:
+        self.prefix = prefix
+        self.routers = tuple(routers)
+        self.expected = [
+            (endpoint, prefix + (path or ""), methods)
+            for router in self.routers
+            for endpoint, path, methods in map(_identity, iter_route_contexts(router.routes))
+        ]
+        self.router: APIRouter | None = None
+        self.unusable = False
+
+    def included(self) -> APIRouter | None:
+        if self.router is None and not self.unusable:
+            router = APIRouter()
+            for included in self.routers:
+                router.include_router(included, prefix=self.prefix)
+            if [_identity(c) for c in iter_route_contexts(router.routes)] == self.expected:
+                self.router = router
+            else:
+                self.unusable = True
+        return self.router
+
+
 def build_lanes(
     app_routes: Sequence[BaseRoute], prefixes: Sequence[str], routers: Sequence[APIRouter]
-) -> dict[str, APIRouter]:
-    """One router per area, kept only where it holds every route that could match there."""
+) -> dict[str, Lane]:
+    """One lane per area, kept only where it holds every route that could match there.
+
+    Areas served by the same routers share one lane. Nothing is included yet (`Lane`).
+    """
     owners: dict[str, list[APIRouter]] = {}
     for prefix in prefixes:
         for router in routers:
-            probe = APIRouter()
-            probe.include_router(router, prefix=prefix.rstrip("/"))
-            for context in iter_route_contexts(probe.routes):
-                area = area_of(context.path_format or "", [prefix])
+            # The router's own templates under the prefix: what including it would give.
+            for context in iter_route_contexts(router.routes):
+                path = prefix.rstrip("/") + (context.path_format or "")
+                area = area_of(path, [prefix])
                 if area and router not in owners.setdefault(area, []):
                     owners[area].append(router)
     everything = list(iter_route_contexts(app_routes))
-    lanes: dict[str, APIRouter] = {}
+    lanes: dict[str, Lane] = {}
+    shared: dict[tuple[str, tuple[int, ...]], Lane] = {}
     for area, area_routers in owners.items():
         prefix = area.rsplit("/", 1)[0]
-        lane = APIRouter()
-        for router in area_routers:
-            lane.include_router(router, prefix=prefix)
+        key = (prefix, tuple(id(router) for router in area_routers))
+        lane = shared.get(key)
+        if lane is None:
+            lane = shared[key] = Lane(prefix, area_routers)
         expected = [_identity(c) for c in everything if _could_match(c.path_format or "", area)]
-        got = [_identity(c) for c in iter_route_contexts(lane.routes)]
-        got = [g for g in got if _could_match(g[1], area)]
+        got = [g for g in lane.expected if _could_match(g[1], area)]
         if expected == got:
             lanes[area] = lane
     return lanes
@@ -98,10 +135,10 @@ class PrefixDispatch:
         # Longest first, so /api/v1/ wins over /api/.
         self.prefixes = sorted(prefixes, key=len, reverse=True)
         self.routers = routers
-        self.lanes: dict[str, APIRouter] | None = None
+        self.lanes: dict[str, Lane] | None = None
         self.built_for = -1
 
-    def _lanes(self) -> dict[str, APIRouter]:
+    def _lanes(self) -> dict[str, Lane]:
         # Built on first use, when every route (pages, static files) is in place.
         if self.lanes is None or self.built_for != len(self.app.router.routes):
             self.lanes = build_lanes(self.app.router.routes, self.prefixes, self.routers)
@@ -112,9 +149,10 @@ class PrefixDispatch:
         if scope["type"] == "http":
             area = area_of(get_route_path(scope), self.prefixes)
             lane = self._lanes().get(area) if area else None
-            if lane is not None:
+            router = lane.included() if lane is not None else None
+            if router is not None:
                 scope.setdefault("router", self.app.router)  # url_for sees every route
-                await lane.app(scope, receive, send)
+                await router.app(scope, receive, send)
                 return
         await self.fallback(scope, receive, send)
 

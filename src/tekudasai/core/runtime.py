@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
 import signal
@@ -50,6 +51,50 @@ def exit_with_supervisor() -> None:
         return  # not fatal: the supervisor still stops its workers on a normal shutdown
     if os.getppid() == 1:  # the supervisor died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+# glibc's mallopt parameters, and the largest mmap threshold it accepts on 64-bit systems.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+
+
+def reuse_large_blocks(size: int, count: int) -> bool:
+    """Let malloc hand out `count` blocks of `size` bytes at once, again and again, from memory
+    it keeps: from the heap rather than a fresh mmap each (page faults on every byte), and
+    without trimming the heap each time they are freed together. False without glibc.
+
+    glibc's own thresholds get there only after the first block, and still trimmed the heap
+    when two freed blocks met at its top. What is kept goes back through release_free_memory().
+    """
+    mallopt = _libc_function("mallopt")
+    if mallopt is None or size >= MMAP_THRESHOLD_MAX:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
+        mallopt(M_TRIM_THRESHOLD, size * (count + 1))
+    )
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the kernel (glibc's malloc_trim); False where the
+    C library has no such call (musl, macOS).
+
+    glibc keeps what a thread frees for that thread's next allocation, and once a block of
+    some megabytes has been freed it stops returning blocks of that size to the kernel at all.
+    Freed memory in the middle of a heap only goes back through malloc_trim.
+    """
+    trim = _libc_function("malloc_trim")
+    return trim is not None and bool(trim(0))
+
+
+@functools.cache
+def _libc_function(name: str) -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def available_cpus() -> int:
