@@ -28,11 +28,9 @@ runs: compare runs made one after the other.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,22 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from peer import free_port, log, wrk_script  # bench/ is this script's first import path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "memory-bench-secret-that-is-long-enough-0123456789"
 CUSTOMER = ("alice@example.com", "demo-user-1")  # the demo set's customer and admin
 ADMIN = ("admin@tekudasai.local", "demo-admin-1")
 CUSTOMER_TICKETS = 75
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def env_for(args: argparse.Namespace, base: str) -> dict[str, str]:
@@ -164,17 +153,6 @@ def customer_setup(base: str, cookie: str) -> dict[str, Any]:
         for _ in range(max(0, CUSTOMER_TICKETS - int(mine["meta"]["pagination"]["total"]))):
             http.post("/api/tickets/my", json=body).raise_for_status()
     return {"id": ticket["id"], "create": body}
-
-
-def wrk_script(directory: Path, name: str, method: str, headers: dict[str, str], body: Any) -> Path:
-    lines = [f'wrk.method = "{method}"']
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    if body is not None:
-        lines.append('wrk.headers["Content-Type"] = "application/json"')
-        lines.append(f"wrk.body = [[{json.dumps(body)}]]")
-    path = directory / f"{name}.lua"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int) -> float:
