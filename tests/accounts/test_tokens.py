@@ -10,7 +10,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 
-from tekudasai.accounts.dependencies import optional_principal
+from tekudasai.accounts.dependencies import (
+    optional_principal,
+    require_admin,
+    require_principal,
+    require_session,
+    require_staff,
+)
 from tekudasai.accounts.models import ApiToken, User
 from tekudasai.app import API_ROUTERS
 from tekudasai.core.crypto import PiiCipher, hash_token
@@ -165,9 +171,18 @@ async def test_bearer_token_is_exempt_from_csrf(
     assert by_cookie.status_code == 403
 
 
+LOOKS_UP_PRINCIPAL = {
+    optional_principal,
+    require_principal,
+    require_staff,
+    require_admin,
+    require_session,
+}
+
+
 def _uses_principal(dependant: Dependant) -> bool:
     return any(
-        sub.call is optional_principal or _uses_principal(sub) for sub in dependant.dependencies
+        sub.call in LOOKS_UP_PRINCIPAL or _uses_principal(sub) for sub in dependant.dependencies
     )
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from sqlalchemy import LargeBinary, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts import service, tokens, two_factor
 from tekudasai.accounts.errors import InsufficientScope, TwoFactorRequired
@@ -134,7 +135,7 @@ def _token_statement() -> RawStatement:
     )
 
 
-async def _token_principal(request: Request, db: DbSession, token: str) -> Principal | None:
+async def _token_principal(request: Request, db: AsyncSession, token: str) -> Principal | None:
     row = await _token_statement().fetchrow(db, token_hash=hash_token(token))
     if row is None:
         return None
@@ -157,6 +158,23 @@ async def _token_principal(request: Request, db: DbSession, token: str) -> Princ
 
 async def optional_principal(
     request: Request, response: Response, db: DbSession
+) -> Principal | None:
+    """The signed-in principal, or None; looked up once per request however many ask."""
+    found = request.scope.get(_PRINCIPAL_KEY, _UNRESOLVED)
+    if found is _UNRESOLVED:
+        found = await _look_up_principal(request, response, db)
+        request.scope[_PRINCIPAL_KEY] = found
+    return found
+
+
+# The lookup's result in the request's scope: the role checks below call it directly instead
+# of through a chain of dependencies (each link costs FastAPI a solving pass per request).
+_PRINCIPAL_KEY = "tk.principal"
+_UNRESOLVED: Any = object()
+
+
+async def _look_up_principal(
+    request: Request, response: Response, db: AsyncSession
 ) -> Principal | None:
     token = session_token_from(request)
     if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -188,10 +206,8 @@ async def optional_principal(
 _SET_UP_PATHS = re.compile(r"^/api(?:/v1)?/auth/(?!admin/)")
 
 
-async def require_principal(
-    request: Request,
-    principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> Principal:
+async def require_principal(request: Request, response: Response, db: DbSession) -> Principal:
+    principal = await optional_principal(request, response, db)
     if principal is None:
         raise Unauthorized()
     if two_factor.requires_setup(
@@ -201,22 +217,23 @@ async def require_principal(
     return principal
 
 
-async def require_staff(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+async def require_staff(request: Request, response: Response, db: DbSession) -> Principal:
+    principal = await require_principal(request, response, db)
     if not principal.is_staff:
         raise NotFound()  # do not reveal that the endpoint exists
     return principal
 
 
-async def require_admin(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+async def require_admin(request: Request, response: Response, db: DbSession) -> Principal:
+    principal = await require_principal(request, response, db)
     if not principal.is_admin:
         raise NotFound()
     return principal
 
 
-async def require_session(
-    principal: Annotated[Principal, Depends(require_principal)],
-) -> Principal:
+async def require_session(request: Request, response: Response, db: DbSession) -> Principal:
     """Session only (the token API): a token cannot mint or list tokens."""
+    principal = await require_principal(request, response, db)
     if principal.session is None:
         raise InsufficientScope()
     return principal

@@ -9,6 +9,7 @@ per statement anyway). BEGIN goes out with the first statement, whichever path i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -144,16 +145,26 @@ async def _keep_driver_connection(session: AsyncSession, options: dict[str, Any]
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
-async def get_read_db(request: Request, primary: DbSession) -> AsyncIterator[AsyncSession]:
+async def get_read_db(request: Request, primary: DbSession) -> AsyncSession:
     """A session for a read that tolerates a little lag: on the replica when it is configured,
     current enough and has replayed this client's last write; else the request's own primary
     session (the same one, no second connection). Only for routes that read nothing they are
     about to write: the replica refuses writes."""
     database: Database = request.app.state.database
-    replica = database.replica
-    if replica is None:
-        yield primary
-        return
+    if database.replica is None:
+        # A plain return, not a generator: FastAPI drives a generator dependency through an
+        # exit stack on every request, a measurable cost on the hottest reads.
+        return primary
+    # The exit stack FastAPI gives function-scoped generator dependencies: the replica's
+    # session closes exactly where a generator dependency's would.
+    exits: AsyncExitStack = request.scope["fastapi_function_astack"]
+    return await exits.enter_async_context(_replica_or_primary(database.replica, request, primary))
+
+
+@asynccontextmanager
+async def _replica_or_primary(
+    replica: Replica, request: Request, primary: AsyncSession
+) -> AsyncIterator[AsyncSession]:
     if not replica.usable(replica.fence_of(request.headers)):
         replica.routed("primary")
         yield primary
@@ -185,4 +196,4 @@ async def get_read_db(request: Request, primary: DbSession) -> AsyncIterator[Asy
 
 # For routes that may read from the replica (see get_read_db); declare it after the principal
 # (CurrentUser and friends), which always comes from the primary.
-ReadDb = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
+ReadDb = Annotated[AsyncSession, Depends(get_read_db)]
