@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from fastapi import Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 
 from tekudasai.core.errors import ValidationFailed
@@ -173,3 +182,44 @@ async def page_params(  # async: a plain def would run in the thread pool
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)
+
+
+# -- Query strings as one model ----------------------------------------------------------------
+
+QueryModelT = TypeVar("QueryModelT", bound=BaseModel)
+
+
+def query_model(model: type[QueryModelT]) -> Callable[[Request], Awaitable[QueryModelT]]:
+    """A dependency reading the query string into `model` with one validation.
+
+    FastAPI extracts declared query parameters one at a time and inspects each one's type on
+    every request; for the ticket lists' eleven that was a seventh of a request's CPU in
+    process (py-spy of bench/request_overhead.py). Declare `query_parameters(model)` in the
+    route's `openapi_extra` so the document lists them as before. Bad values answer the same
+    400 VALIDATION_ERROR with the parameter's name as the field.
+    """
+
+    async def parse(request: Request) -> QueryModelT:
+        try:
+            # A repeated parameter counts once, with its last value (as FastAPI's did).
+            return model.model_validate(dict(request.query_params))
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in error.errors(include_url=False)]
+            ) from None
+
+    return parse
+
+
+def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI `parameters` of a `query_model`: one optional or required query parameter
+    per field, under its alias, with the field's schema and description."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field_schema in schema["properties"].items():
+        parameter = {"name": name, "in": "query", "required": name in required}
+        if "description" in field_schema:
+            parameter["description"] = field_schema["description"]
+        parameters.append({**parameter, "schema": field_schema})
+    return {"parameters": parameters}

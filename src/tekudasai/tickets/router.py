@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.dependencies import Agent, CurrentUser, Principal, scopes
 from tekudasai.core.schemas import (
     ERROR_RESPONSES,
     Envelope,
-    PageParams,
     ok,
     ok_text,
     page_meta,
-    page_params,
     page_text,
+    query_model,
+    query_parameters,
 )
 from tekudasai.core.state import Cipher
 from tekudasai.db.session import DbSession, ReadDb, read_only
 from tekudasai.tickets import audit, conversation, listing, service
 from tekudasai.tickets.dependencies import TicketId, TicketsRateLimit
 from tekudasai.tickets.errors import TicketNotFound
-from tekudasai.tickets.models import Channel, TicketPriority
+from tekudasai.tickets.models import Channel
 from tekudasai.tickets.schemas import (
     AgentComment,
     AssignTicket,
     CommentOut,
     CreateTicket,
     LogOut,
+    MyTicketsQuery,
     OneAgentTicket,
     OneTicket,
     OneTicketWithForm,
+    QueueQuery,
     Reply,
-    StatusFilter,
     TicketPage,
     UpdateMyTicket,
     UpdateTicket,
@@ -45,22 +47,8 @@ from tekudasai.tickets.schemas import (
 )
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], responses=ERROR_RESPONSES)
-
-Pages = Annotated[PageParams, Depends(page_params)]
-Search = Annotated[str | None, Query(max_length=200, description="summary contains (literal)")]
-FullText = Annotated[str | None, Query(max_length=200, description="full-text, ranked")]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=200, description="keyset pages: '' for the first, then nextCursor"),
-]
-Sort = Annotated[
-    Literal["createdAt", "-createdAt", "updatedAt", "-updatedAt", "dueAt", "priority"] | None,
-    Query(
-        description="default -createdAt (newest first); dueAt: SLA due soonest first, tickets"
-        " without one after; priority: urgent first, newest first within"
-    ),
-]
-PriorityFilter = Annotated[TicketPriority | None, Query()]
+my_tickets_query = query_model(MyTicketsQuery)
+queue_query = query_model(QueueQuery)
 
 
 def _channel(principal: Principal) -> Channel:
@@ -77,8 +65,12 @@ def _json_text(text: str) -> Response:
     return Response(text, media_type="application/json")
 
 
-def _page(result: listing.TicketPage[str], pages: PageParams, *, cursor_mode: bool) -> Response:
-    meta = page_meta(page=1 if cursor_mode else pages.page, limit=pages.limit, total=result.total)
+async def _list(db: AsyncSession, spec: listing.TicketFilter, query: MyTicketsQuery) -> Response:
+    result = await listing.list_rendered(
+        db, spec=spec, page=query.page, limit=query.limit, cursor=query.cursor
+    )
+    cursor_mode = query.cursor is not None
+    meta = page_meta(page=1 if cursor_mode else query.page, limit=query.limit, total=result.total)
     meta["nextCursor"] = result.next_cursor
     if result.total_capped:
         meta["pagination"]["totalCapped"] = True
@@ -91,22 +83,19 @@ def _page(result: listing.TicketPage[str], pages: PageParams, *, cursor_mode: bo
 # -- the reporter's side (declared before /{id} so "my" is never read as an id) --------------
 
 
-@router.get("/my", openapi_extra=scopes("tickets:read"), response_model=TicketPage)
+@router.get(
+    "/my",
+    openapi_extra=scopes("tickets:read") | query_parameters(MyTicketsQuery),
+    response_model=TicketPage,
+)
 @read_only
 async def list_my_tickets(
-    me: CurrentUser,
-    db: ReadDb,
-    pages: Pages,
-    search: Search = None,
-    status: StatusFilter | None = None,
-    q: FullText = None,
-    cursor: Cursor = None,
+    me: CurrentUser, db: ReadDb, query: Annotated[MyTicketsQuery, Depends(my_tickets_query)]
 ) -> Response:
-    spec = listing.TicketFilter(reporter_id=me.user.id, status=status, search=search, q=q)
-    result = await listing.list_rendered(
-        db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
+    spec = listing.TicketFilter(
+        reporter_id=me.user.id, status=query.status, search=query.search, q=query.q
     )
-    return _page(result, pages, cursor_mode=cursor is not None)
+    return await _list(db, spec, query)
 
 
 @router.post("/my", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
@@ -191,44 +180,29 @@ async def reply_to_my_ticket(
 # -- agents and admins ------------------------------------------------------------------------
 
 
-@router.get("", openapi_extra=scopes("tickets:read"), response_model=TicketPage)
+@router.get(
+    "",
+    openapi_extra=scopes("tickets:read") | query_parameters(QueueQuery),
+    response_model=TicketPage,
+)
 @read_only
 async def list_tickets(
-    agent: Agent,
-    db: ReadDb,
-    pages: Pages,
-    search: Search = None,
-    status: StatusFilter | None = None,
-    q: FullText = None,
-    assignee_id: Annotated[
-        str | None,
-        Query(alias="assigneeId", max_length=200, description="a user id, 'me' or 'none'"),
-    ] = None,
-    cursor: Cursor = None,
-    priority: PriorityFilter = None,
-    team_id: Annotated[
-        str | None, Query(alias="teamId", max_length=200, description="a team id or 'none'")
-    ] = None,
-    tag: Annotated[str | None, Query(max_length=200, description="has this tag")] = None,
-    sort: Sort = None,
+    agent: Agent, db: ReadDb, query: Annotated[QueueQuery, Depends(queue_query)]
 ) -> Response:
-    if assignee_id == "me":
-        assignee_id = agent.user.id
+    assignee_id = agent.user.id if query.assignee_id == "me" else query.assignee_id
+    tag = query.tag
     spec = listing.TicketFilter(
-        status=status,
-        search=search,
-        q=q,
+        status=query.status,
+        search=query.search,
+        q=query.q,
         assignee_id=assignee_id,
-        priority=priority.value if priority else None,
+        priority=query.priority.value if query.priority else None,
         # Empty values filter nothing (an emptied search form sends them).
-        team_id=team_id or None,
+        team_id=query.team_id or None,
         tag=service.normal_tag(tag) or None if tag is not None else None,
-        sort=sort,
+        sort=query.sort,
     )
-    result = await listing.list_rendered(
-        db, spec=spec, page=pages.page, limit=pages.limit, cursor=cursor
-    )
-    return _page(result, pages, cursor_mode=cursor is not None)
+    return await _list(db, spec, query)
 
 
 @router.get("/{id}", openapi_extra=scopes("tickets:read"), response_model=OneAgentTicket)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tekudasai.accounts.models import User
@@ -36,6 +36,42 @@ if TYPE_CHECKING:  # imported for annotations only: those modules import this on
     from tekudasai.tickets.service import TicketRow
 
 StatusFilter = Literal["all", "open", "in_progress", "pending", "resolved", "closed"]
+
+
+class MyTicketsQuery(BaseModel):
+    """The query string of a reporter's ticket list. One model, so FastAPI validates the
+    parameters in one pass instead of one at a time (a tenth of the queue's CPU in process)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(1, ge=1, le=1_000_000)
+    limit: int = Field(10, ge=1, le=100)
+    search: str | None = Field(None, max_length=200, description="summary contains (literal)")
+    status: StatusFilter | None = None
+    q: str | None = Field(None, max_length=200, description="full-text, ranked")
+    cursor: str | None = Field(
+        None, max_length=200, description="keyset pages: '' for the first, then nextCursor"
+    )
+
+
+class QueueQuery(MyTicketsQuery):
+    """The agents' queue: the reporter's filters and more."""
+
+    assignee_id: str | None = Field(
+        None, alias="assigneeId", max_length=200, description="a user id, 'me' or 'none'"
+    )
+    priority: TicketPriority | None = None
+    team_id: str | None = Field(
+        None, alias="teamId", max_length=200, description="a team id or 'none'"
+    )
+    tag: str | None = Field(None, max_length=200, description="has this tag")
+    sort: (
+        Literal["createdAt", "-createdAt", "updatedAt", "-updatedAt", "dueAt", "priority"] | None
+    ) = Field(
+        None,
+        description="default -createdAt (newest first); dueAt: SLA due soonest first, tickets"
+        " without one after; priority: urgent first, newest first within",
+    )
 
 
 class CreateTicket(StrictInput):
