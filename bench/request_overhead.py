@@ -96,6 +96,9 @@ async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
         pass
     else:
         async with database.sessionmaker() as db, db.begin():
+            # Each run mints one: revoke the earlier runs' (a user may hold at most 50).
+            for earlier in await personal_tokens.list_tokens(db, user_id=who["reporter_id"]):
+                await personal_tokens.revoke_token(db, token_id=earlier.id)
             _, raw_token = await personal_tokens.create_token(
                 db,
                 user_id=who["reporter_id"],
@@ -114,6 +117,13 @@ async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
         *token_endpoints,
         ("GET /api/v1/tickets/my", "GET", "/api/v1/tickets/my", rep, None),
         ("GET /api/tickets?search=zebra", "GET", "/api/tickets?search=zebra", agt, None),
+        (
+            "GET /api/tickets?sort=dueAt (queue)",
+            "GET",
+            "/api/tickets?sort=dueAt&cursor=",
+            agt,
+            None,
+        ),
         # Last: its inserts would otherwise grow the trigram index's pending list under search.
         ("POST /api/tickets/my", "POST", "/api/tickets/my", rep, body),
     ]
@@ -138,11 +148,14 @@ async def measure(data_dir: Path, url: str, requests: int) -> dict[str, Any]:
                 assert response.status_code == 200, (name, response.text[:300])
             writes[0] = statements[0] = 0
             timings = []
+            cpu_started = time.process_time()
             for _ in range(requests):
                 started = time.perf_counter()
                 await http.request(method, path, headers=headers, content=content)
                 timings.append(time.perf_counter() - started)
             results[name] = {
+                # This process's CPU per request (the app and the client, not the database's).
+                "cpu_ms": (time.process_time() - cpu_started) / requests * 1000,
                 "ms": statistics.median(timings) * 1000,
                 "mean_ms": statistics.fmean(timings) * 1000,
                 "round_trips": writes[0] / requests,
@@ -170,8 +183,10 @@ def run_child(src: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
         "--requests",
         str(args.requests),
     ]
-    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{src}: the measuring child failed\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(args: argparse.Namespace) -> None:
@@ -213,17 +228,24 @@ def main(args: argparse.Namespace) -> None:
 
 def report(trees: dict[str, str], rounds: dict[str, list[dict[str, Any]]]) -> None:
     names = list(rounds[next(iter(trees))][0])
-    print(f"{'endpoint':34} " + " ".join(f"{t + ' ms':>12} {'rt':>5} {'sql':>4}" for t in trees))
+    print(
+        f"{'endpoint':34} "
+        + " ".join(f"{t + ' ms':>12} {'cpu':>5} {'rt':>5} {'sql':>4}" for t in trees)
+    )
     for endpoint in names:
         cells = []
         for tree in trees:
             runs = [r[endpoint] for r in rounds[tree]]
             ms = min(r["ms"] for r in runs)  # best median over the rounds: least noise
-            cells.append(f"{ms:12.2f} {runs[0]['round_trips']:5.1f} {runs[0]['statements']:4.1f}")
+            cpu = statistics.median(r["cpu_ms"] for r in runs)
+            rt, sql = runs[0]["round_trips"], runs[0]["statements"]
+            cells.append(f"{ms:12.2f} {cpu:5.2f} {rt:5.1f} {sql:4.1f}")
         print(f"{endpoint:34} " + " ".join(cells))
     for tree, src in trees.items():
         print(f"  {tree}: {src}")
-    print("ms = best of the rounds' median ms/request; rt = socket writes (round trips) per")
+    print("ms = best of the rounds' median ms/request; cpu = median over the rounds of this")
+    print("process's CPU ms/request (app and client, without the database's);")
+    print("rt = socket writes (round trips) per")
     print("request; sql = statements per request (without BEGIN/COMMIT/ping).")
 
 
