@@ -13,8 +13,10 @@ alternating for every run; the table gives medians and the ratio ours / original
 The original is cloned from its public repository into --work (never into this repository),
 installed with Bun (`npm i -g bun` when Bun is missing) and migrated with its own drizzle-kit;
 it serves with `NODE_ENV=production`. Ours runs `tekudasai serve --workers 2` with rate limits
-off (the original has none on these routes) and background jobs on, as deployed. --work is kept
-between runs: the build and the seeded databases are reused.
+off (the original has none on these routes) and background jobs on, as deployed; every run
+starts once our job queue has drained, so the follow-up work of the tickets a create run filed
+(events, notification mail) takes no CPU from the next runs, ours or the original's. --work is
+kept between runs: the build and the seeded databases are reused.
 
     PYTHONPATH=src python bench/peer.py --against /path/to/other/src --only "my/{id}"
 
@@ -364,6 +366,26 @@ def settle(base: str, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
+RUNNABLE_JOBS = (
+    "SELECT count(*) FROM jobs WHERE status = 'running'"
+    " OR (status = 'queued' AND run_after <= now())"
+)
+
+
+def drain_jobs(port: int, database: str, timeout: float = 600) -> float:
+    """Wait until our job queue has nothing runnable; the seconds waited.
+
+    Each ticket created queues its follow-up work (events, notification mail). Left running,
+    that work would take CPU from whichever system the next runs measure, ours or the
+    original, so every run starts with the queue drained."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if int(psql(port, database, RUNNABLE_JOBS).strip() or 0) == 0:
+            break
+        time.sleep(1)
+    return time.monotonic() - started
+
+
 def wrk_script(directory: Path, name: str, method: str, headers: dict[str, str], body: Any) -> Path:
     lines = [f'wrk.method = "{method}"']
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
@@ -519,7 +541,15 @@ def main(args: argparse.Namespace) -> None:
             base, process = start_ours(other, port, args.workers)
             systems.insert(0, setup_system("baseline", base, process, False, *[lambda: None] * 3))
         try:
-            results = measure(systems, runs, seconds, warmup, args.connections, args.only)
+            results = measure(
+                systems,
+                runs,
+                seconds,
+                warmup,
+                args.connections,
+                args.only,
+                drain=lambda: drain_jobs(pg_port, ours_db),
+            )
             memory = {s.name: rss_mb(s.process.pid) for s in systems}
         finally:
             for system in systems:
@@ -602,6 +632,7 @@ def measure(
     warmup: int,
     connections: int,
     only: str | None = None,
+    drain: Callable[[], float] = lambda: 0.0,
 ) -> dict[str, dict[str, list[Run]]]:
     results: dict[str, dict[str, list[Run]]] = {s.name: {} for s in systems}
     scripts = Path(tempfile.mkdtemp(prefix="peer-wrk-"))
@@ -616,6 +647,9 @@ def measure(
             for name, method, path, headers, body in chosen(system):
                 slug = system.name + "_" + re.sub(r"\W+", "_", name)
                 script = wrk_script(scripts, slug, method, headers, body)
+                waited = drain()
+                if waited >= 1:
+                    log(f"waited {waited:.0f} s for our job queue to drain")
                 settle(system.base)
                 wrk(system.base + path, script, warmup, connections)
                 result = wrk(system.base + path, script, seconds, connections)
