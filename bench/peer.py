@@ -314,31 +314,29 @@ def sign_up(base: str, email: str, name: str) -> None:
 def signed_up(base: str, email: str, name: str) -> str:
     """The session cookie of someone who may not have signed up yet (a work dir seeded by an
     older version of this bench): signs them up first if signing in fails."""
-    response = httpx.post(
-        f"{base}/api/auth/sign-in/email",
-        json={"email": email, "password": PASSWORD},
-        headers={"Origin": base},
-        timeout=30,
-    )
-    if response.status_code != 200:
+    if _sign_in(base, email).status_code != 200:
         sign_up(base, email, name)
     return sign_in(base, email)
 
 
 def sign_in(base: str, email: str) -> str:
     """The session cookie (`name=value`) a browser would keep."""
-    response = httpx.post(
-        f"{base}/api/auth/sign-in/email",
-        json={"email": email, "password": PASSWORD},
-        headers={"Origin": base},
-        timeout=30,
-    )
+    response = _sign_in(base, email)
     if response.status_code != 200:
         sys.exit(f"{base}: sign-in of {email} answered {response.status_code}: {response.text}")
     cookie = response.cookies.get("tk.session_token")
     if not cookie:
         sys.exit(f"{base}: sign-in set no tk.session_token cookie")
     return f"tk.session_token={cookie}"
+
+
+def _sign_in(base: str, email: str) -> httpx.Response:
+    return httpx.post(
+        f"{base}/api/auth/sign-in/email",
+        json={"email": email, "password": PASSWORD},
+        headers={"Origin": base},
+        timeout=30,
+    )
 
 
 def file_tickets(base: str, cookie: str, form_id: str, count: int) -> int:
