@@ -149,28 +149,24 @@ async def _token_principal(request: Request, db: AsyncSession, token: str) -> Pr
         raise InsufficientScope()
     if last_used_at is None or now - last_used_at >= tokens.LAST_USED_GRANULARITY:
         await tokens.touch_token(db, token_id=token_id)
-    principal = Principal(
+    return Principal(
         user=user, session=None, token=token, scopes=frozenset(granted), token_id=token_id
     )
-    request.state.principal = principal
-    return principal
 
 
 async def optional_principal(
     request: Request, response: Response, db: DbSession
 ) -> Principal | None:
-    """The signed-in principal, or None; looked up once per request however many ask."""
-    found = request.scope.get(_PRINCIPAL_KEY, _UNRESOLVED)
-    if found is _UNRESOLVED:
-        found = await _look_up_principal(request, response, db)
-        request.scope[_PRINCIPAL_KEY] = found
-    return found
+    """The signed-in principal, or None; looked up once per request however many ask.
 
-
-# The lookup's result in the request's scope: the role checks below call it directly instead
-# of through a chain of dependencies (each link costs FastAPI a solving pass per request).
-_PRINCIPAL_KEY = "tk.principal"
-_UNRESOLVED: Any = object()
+    The role checks below call this directly instead of through a chain of dependencies (each
+    link costs FastAPI a solving pass per request); the request's state remembers the answer.
+    """
+    state = request.scope.setdefault("state", {})
+    if "principal" not in state:
+        state["principal"] = await _look_up_principal(request, response, db)
+    principal: Principal | None = state["principal"]
+    return principal
 
 
 async def _look_up_principal(
@@ -196,9 +192,7 @@ async def _look_up_principal(
         session = replace(session, expires_at=expires_at, updated_at=updated_at)
         if not request.headers.get("authorization") and session.remember_me:
             set_session_cookie(response, request.app.state.settings, token, session=session)
-    principal = Principal(user=user, session=session, token=token)
-    request.state.principal = principal
-    return principal
+    return Principal(user=user, session=session, token=token)
 
 
 # Where a user that TK_REQUIRE_2FA holds back may still go: sign-in state and the set-up
