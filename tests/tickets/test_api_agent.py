@@ -333,6 +333,37 @@ async def test_agent_bad_input_is_a_clear_error_never_a_500(
     assert await scalar(database, "SELECT count(*) FROM ticket_logs") == 1
 
 
+@pytest.mark.parametrize(
+    ("who", "query", "field"),
+    [
+        ("agent", "page=abc", "page"),
+        ("agent", "page=0", "page"),
+        ("agent", "limit=0", "limit"),
+        ("agent", "sort=bogus", "sort"),
+        ("agent", "priority=sometime", "priority"),
+        ("agent", "status=nope", "status"),
+        ("agent", "teamId=" + "t" * 201, "teamId"),
+        ("agent", "assigneeId=" + "a" * 201, "assigneeId"),
+        ("agent", "tag=" + "x" * 201, "tag"),
+        ("agent", "cursor=" + "c" * 201, "cursor"),
+        ("reporter", "limit=abc", "limit"),
+        ("reporter", "status=ALL", "status"),
+        ("reporter", "q=" + "q" * 201, "q"),
+    ],
+)
+async def test_list_query_garbage_names_the_parameter(
+    client: httpx.AsyncClient, agent: Person, reporter: Person, who: str, query: str, field: str
+) -> None:
+    """The lists read their query string as one model: a bad value is a 400 that names the
+    parameter as the client spelt it (camelCase), never a 500."""
+    person, path = (agent, "/api/tickets") if who == "agent" else (reporter, "/api/tickets/my")
+    response = await client.get(f"{path}?{query}", headers=person.auth)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert [error["field"] for error in body["errors"]] == [field]
+
+
 async def test_nul_characters_are_a_clear_error_and_store_nothing(
     client: httpx.AsyncClient,
     agent: Person,
