@@ -177,11 +177,25 @@ class PageParams:
         return (self.page - 1) * self.limit
 
 
+MAX_PAGE = 1_000_000
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 10
+
+
 async def page_params(  # async: a plain def would run in the thread pool
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)
+
+
+class PageQuery(BaseModel):
+    """`page` and `limit` with page_params' bounds, for a `query_model` to extend."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(1, ge=1, le=MAX_PAGE)
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 # -- Query strings as one model ----------------------------------------------------------------
