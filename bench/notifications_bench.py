@@ -7,6 +7,8 @@
    dispatched by the real worker; the notifications handler queues one mail each to the
    reporter, and the worker sends them to an aiosmtpd server on loopback (a separate process
    that only counts). Figures: events dispatched per second and mails delivered per second.
+0. The queue alone (`--parts queue`): N jobs of a task that does nothing, run by the real
+   worker: jobs per second and this process's CPU per job, the floor under every task.
 2. Request cost: the agent reply `POST /api/tickets/{id}/comments`, driven in process through
    httpx's ASGITransport (as bench/request_overhead.py does), without any event handler and
    with the notifications handler, in two modes: "request only" (the queue is drained after
@@ -191,6 +193,43 @@ async def queue_state(database: Any) -> dict[str, int]:
         return {str(k): int(v) for k, v in rows}
 
 
+# -- 0. the queue alone ----------------------------------------------------------------------
+
+
+async def queue_floor(database: Any, settings: Any, args: Any) -> None:
+    from sqlalchemy import text
+
+    from tekudasai.jobs.worker import Worker
+
+    ran = 0
+    all_ran = asyncio.Event()
+
+    async def nothing(ctx: Any) -> None:
+        nonlocal ran
+        ran += 1
+        if ran == args.mails:
+            all_ran.set()
+
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO jobs (name) SELECT 'bench.nothing' FROM generate_series(1, :n)"),
+            {"n": args.mails},
+        )
+    worker = Worker(database, settings, {"bench.nothing": nothing}, concurrency=args.concurrency)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(all_ran.wait(), args.timeout)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        await wait_for(lambda: _idle(database), seconds=30)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    print(f"queue alone: {args.mails} jobs that do nothing, {args.concurrency} claim loops")
+    print(f"  jobs per second: {args.mails / seconds:8.0f}/s")
+    print(f"  CPU per job (this process): {cpu / args.mails * 1000:.3f} ms")
+
+
 # -- 1. throughput ---------------------------------------------------------------------------
 
 
@@ -364,6 +403,8 @@ async def run(args: argparse.Namespace) -> None:
         database = Database.connect(url, settings, pool_size=args.concurrency + 4)
         await migrate.upgrade(database.engine)
         who = await seed(database, PiiCipher(settings.master_secret()))
+        if "queue" in args.parts:
+            await queue_floor(database, settings, args)
         if "throughput" in args.parts:
             await throughput(database, settings, who, args)
         if "request" in args.parts:
@@ -381,7 +422,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4, help="worker claim loops")
     parser.add_argument("--timeout", type=float, default=1800.0)
-    parser.add_argument("--parts", default="throughput,request")
+    parser.add_argument("--parts", default="queue,throughput,request")
     parser.add_argument("--smtp-port", type=int, default=0)
     parser.add_argument("--sink", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--count-file", type=Path, default=None, help=argparse.SUPPRESS)

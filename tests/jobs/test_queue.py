@@ -132,6 +132,29 @@ async def test_an_expired_lease_is_claimed_again(database: Database, settings: S
     assert job.status == "done" and job.attempts == 2 and len(recorder.calls) == 1
 
 
+async def test_the_claim_after_a_job_records_it_done_even_when_claiming_fails(
+    database: Database, settings: Settings
+) -> None:
+    """A claim loop records a job's success in its next claim's statement; when that statement
+    fails, the success is still recorded on its own, or the job would run again."""
+    recorder = Recorder()
+    async with database.sessionmaker() as session, session.begin():
+        await queue.enqueue(session, "record")
+        await queue.enqueue(session, "record")
+    worker = Worker(database, settings, {"record": recorder})
+    first = await worker.claim()
+    assert first is not None and await worker._run(first)
+    second = await worker._claim_next(first)  # recorded done with the next claim
+    assert second is not None and await worker._run(second)
+    assert [j.status for j in await jobs_named(database, "record")] == ["done", "running"]
+
+    worker.lease = 1e300  # the server refuses the next lease: "interval out of range"
+    assert await worker._claim_next(second) is None
+    jobs = await jobs_named(database, "record")
+    assert [j.status for j in jobs] == ["done", "done"] and {j.attempts for j in jobs} == {1}
+    assert len(recorder.calls) == 2
+
+
 async def test_jobs_cli_lists_and_retries(database: Database, settings: Settings) -> None:
     async with database.sessionmaker() as session, session.begin():
         failing = await queue.enqueue(session, "no.such.task")

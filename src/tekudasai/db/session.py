@@ -89,6 +89,15 @@ class Database:
             return self._listen_engine
         return None
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session outside any transaction: each statement commits on its own, with no BEGIN
+        or COMMIT round trips, and raw statements (db/raw.py) find its connection at once. For
+        work that is one statement at a time (the job queue's claims)."""
+        async with self.sessionmaker() as session:
+            await _keep_driver_connection(session, _AUTOCOMMIT)
+            yield session
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.replica is not None:

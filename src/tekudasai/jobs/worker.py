@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tekudasai.config import Settings
+from tekudasai.db.raw import RawStatement
 from tekudasai.db.session import Database
 from tekudasai.jobs.queue import CHANNEL, prune_finished, schedule_period
 
@@ -73,21 +75,31 @@ class Claimed:
     max_attempts: int
 
 
-_CLAIM = text(
-    """
-    UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = :me,
-           locked_until = now() + make_interval(secs => :lease), started_at = now()
-    WHERE id = (
-        SELECT id FROM jobs
-        WHERE ((status = 'queued' AND run_after <= now())
-               OR (status = 'running' AND locked_until < now()))
-          AND NOT (name = ANY(:skip))
-        ORDER BY run_after, id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
+# One statement, one round trip outside any transaction: the job this claim loop just ran
+# (if any) is recorded done, and the next due job is claimed. The finished row is still
+# `running` under this worker's lease in the statement's snapshot, so the claim cannot pick it.
+_FINISH_AND_CLAIM = RawStatement(
+    text(
+        """
+        WITH finished AS (
+            UPDATE jobs SET status = 'done', finished_at = now(), locked_by = NULL,
+                   locked_until = NULL, last_error = NULL
+            WHERE id = :finished AND locked_by = :me AND status = 'running'
+        )
+        UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = :me,
+               locked_until = now() + make_interval(secs => :lease), started_at = now()
+        WHERE id = (
+            SELECT id FROM jobs
+            WHERE ((status = 'queued' AND run_after <= now())
+                   OR (status = 'running' AND locked_until < now()))
+              AND NOT (name = ANY(:skip))
+            ORDER BY run_after, id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id, name, args::text AS args, attempts, max_attempts
+        """
     )
-    RETURNING id, name, args, attempts, max_attempts
-    """
 )
 _RENEW = text(
     "UPDATE jobs SET locked_until = now() + make_interval(secs => :lease) "
@@ -161,23 +173,22 @@ class Worker:
     async def run_pending(self) -> int:
         """Run every job that is due now, one after another; returns how many ran."""
         ran = 0
-        while (job := await self.claim()) is not None:
-            await self.execute(job)
+        finished: Claimed | None = None
+        while (job := await self.claim(finished=finished)) is not None:
+            finished = job if await self._run(job) else None
             ran += 1
         return ran
 
     async def _claim_loop(self) -> None:
+        # A job this loop ran successfully: the next claim's statement records it done.
+        finished: Claimed | None = None
         while True:
-            try:
-                job = await self.claim()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("claiming a job failed")
-                job = None
+            job = await self._claim_next(finished)
+            finished = None
             if job is not None:
                 try:
-                    await self.execute(job)
+                    if await self._run(job):
+                        finished = job
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -188,6 +199,27 @@ class Worker:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def _claim_next(self, finished: Claimed | None) -> Claimed | None:
+        """The next due job, or None (none is due, or claiming failed); `finished` is
+        recorded done in any case, or else it would run again once its lease ran out."""
+        try:
+            return await self.claim(finished=finished)
+        except asyncio.CancelledError:
+            if finished is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._finish(_DONE, finished, retry=False))
+            raise
+        except Exception:
+            log.exception("claiming a job failed")
+        if finished is not None:
+            try:
+                await self._finish(_DONE, finished)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recording job %s #%d as done failed", finished.name, finished.id)
+        return None
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -258,28 +290,37 @@ class Worker:
 
     # -- one job -----------------------------------------------------------------------------
 
-    async def claim(self) -> Claimed | None:
-        async with self.database.engine.begin() as conn:
-            params = {"me": self.me, "lease": self.lease, "skip": sorted(self.skip)}
-            row = (await conn.execute(_CLAIM, params)).first()
+    async def claim(self, *, finished: Claimed | None = None) -> Claimed | None:
+        """Claim the next due job, if any; `finished`, a job this worker has just run
+        successfully, is recorded done by the same statement."""
+        async with self.database.autocommit() as session:
+            row = await _FINISH_AND_CLAIM.fetchrow(
+                session,
+                me=self.me,
+                lease=float(self.lease),
+                skip=sorted(self.skip),
+                finished=finished.id if finished is not None else None,
+            )
         if row is None:
             return None
         return Claimed(
-            id=row.id,
-            name=row.name,
-            args=dict(row.args or {}),
-            attempts=row.attempts,
-            max_attempts=row.max_attempts,
+            id=row["id"],
+            name=row["name"],
+            args=dict(json.loads(row["args"]) or {}),
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
         )
 
-    async def execute(self, job: Claimed) -> None:
+    async def _run(self, job: Claimed) -> bool:
+        """Run one claimed job and record a failure; True when it succeeded (its success is
+        for the caller to record)."""
         task = self.tasks.get(job.name)
         if task is None:
             await self._finish(_FAIL, job, error=f"unknown task {job.name!r}")
-            return
+            return False
         if job.attempts > job.max_attempts:  # its workers died while running it, every time
             await self._finish(_FAIL, job, error="no attempts left (the lease expired)")
-            return
+            return False
         ctx = JobContext(self.database, self.settings, job.id, job.attempts)
         renewer = asyncio.create_task(self._renew(job))
         try:
@@ -300,12 +341,12 @@ class Worker:
             else:
                 log.error("job %s #%d failed for good: %s", job.name, job.id, error)
                 await self._finish(_FAIL, job, error=error)
-        else:
-            await self._finish(_DONE, job)
+            return False
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+        return True
 
     async def _renew(self, job: Claimed) -> None:
         while True:
