@@ -12,14 +12,14 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.crypto import PiiCipher
 from tekudasai.core.mail import send_mail
-from tekudasai.jobs.models import Job
+from tekudasai.db.raw import RawStatement
 from tekudasai.jobs.queue import CHANNEL
 from tekudasai.jobs.worker import JobContext
 
@@ -64,20 +64,34 @@ async def enqueue_mail(
     )
 
 
+# One job per mail and the NOTIFY that wakes the workers (delivered on COMMIT only, as
+# `jobs.queue.enqueue` does), in one statement: notifications queue mails on the dispatch's
+# hot path, where each statement through the ORM cost more than the mail's whole SQL.
+_ENQUEUE_MAILS = RawStatement(
+    text(
+        "WITH added AS ("
+        " INSERT INTO jobs (name, args, max_attempts)"
+        " SELECT CAST(:name AS varchar), CAST(mail.args AS jsonb), CAST(:attempts AS integer)"
+        " FROM unnest(CAST(:args AS text[])) AS mail(args)"
+        ") SELECT pg_notify(CAST(:channel AS text), '')"
+    )
+)
+
+
 async def enqueue_mails(
     session: AsyncSession, cipher: PiiCipher, mails: Sequence[OutgoingMail]
 ) -> None:
-    """Queue one job per mail in the caller's transaction: one INSERT and one NOTIFY however
-    many there are (a new ticket may tell every agent who opted in)."""
+    """Queue one job per mail in the caller's transaction: one statement however many there
+    are (a new ticket may tell every agent who opted in)."""
     if not mails:
         return
-    rows = [
-        {"name": SEND_MAIL, "args": _sealed_args(cipher, mail), "max_attempts": MAIL_ATTEMPTS}
-        for mail in mails
-    ]
-    await session.execute(insert(cast(Table, Job.__table__)), rows)
-    # Delivered on COMMIT only, as `jobs.queue.enqueue` does.
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    await _ENQUEUE_MAILS.fetchrow(
+        session,
+        name=SEND_MAIL,
+        args=[json.dumps(_sealed_args(cipher, mail)) for mail in mails],
+        attempts=MAIL_ATTEMPTS,
+        channel=CHANNEL,
+    )
 
 
 async def send_mail_task(ctx: JobContext, *, sealed: str) -> None:
