@@ -10,10 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from typing import cast
 
-from sqlalchemy import Table, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Integer, Text, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.models import User
@@ -21,10 +19,10 @@ from tekudasai.accounts.service import stored_email
 from tekudasai.config import Settings
 from tekudasai.core.crypto import DecryptionError, PiiCipher
 from tekudasai.core.mail import mail_domain
+from tekudasai.db.raw import RawStatement
 from tekudasai.jobs.mail import OutgoingMail, enqueue_mails
 from tekudasai.jobs.worker import JobContext
 from tekudasai.notifications import compose, recipients, service
-from tekudasai.notifications.models import Notification
 from tekudasai.notifications.unsubscribe import make_token
 from tekudasai.tickets.events import TicketEvent
 from tekudasai.tickets.models import TicketMailMessage
@@ -32,6 +30,37 @@ from tekudasai.tickets.models import TicketMailMessage
 log = logging.getLogger("tekudasai.notifications")
 # How many earlier Message-IDs of the ticket each mail names in References (plus the root).
 REFERENCES_KEPT = 10
+
+
+# The dispatch runs these for every event that tells someone: sent straight to the driver
+# (db/raw.py), since through the ORM each of them cost more than the database's whole work.
+_ADD_TO_FEEDS = RawStatement(
+    text(
+        "INSERT INTO notifications (user_id, ticket_id, event_id, kind, text)"
+        " SELECT line.user_id, CAST(:ticket_id AS integer), CAST(:event_id AS bigint),"
+        " line.kind, line.text"
+        " FROM unnest(CAST(:user_ids AS text[]), CAST(:kinds AS text[]), CAST(:texts AS text[]))"
+        " AS line(user_id, kind, text)"
+    )
+)
+# The thread's root is recorded too (handler below).
+_RECORD_SENT = RawStatement(
+    text(
+        "INSERT INTO ticket_mail_messages (message_id, ticket_id, direction)"
+        " SELECT sent.id, CAST(:ticket_id AS integer), 'out'"
+        " FROM unnest(CAST(:message_ids AS text[])) AS sent(id)"
+        " ON CONFLICT (message_id) DO NOTHING"
+    )
+)
+_EARLIER_MESSAGES = RawStatement(
+    select(TicketMailMessage.message_id)
+    .where(
+        TicketMailMessage.ticket_id == bindparam("ticket_id", type_=Integer),
+        TicketMailMessage.message_id != bindparam("root", type_=Text),
+    )
+    .order_by(TicketMailMessage.created_at.desc(), TicketMailMessage.message_id.desc())
+    .limit(REFERENCES_KEPT)
+)
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,18 +81,13 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
     plan = await recipients.plan(session, event)
     if plan is None or not plan.recipients:
         return
-    await session.execute(
-        insert(cast(Table, Notification.__table__)),
-        [
-            {
-                "user_id": r.user.id,
-                "ticket_id": plan.ticket.id,
-                "event_id": event.id,
-                "kind": r.kind.value,
-                "text": compose.feed_text(plan, r.kind),
-            }
-            for r in plan.recipients
-        ],
+    await _ADD_TO_FEEDS.fetchrow(
+        session,
+        ticket_id=plan.ticket.id,
+        event_id=event.id,
+        user_ids=[r.user.id for r in plan.recipients],
+        kinds=[r.kind.value for r in plan.recipients],
+        texts=[compose.feed_text(plan, r.kind) for r in plan.recipients],
     )
     preferences = await service.load_preferences(session, (r.user.id for r in plan.recipients))
     mailed = [r for r in plan.recipients if preferences[r.user.id][r.kind]]
@@ -110,14 +134,7 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
         )
         new_ids.append(message_id)
     # The root too: a reply whose client kept only References still finds its ticket.
-    recorded = [
-        {"message_id": m, "ticket_id": plan.ticket.id, "direction": "out"} for m in (root, *new_ids)
-    ]
-    await session.execute(
-        pg_insert(TicketMailMessage)
-        .values(recorded)
-        .on_conflict_do_nothing(index_elements=[TicketMailMessage.message_id])
-    )
+    await _RECORD_SENT.fetchrow(session, ticket_id=plan.ticket.id, message_ids=[root, *new_ids])
     await enqueue_mails(session, cipher, mails)
 
 
@@ -132,13 +149,8 @@ def _name(cipher: PiiCipher, user: User | None) -> str:
 
 async def _earlier_messages(session: AsyncSession, ticket_id: int, root: str) -> list[str]:
     """The ticket's latest Message-IDs (sent and received), oldest first."""
-    rows = await session.scalars(
-        select(TicketMailMessage.message_id)
-        .where(TicketMailMessage.ticket_id == ticket_id, TicketMailMessage.message_id != root)
-        .order_by(TicketMailMessage.created_at.desc(), TicketMailMessage.message_id.desc())
-        .limit(REFERENCES_KEPT)
-    )
-    return list(reversed(list(rows)))
+    rows = await _EARLIER_MESSAGES.fetch(session, ticket_id=ticket_id, root=root)
+    return [row["message_id"] for row in reversed(rows)]
 
 
 PRUNE_EVERY_S = 24 * 3600.0

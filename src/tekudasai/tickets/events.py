@@ -258,10 +258,12 @@ async def emit(
     return int(row["id"])
 
 
-_CLAIM = text(
-    "UPDATE ticket_events SET dispatched_at = now() "
-    "WHERE id = :id AND dispatched_at IS NULL "
-    "RETURNING id, ticket_id, type, actor_id, internal, data, created_at"
+_CLAIM = RawStatement(
+    text(
+        "UPDATE ticket_events SET dispatched_at = now() "
+        "WHERE id = CAST(:id AS bigint) AND dispatched_at IS NULL "
+        "RETURNING id, ticket_id, type, actor_id, internal, data::text AS data, created_at"
+    )
 )
 
 
@@ -269,17 +271,17 @@ async def dispatch(ctx: JobContext, event_id: int, handlers: Sequence[EventHandl
     """Run every handler for one event in one transaction; False when it was done before
     (or its ticket is gone with it)."""
     async with ctx.database.sessionmaker() as session, session.begin():
-        row = (await session.execute(_CLAIM, {"id": event_id})).first()
+        row = await _CLAIM.fetchrow(session, id=event_id)
         if row is None:
             return False
         event = TicketEvent(
-            id=row.id,
-            ticket_id=row.ticket_id,
-            type=EventType(row.type),
-            actor_id=row.actor_id,
-            internal=row.internal,
-            data=dict(row.data or {}),
-            created_at=row.created_at,
+            id=row["id"],
+            ticket_id=row["ticket_id"],
+            type=EventType(row["type"]),
+            actor_id=row["actor_id"],
+            internal=row["internal"],
+            data=dict(json.loads(row["data"]) or {}),
+            created_at=row["created_at"],
         )
         for handler in handlers:
             await handler(session, event, ctx)
