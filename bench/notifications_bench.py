@@ -9,6 +9,8 @@
    that only counts). Figures: events dispatched per second and mails delivered per second.
 0. The queue alone (`--parts queue`): N jobs of a task that does nothing, run by the real
    worker: jobs per second and this process's CPU per job, the floor under every task.
+1b. The dispatch alone (`--parts dispatch`): as 1., but the worker only dispatches (the mail
+   jobs stay queued; the queue is emptied afterwards): events per second and CPU per dispatch.
 2. Request cost: the agent reply `POST /api/tickets/{id}/comments`, driven in process through
    httpx's ASGITransport (as bench/request_overhead.py does), without any event handler and
    with the notifications handler, in two modes: "request only" (the queue is drained after
@@ -283,6 +285,29 @@ async def throughput(database: Any, settings: Any, who: dict[str, Any], args: An
     print(f"  queue afterwards:  {json.dumps(state, sort_keys=True)}")
 
 
+async def dispatch_only(database: Any, settings: Any, who: dict[str, Any], args: Any) -> None:
+    from sqlalchemy import text
+
+    from tekudasai.tasks import make_worker
+    from tekudasai.tickets.events import DISPATCH
+
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            text(INSERT_REPLIES),
+            {"agent": who["agent_id"], "n": args.mails, "ids": who["ticket_ids"]},
+        )
+    worker = make_worker(database, settings, concurrency=1)
+    worker.skip = frozenset(name for name in worker.tasks if name != DISPATCH)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    ran = await worker.run_pending()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    async with database.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM jobs"))  # the next part counts its own
+    print(f"dispatch alone: {ran} comment events, one claim loop, mails left queued")
+    print(f"  events per second: {ran / seconds:8.0f}/s")
+    print(f"  CPU per dispatch (this process): {cpu / ran * 1000:.2f} ms")
+
+
 # -- 2. the causing request ------------------------------------------------------------------
 
 
@@ -405,6 +430,8 @@ async def run(args: argparse.Namespace) -> None:
         who = await seed(database, PiiCipher(settings.master_secret()))
         if "queue" in args.parts:
             await queue_floor(database, settings, args)
+        if "dispatch" in args.parts:
+            await dispatch_only(database, settings, who, args)
         if "throughput" in args.parts:
             await throughput(database, settings, who, args)
         if "request" in args.parts:
@@ -422,7 +449,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4, help="worker claim loops")
     parser.add_argument("--timeout", type=float, default=1800.0)
-    parser.add_argument("--parts", default="queue,throughput,request")
+    parser.add_argument("--parts", default="queue,dispatch,throughput,request")
     parser.add_argument("--smtp-port", type=int, default=0)
     parser.add_argument("--sink", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--count-file", type=Path, default=None, help=argparse.SUPPRESS)
