@@ -658,6 +658,9 @@ def measure(
     def chosen(system: System) -> list[tuple[str, str, str, dict[str, str], Any]]:
         return [e for e in endpoints(system) if only is None or only in e[0]]
 
+    if not chosen(systems[0]):
+        names = ", ".join(e[0] for e in endpoints(systems[0]))
+        raise SystemExit(f"--only {only!r} names no endpoint; the endpoints are: {names}")
     total = runs * len(systems) * len(chosen(systems[0]))
     done = 0
     for round_number in range(runs):
