@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.core.schemas import iso
+from tekudasai.db.raw import RawStatement
 from tekudasai.notifications.errors import InvalidCursor, InvalidPreferences, InvalidReadRequest
 from tekudasai.notifications.kinds import DEFAULTS, Kind, column, kinds_for
 from tekudasai.notifications.models import Notification, NotificationPreference
@@ -31,21 +32,25 @@ Preferences = dict[Kind, bool]
 # -- preferences -----------------------------------------------------------------------------
 
 
-def _row_preferences(row: NotificationPreference | None) -> Preferences:
+def _row_preferences(row: Mapping[str, Any] | None) -> Preferences:
     if row is None:
         return dict(DEFAULTS)
-    return {kind: bool(getattr(row, column(kind))) for kind in Kind}
+    return {kind: bool(row[column(kind)]) for kind in Kind}
+
+
+# Read for every event that tells someone (notifications/handler.py): straight to the driver
+# (db/raw.py), where through the ORM it cost more than the database's work.
+_PREFERENCES_OF = RawStatement(
+    select(
+        NotificationPreference.user_id, *(getattr(NotificationPreference, column(k)) for k in Kind)
+    ).where(text("user_id = ANY(CAST(:user_ids AS text[]))"))
+)
 
 
 async def load_preferences(db: AsyncSession, user_ids: Iterable[str]) -> dict[str, Preferences]:
     """Everyone's switches (the defaults for users without a row), in one query."""
     ids = sorted(set(user_ids))
-    found = {
-        row.user_id: row
-        for row in await db.scalars(
-            select(NotificationPreference).where(NotificationPreference.user_id.in_(ids))
-        )
-    }
+    found = {row["user_id"]: row for row in await _PREFERENCES_OF.fetch(db, user_ids=ids)}
     return {user_id: _row_preferences(found.get(user_id)) for user_id in ids}
 
 
