@@ -14,8 +14,8 @@ import secrets
 from sqlalchemy import Integer, Text, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.accounts.models import User
 from tekudasai.accounts.service import stored_email
+from tekudasai.accounts.signed_in import SignedInUser
 from tekudasai.config import Settings
 from tekudasai.core.crypto import DecryptionError, PiiCipher
 from tekudasai.core.mail import mail_domain
@@ -138,7 +138,7 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
     await enqueue_mails(session, cipher, mails)
 
 
-def _name(cipher: PiiCipher, user: User | None) -> str:
+def _name(cipher: PiiCipher, user: SignedInUser | None) -> str:
     if user is None:
         return "Someone"
     try:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, and_, bindparam, literal, select, union_all
+from sqlalchemy import Integer, and_, bindparam, literal_column, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from tekudasai.accounts.models import Role, User
 from tekudasai.accounts.service import is_banned
+from tekudasai.accounts.signed_in import USER_FIELDS, SignedInUser
+from tekudasai.db.raw import RawStatement
 from tekudasai.notifications.kinds import Kind
 from tekudasai.notifications.models import NotificationPreference
 from tekudasai.tickets.events import EventType, TicketEvent
@@ -38,7 +39,7 @@ REPORTER, ASSIGNEE, OPTED_IN, ASSIGNEE_ELSE_OPTED_IN = "reporter", "assignee", "
 
 @dataclass(frozen=True)
 class Recipient:
-    user: User
+    user: SignedInUser
     kind: Kind
     # Told as the ticket's reporter: the customer's view (link, and never internal text).
     as_reporter: bool
@@ -51,14 +52,14 @@ class Recipient:
 @dataclass(frozen=True)
 class Plan:
     event: TicketEvent
-    ticket: Ticket
-    actor: User | None
+    ticket: TicketBrief
+    actor: SignedInUser | None
     # The comment of a comment event (None otherwise, or when it is gone).
-    comment: TicketComment | None
+    comment: CommentBrief | None
     recipients: list[Recipient]
 
 
-def rules(event: TicketEvent, ticket: Ticket) -> list[tuple[str, Kind]]:
+def rules(event: TicketEvent, ticket: TicketBrief) -> list[tuple[str, Kind]]:
     """(target, kind) pairs for one event, before anyone is looked up."""
     data: dict[str, Any] = event.data
     changes: dict[str, Any] = data.get("changes") or {}
@@ -82,10 +83,37 @@ def rules(event: TicketEvent, ticket: Ticket) -> list[tuple[str, Kind]]:
     return []
 
 
-# Built once: the dispatch asks them for every event (through the ORM, building a statement
-# cost about as much as running it). The comment is looked for on its own ticket only.
-_TICKET_AND_COMMENT = (
-    select(Ticket, TicketComment)
+@dataclass(frozen=True, slots=True)
+class TicketBrief:
+    """What a notification needs of its ticket."""
+
+    id: int
+    reporter_id: str
+    assignee_id: str | None
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommentBrief:
+    """What a notification needs of the comment it tells of."""
+
+    body: str
+    internal: bool
+
+
+# The ticket and the comment an event names (looked for on that ticket only), in one
+# statement straight to the driver (db/raw.py), as plain values: the dispatch asks for them
+# for every event, and through the ORM that cost more than the rest of the plan.
+_TICKET_AND_COMMENT = RawStatement(
+    select(
+        Ticket.id,
+        Ticket.reporter_id,
+        Ticket.assignee_id,
+        Ticket.summary,
+        TicketComment.id.label("comment_id"),
+        TicketComment.body,
+        TicketComment.internal,
+    )
     .outerjoin(
         TicketComment,
         and_(
@@ -96,23 +124,27 @@ _TICKET_AND_COMMENT = (
     .where(Ticket.id == bindparam("ticket_id", type_=Integer))
 )
 # The people an event names, and with `opted_in` the staff who asked to hear of new tickets,
-# in one statement; `opted` tells the rows apart (one person may come as both). Two branches,
-# not one OR: each keeps its own index path, and the second is skipped unless asked for.
-_NAMED = select(User, literal(False).label("opted")).where(
-    User.id.in_(bindparam("ids", expanding=True))
+# in one statement straight to the driver (db/raw.py): as plain values (SignedInUser), since
+# building ORM rows for them was a good part of every event's dispatch. `opted` tells the rows
+# apart (one person may come as both). Two branches, not one OR: each keeps its own index path,
+# and the second is cut off by its parameter unless the event needs it.
+_USER_COLUMNS = [getattr(User, name) for name in USER_FIELDS]
+_STAFF_SQL = ", ".join(f"'{role}'" for role in sorted(STAFF))
+_PEOPLE = RawStatement(
+    union_all(
+        select(*_USER_COLUMNS, literal_column("false").label("opted")).where(
+            text("users.id = ANY(CAST(:ids AS text[]))")
+        ),
+        select(*_USER_COLUMNS, literal_column("true"))
+        .join(NotificationPreference, NotificationPreference.user_id == User.id)
+        .where(
+            text(
+                "CAST(:opted_in AS boolean) AND notification_preferences.new_ticket_for_agents"
+                f" AND users.role IN ({_STAFF_SQL})"
+            )
+        ),
+    ).order_by(literal_column("id"))
 )
-_OPTED_IN = (
-    select(User, literal(True).label("opted"))
-    .join(NotificationPreference, NotificationPreference.user_id == User.id)
-    .where(
-        bindparam("opted_in", type_=Boolean),
-        NotificationPreference.new_ticket_for_agents.is_(True),
-        User.role.in_(sorted(STAFF)),
-    )
-)
-_PEOPLE_ROWS = union_all(_NAMED, _OPTED_IN).subquery("people")
-_PERSON = aliased(User, _PEOPLE_ROWS)
-_PEOPLE = select(_PERSON, _PEOPLE_ROWS.c.opted).order_by(_PEOPLE_ROWS.c.id)
 
 
 async def plan(db: AsyncSession, event: TicketEvent) -> Plan | None:
@@ -120,11 +152,13 @@ async def plan(db: AsyncSession, event: TicketEvent) -> Plan | None:
     comment_id = event.data.get("commentId")
     if event.type is not EventType.COMMENT_CREATED or not isinstance(comment_id, int):
         comment_id = None
-    keys = {"ticket_id": event.ticket_id, "comment_id": comment_id}
-    found = (await db.execute(_TICKET_AND_COMMENT, keys)).first()
+    found = await _TICKET_AND_COMMENT.fetchrow(db, ticket_id=event.ticket_id, comment_id=comment_id)
     if found is None:
         return None
-    ticket, comment = found
+    ticket = TicketBrief(found["id"], found["reporter_id"], found["assignee_id"], found["summary"])
+    comment = None
+    if found["comment_id"] is not None:
+        comment = CommentBrief(found["body"], found["internal"])
     wanted = rules(event, ticket)
     ids: set[str] = {ticket.reporter_id}
     if ticket.assignee_id:
@@ -135,13 +169,13 @@ async def plan(db: AsyncSession, event: TicketEvent) -> Plan | None:
     needs_opted_in = any(
         t == OPTED_IN or (t == ASSIGNEE_ELSE_OPTED_IN and not ticket.assignee_id) for t, _ in wanted
     )
-    users: dict[str, User] = {}
-    opted_in: list[User] = []
-    people = await db.execute(_PEOPLE, {"ids": sorted(ids), "opted_in": needs_opted_in})
-    for user, opted in people:
+    users: dict[str, SignedInUser] = {}
+    opted_in: list[SignedInUser] = []
+    for row in await _PEOPLE.fetch(db, ids=sorted(ids), opted_in=needs_opted_in):
+        user = SignedInUser(*row[: len(USER_FIELDS)])
         if user.id in ids:
             users[user.id] = user
-        if opted:
+        if row["opted"]:
             opted_in.append(user)
 
     recipients: dict[str, Recipient] = {}
@@ -159,8 +193,10 @@ async def plan(db: AsyncSession, event: TicketEvent) -> Plan | None:
     return Plan(event, ticket, actor, comment, list(recipients.values()))
 
 
-def _targets(target: str, ticket: Ticket, users: dict[str, User], opted: list[User]) -> list[User]:
-    def one(user_id: str | None) -> list[User]:
+def _targets(
+    target: str, ticket: TicketBrief, users: dict[str, SignedInUser], opted: list[SignedInUser]
+) -> list[SignedInUser]:
+    def one(user_id: str | None) -> list[SignedInUser]:
         user = users.get(user_id) if user_id else None
         return [user] if user is not None else []
 
