@@ -44,6 +44,20 @@ async def test_a_new_ticket_tells_the_reporter_and_the_agents_who_opted_in(
     assert item["readAt"] is None and f"#{ticket['id']}" in item["text"]
 
 
+async def test_an_agent_who_opted_in_and_files_a_ticket_gets_the_receipt_only_once(
+    database: Database,
+    worker: Worker,
+    mailbox: Mailbox,
+    watcher: Person,
+    file_ticket: FileTicket,
+) -> None:
+    """The watcher is both the reporter (named) and an agent who opted in: one row, one mail."""
+    await file_ticket(watcher)
+    await worker.run_pending()
+    assert await told(database) == [(watcher.user.id, "ticketCreated")]
+    assert mailbox.recipients() == [watcher.email]
+
+
 async def test_each_event_reaches_the_people_in_the_table_and_never_the_actor(
     client: httpx.AsyncClient,
     database: Database,
