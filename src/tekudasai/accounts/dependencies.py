@@ -26,10 +26,12 @@ from tekudasai.accounts.errors import InsufficientScope, TwoFactorRequired
 from tekudasai.accounts.models import ApiToken, Role, Session, User
 from tekudasai.accounts.signed_in import (
     SESSION_FIELDS,
+    USER_COLUMNS,
     USER_FIELDS,
     AnySession,
     SignedInSession,
     SignedInUser,
+    signed_in_user,
 )
 from tekudasai.config import Settings
 from tekudasai.core.crypto import hash_token
@@ -94,7 +96,7 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
 def _principal_statement() -> RawStatement:
     return RawStatement(
         select(
-            *(getattr(User, name) for name in USER_FIELDS),
+            *USER_COLUMNS,
             *(getattr(Session, name) for name in SESSION_FIELDS),
         )
         .join(Session, Session.user_id == User.id)
@@ -124,7 +126,7 @@ def route_scopes(request: Request) -> list[str] | None:
 def _token_statement() -> RawStatement:
     return RawStatement(
         select(
-            *(getattr(User, name) for name in USER_FIELDS),
+            *USER_COLUMNS,
             ApiToken.id,
             ApiToken.scopes,
             ApiToken.expires_at,
@@ -139,7 +141,7 @@ async def _token_principal(request: Request, db: AsyncSession, token: str) -> Pr
     row = await _token_statement().fetchrow(db, token_hash=hash_token(token))
     if row is None:
         return None
-    user = SignedInUser(*row[: len(USER_FIELDS)])
+    user = signed_in_user(row)
     token_id, granted, expires_at, last_used_at = row[len(USER_FIELDS) :]
     now = datetime.now(UTC)
     if service.is_banned(user) or (expires_at is not None and expires_at <= now):
@@ -180,7 +182,7 @@ async def _look_up_principal(
     row = await _principal_statement().fetchrow(db, token_hash=hash_token(token))
     if row is None:
         return None
-    user = SignedInUser(*row[: len(USER_FIELDS)])
+    user = signed_in_user(row)
     if service.is_banned(user):
         return None
     session = SignedInSession(*row[len(USER_FIELDS) :])

@@ -6,8 +6,10 @@ request that changes the user loads `User` itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from tekudasai.accounts.models import Session, User
 
@@ -44,6 +46,14 @@ class SignedInSession:
 
 USER_FIELDS = tuple(f.name for f in fields(SignedInUser))
 SESSION_FIELDS = tuple(f.name for f in fields(SignedInSession))
+# The columns a statement selects first to build a SignedInUser from its rows (`signed_in_user`).
+USER_COLUMNS = tuple(getattr(User, name) for name in USER_FIELDS)
+
+
+def signed_in_user(row: Sequence[Any]) -> SignedInUser:
+    """The user from a row that starts with USER_COLUMNS."""
+    return SignedInUser(*row[: len(USER_FIELDS)])
+
 
 # What the read-only helpers accept: the ORM row or the signed-in snapshot.
 AnyUser = User | SignedInUser

@@ -43,7 +43,6 @@ _ADD_TO_FEEDS = RawStatement(
         " AS line(user_id, kind, text)"
     )
 )
-# The thread's root is recorded too (handler below).
 _RECORD_SENT = RawStatement(
     text(
         "INSERT INTO ticket_mail_messages (message_id, ticket_id, direction)"

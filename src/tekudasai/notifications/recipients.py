@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.models import Role, User
 from tekudasai.accounts.service import is_banned
-from tekudasai.accounts.signed_in import USER_FIELDS, SignedInUser
+from tekudasai.accounts.signed_in import USER_COLUMNS, SignedInUser, signed_in_user
 from tekudasai.db.raw import RawStatement
 from tekudasai.notifications.kinds import Kind
 from tekudasai.notifications.models import NotificationPreference
@@ -128,14 +128,13 @@ _TICKET_AND_COMMENT = RawStatement(
 # building ORM rows for them was a good part of every event's dispatch. `opted` tells the rows
 # apart (one person may come as both). Two branches, not one OR: each keeps its own index path,
 # and the second is cut off by its parameter unless the event needs it.
-_USER_COLUMNS = [getattr(User, name) for name in USER_FIELDS]
 _STAFF_SQL = ", ".join(f"'{role}'" for role in sorted(STAFF))
 _PEOPLE = RawStatement(
     union_all(
-        select(*_USER_COLUMNS, literal_column("false").label("opted")).where(
+        select(*USER_COLUMNS, literal_column("false").label("opted")).where(
             text("users.id = ANY(CAST(:ids AS text[]))")
         ),
-        select(*_USER_COLUMNS, literal_column("true"))
+        select(*USER_COLUMNS, literal_column("true"))
         .join(NotificationPreference, NotificationPreference.user_id == User.id)
         .where(
             text(
@@ -172,7 +171,7 @@ async def plan(db: AsyncSession, event: TicketEvent) -> Plan | None:
     users: dict[str, SignedInUser] = {}
     opted_in: list[SignedInUser] = []
     for row in await _PEOPLE.fetch(db, ids=sorted(ids), opted_in=needs_opted_in):
-        user = SignedInUser(*row[: len(USER_FIELDS)])
+        user = signed_in_user(row)
         if user.id in ids:
             users[user.id] = user
         if row["opted"]:
