@@ -86,3 +86,45 @@ async def test_a_dead_pooled_connection_is_replaced_at_checkout(
         )
     for _ in range(3):
         assert (await client.get("/api/tickets/my", headers=person.auth)).status_code == 200
+
+
+@contextmanager
+def checkouts(database: Database) -> Iterator[list[Any]]:
+    """The driver connection of every pool checkout, in order."""
+    seen: list[Any] = []
+
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        seen.append(dbapi_connection.driver_connection)
+
+    pool = database.engine.sync_engine.pool
+    event.listen(pool, "checkout", checkout)
+    try:
+        yield seen
+    finally:
+        event.remove(pool, "checkout", checkout)
+
+
+async def test_an_orm_statement_on_a_read_only_route_shares_its_one_connection(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    # The logs route checks the ticket through the ORM, after the raw principal lookup.
+    with checkouts(database) as used, transactions(database) as seen:
+        response = await client.get("/api/tickets/my/999999/logs", headers=person.auth)
+    assert response.status_code == 404
+    assert len(used) == 1
+    assert seen == []
+
+
+async def test_a_read_only_request_gives_its_connection_back_out_of_autocommit(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    with checkouts(database) as used:
+        assert (await client.get("/api/tickets/my", headers=person.auth)).status_code == 200
+        # The pool is last in, first out: the next session gets that very connection.
+        with transactions(database) as seen:
+            async with database.sessionmaker() as db, db.begin():
+                await db.execute(select(1))
+    assert len(used) == 2 and used[0] is used[1]
+    assert seen == ["BEGIN", "COMMIT"]

@@ -141,8 +141,12 @@ def install_ping(engine: AsyncEngine) -> None:
         record.info["tk_idle_since"] = None
 
     @event.listens_for(pool, "checkin")
-    def returned(_dbapi_connection: Any, record: Any) -> None:
+    def returned(dbapi_connection: Any, record: Any) -> None:
         record.info["tk_idle_since"] = time.monotonic()
+        if dbapi_connection is not None:
+            # Out of autocommit, whoever put it there (a read-only request sets the driver
+            # adapter's flag directly, db/session.py): the next user gets a transaction.
+            dbapi_connection.autocommit = False
 
     @event.listens_for(pool, "checkout")
     def ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
