@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tekudasai.accounts.dependencies import Agent, CurrentUser, Principal, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import (
     ERROR_RESPONSES,
     Envelope,
@@ -46,7 +47,11 @@ from tekudasai.tickets.schemas import (
     ticket_view,
 )
 
-router = APIRouter(prefix="/tickets", tags=["tickets"], responses=ERROR_RESPONSES)
+# DirectRoute: the dependencies of these, the hottest routes, are solved from a plan made once
+# (core/direct_routes.py).
+router = APIRouter(
+    prefix="/tickets", tags=["tickets"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 my_tickets_query = query_model(MyTicketsQuery)
 queue_query = query_model(QueueQuery)
 
