@@ -279,3 +279,48 @@ async def test_sliding_renewal_refreshes_the_cookie(
     assert "Max-Age=604800" in renewed.headers["set-cookie"]
     quiet = await client.get("/api/auth/session")
     assert "set-cookie" not in quiet.headers
+
+
+@pytest.mark.parametrize("path", ["/api/tickets/my", "/api/auth/session", "/"])
+async def test_sliding_renewal_refreshes_the_cookie_whatever_the_route(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher, path: str
+) -> None:
+    # Routes that build their own Response (the ticket API, the pages) as well as the ones
+    # FastAPI serialises: the renewed session's cookie must reach the browser either way.
+    person = await make_person(database, cipher)
+    signed_in = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
+    token = signed_in.json()["token"]
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(Session)
+            .where(Session.token_hash == hash_token(token))
+            .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+        )
+    renewed = await client.get(path)
+    assert renewed.status_code == 200
+    assert f"tk.session_token={token};" in renewed.headers.get("set-cookie", "")
+    assert "Max-Age=604800" in renewed.headers["set-cookie"]
+
+
+async def test_signing_out_during_a_renewal_still_clears_the_cookie(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    person = await make_person(database, cipher)
+    signed_in = await client.post(
+        "/api/auth/signin", json={"email": person.email, "password": person.password}
+    )
+    token = signed_in.json()["token"]
+    async with database.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(Session)
+            .where(Session.token_hash == hash_token(token))
+            .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+        )
+    signed_out = await client.post("/api/auth/signout")
+    assert signed_out.status_code == 200
+    # The sign-out's cookie only, not the renewal of the session it ends.
+    [cookie] = signed_out.headers.get_list("set-cookie")
+    assert 'tk.session_token="";' in cookie and "Max-Age=0" in cookie
+    assert "tk.session_token" not in client.cookies

@@ -37,6 +37,7 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import hash_token
 from tekudasai.core.csrf import SESSION_COOKIE, session_token
 from tekudasai.core.errors import NotFound, Unauthorized
+from tekudasai.core.middleware import add_response_headers
 from tekudasai.db.raw import RawStatement
 from tekudasai.db.session import DbSession
 
@@ -156,9 +157,7 @@ async def _token_principal(request: Request, db: AsyncSession, token: str) -> Pr
     )
 
 
-async def optional_principal(
-    request: Request, response: Response, db: DbSession
-) -> Principal | None:
+async def optional_principal(request: Request, db: DbSession) -> Principal | None:
     """The signed-in principal, or None; looked up once per request however many ask.
 
     The role checks below call this directly instead of through a chain of dependencies (each
@@ -166,14 +165,12 @@ async def optional_principal(
     """
     state = request.scope.setdefault("state", {})
     if "principal" not in state:
-        state["principal"] = await _look_up_principal(request, response, db)
+        state["principal"] = await _look_up_principal(request, db)
     principal: Principal | None = state["principal"]
     return principal
 
 
-async def _look_up_principal(
-    request: Request, response: Response, db: AsyncSession
-) -> Principal | None:
+async def _look_up_principal(request: Request, db: AsyncSession) -> Principal | None:
     token = session_token_from(request)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
@@ -193,7 +190,10 @@ async def _look_up_principal(
         )
         session = replace(session, expires_at=expires_at, updated_at=updated_at)
         if not request.headers.get("authorization") and session.remember_me:
-            set_session_cookie(response, request.app.state.settings, token, session=session)
+            renewed = Response()
+            set_session_cookie(renewed, request.app.state.settings, token, session=session)
+            cookie = [(k, v) for k, v in renewed.raw_headers if k == b"set-cookie"]
+            add_response_headers(request.scope, cookie)
     return Principal(user=user, session=session, token=token)
 
 
@@ -202,8 +202,8 @@ async def _look_up_principal(
 _SET_UP_PATHS = re.compile(r"^/api(?:/v1)?/auth/(?!admin/)")
 
 
-async def require_principal(request: Request, response: Response, db: DbSession) -> Principal:
-    principal = await optional_principal(request, response, db)
+async def require_principal(request: Request, db: DbSession) -> Principal:
+    principal = await optional_principal(request, db)
     if principal is None:
         raise Unauthorized()
     if two_factor.requires_setup(
@@ -213,23 +213,23 @@ async def require_principal(request: Request, response: Response, db: DbSession)
     return principal
 
 
-async def require_staff(request: Request, response: Response, db: DbSession) -> Principal:
-    principal = await require_principal(request, response, db)
+async def require_staff(request: Request, db: DbSession) -> Principal:
+    principal = await require_principal(request, db)
     if not principal.is_staff:
         raise NotFound()  # do not reveal that the endpoint exists
     return principal
 
 
-async def require_admin(request: Request, response: Response, db: DbSession) -> Principal:
-    principal = await require_principal(request, response, db)
+async def require_admin(request: Request, db: DbSession) -> Principal:
+    principal = await require_principal(request, db)
     if not principal.is_admin:
         raise NotFound()
     return principal
 
 
-async def require_session(request: Request, response: Response, db: DbSession) -> Principal:
+async def require_session(request: Request, db: DbSession) -> Principal:
     """Session only (the token API): a token cannot mint or list tokens."""
-    principal = await require_principal(request, response, db)
+    principal = await require_principal(request, db)
     if principal.session is None:
         raise InsufficientScope()
     return principal

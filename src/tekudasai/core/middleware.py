@@ -106,6 +106,21 @@ async def _refuse_too_large(scope: Scope, send: Send, message: str) -> None:
     )
 
 
+# Headers a dependency adds to whatever response the request ends with (add_response_headers).
+EXTRA_HEADERS = "tk.extra_headers"
+
+
+def add_response_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
+    """Send `headers` with this request's response, whichever response that is, unless it
+    sets a header of that name itself.
+
+    FastAPI hands dependencies a "sub-response" for this, but drops its headers when the route
+    returns a Response of its own (the ticket API, the pages): a renewed session cookie set
+    there never reached the browser.
+    """
+    scope.setdefault("state", {}).setdefault(EXTRA_HEADERS, []).extend(headers)
+
+
 # Set in the scope by a response that lasts as long as the client stays (an event stream):
 # its duration is time on a page, not latency, so it stays out of the request metrics.
 LONG_LIVED = "tk.long_lived"
@@ -126,7 +141,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _header(scope, b"x-request-id") or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -135,7 +151,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = [*message["headers"], (b"x-request-id", request_id.encode())]
+                added = state.get(EXTRA_HEADERS)
+                if added:
+                    # A header the response sets itself wins: a sign-in or sign-out sets the
+                    # session cookie, and the renewal of the session it replaces must not.
+                    present = {name for name, _ in headers}
+                    headers += [header for header in added if header[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         try:

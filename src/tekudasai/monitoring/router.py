@@ -31,7 +31,7 @@ async def current_principal(request: Request) -> Principal | None:
     database: Database = request.app.state.database
     async with database.sessionmaker() as db, db.begin():
         # A renewed session cookie is not worth sending on a scrape: a throw-away response.
-        return await optional_principal(request, Response(), db)
+        return await optional_principal(request, db)
 
 
 @router.get("/metrics", openapi_extra=scopes("reports:read"))
