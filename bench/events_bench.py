@@ -4,6 +4,7 @@ causes the change.
 
     PYTHONPATH=src python bench/events_bench.py --clients 500
     PYTHONPATH=src python bench/events_bench.py --clients 50 --idle 3 --changes 10   # quick check
+    PYTHONPATH=src python bench/events_bench.py --idle 3 --rounds 7   # the causing request, 7 times
 
 One `tekudasai serve --workers 1` (a real server on loopback) against an embedded PostgreSQL
 in --data-dir. The clients are plain asyncio connections (an EventSource's work: read
@@ -255,6 +256,22 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log
                 await asyncio.sleep(pause)
             return times
 
+        async def connect_clients() -> asyncio.subprocess.Process:
+            """The clients' process, once all of them are connected."""
+            clients = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--clients-child",
+                f"{port}:{who['agent']}:{args.clients}",
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                limit=2**26,
+            )
+            assert clients.stdout is not None
+            async with asyncio.timeout(120):
+                assert (await clients.stdout.readline()).strip() == b"connected"
+            return clients
+
         await phase("warm", 20)
         alone = await phase("before", args.requests)
         # Paced like the phase with streams, to compare like with like: after a pause the
@@ -265,18 +282,8 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log
         assert len(workers) == 1, workers
         worker = workers[0]
         rss_before = rss_kb(worker)
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--clients-child",
-            f"{port}:{who['agent']}:{args.clients}",
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            limit=2**26,
-        )
+        child = await connect_clients()
         assert child.stdout is not None and child.stdin is not None
-        async with asyncio.timeout(120):
-            assert (await child.stdout.readline()).strip() == b"connected"
         await asyncio.sleep(1)
         rss_after = rss_kb(worker)
 
@@ -327,6 +334,29 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log
         # Again without streams: drift (a longer conversation, a warmer cache, the machine)
         # shows as a difference between the two "alone" figures.
         after = await phase("after", args.requests)
+
+        async def paced_with_streams(name: str) -> None:
+            """--changes paced requests with --clients streams open (a fresh clients child)."""
+            clients = await connect_clients()
+            assert clients.stdout is not None and clients.stdin is not None
+            await asyncio.sleep(1)
+            for n in range(args.changes):
+                request_id = f"{name}-{n}"
+                await request_ms(http, path, body(20_000 + n), agent, request_id)
+                async with asyncio.timeout(30):
+                    assert (await clients.stdout.readline()).startswith(b"got")
+                await asyncio.sleep(args.pause)
+            clients.stdin.write(b"dump\n")
+            await clients.stdin.drain()
+            await clients.stdout.read()
+            await clients.wait()
+            await asyncio.sleep(1)
+
+        # More rounds, each a paced phase without streams, then one with them: the machine's
+        # drift over a run moved the single comparison above by more than the effect.
+        for r in range(1, args.rounds):
+            await phase(f"round{r}-alone", args.changes, args.pause)
+            await paced_with_streams(f"round{r}-streams")
 
     delays: list[float] = []
     slowest: list[float] = []
@@ -379,6 +409,16 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log
         "  back to back: each request competes with the previous change's fan-out; paced:"
         f" the next one starts {args.pause * 1000:.0f} ms after every client has the last event"
     )
+    if args.rounds > 1:
+        # Round 0 is the run above; each round compares medians taken minutes apart at most.
+        ratios = [inside_median("paced") / inside_median("alone-paced")]
+        for r in range(1, args.rounds):
+            ratios.append(inside_median(f"round{r}-streams") / inside_median(f"round{r}-alone"))
+        shown = ", ".join(f"{(x - 1) * 100:+.1f} %" for x in ratios)
+        print(
+            f"  paced, inside the worker, {args.rounds} rounds (streams against none): {shown}; "
+            f"median {(statistics.median(ratios) - 1) * 100:+.1f} %"
+        )
 
 
 def main(args: argparse.Namespace) -> None:
@@ -454,6 +494,9 @@ if __name__ == "__main__":
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between changes")
     parser.add_argument("--requests", type=int, default=100, help="causing requests per phase")
     parser.add_argument("--heartbeat", type=float, default=25.0)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="paced phases without, then with streams, alternating"
+    )
     parser.add_argument(
         "--py-spy", type=Path, default=None, help="profile the worker while paced (raw output)"
     )
