@@ -55,6 +55,7 @@ from tekudasai.accounts.schemas import (
 from tekudasai.accounts.signed_in import AnyUser
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.errors import AppError
 from tekudasai.core.schemas import ERROR_RESPONSES, PageEnvelope, PageParams, page, page_params
 from tekudasai.core.state import AppSettings, Cipher
@@ -62,7 +63,7 @@ from tekudasai.db.ratelimit import client_ip
 from tekudasai.db.session import DbSession
 from tekudasai.jobs.mail import enqueue_mail
 
-router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES, route_class=DirectRoute)
 
 
 def _set_session(response: Response, settings: Settings, signed_in: signin.SignedIn) -> None:

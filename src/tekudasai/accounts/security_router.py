@@ -42,12 +42,13 @@ from tekudasai.accounts.schemas import (
 )
 from tekudasai.config import Settings
 from tekudasai.core.crypto import PiiCipher
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.ratelimit import client_ip
 from tekudasai.db.session import DbSession
 
-router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES, route_class=DirectRoute)
 T = TypeVar("T")
 
 PENDING_COOKIE = "tk.two_factor"

@@ -9,10 +9,13 @@ from fastapi import APIRouter
 from tekudasai.accounts.dependencies import Admin, scopes
 from tekudasai.automations import service
 from tekudasai.automations.schemas import AutomationCreate, AutomationOut, AutomationPatch
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, Deleted, Envelope, ok
 from tekudasai.db.session import DbSession
 
-router = APIRouter(prefix="/automations", tags=["automations"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/automations", tags=["automations"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 ADMIN_SCOPE = scopes("admin")
 
 

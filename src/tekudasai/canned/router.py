@@ -10,10 +10,16 @@ from tekudasai.accounts.dependencies import Agent, Principal, scopes
 from tekudasai.accounts.models import Role
 from tekudasai.canned import service
 from tekudasai.canned.schemas import CannedCreate, CannedOut, CannedPatch
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, Deleted, Envelope, ok
 from tekudasai.db.session import DbSession
 
-router = APIRouter(prefix="/canned-responses", tags=["canned responses"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/canned-responses",
+    tags=["canned responses"],
+    responses=ERROR_RESPONSES,
+    route_class=DirectRoute,
+)
 
 
 def _is_admin(agent: Principal) -> bool:

@@ -8,13 +8,16 @@ from fastapi import APIRouter, Depends, Query
 
 from tekudasai.accounts.dependencies import Admin, CurrentUser, scopes
 from tekudasai.accounts.limits import rate_limit
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, PageEnvelope, ok, page
 from tekudasai.db.session import DbSession
 from tekudasai.forms import service
 from tekudasai.forms.responses import CheckedResponse, FormOut
 from tekudasai.forms.schemas import FormCreate, FormPatch, ResponseCheck
 
-router = APIRouter(prefix="/forms", tags=["forms"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/forms", tags=["forms"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 
 # Form lists are short and the original clients do not page them: a generous default limit.
 # `forms` limit (default 30/minute per user): every request that writes or validates answers.

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from tekudasai.core.csrf import bearer_token
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.errors import AppError, NotFound, PayloadTooLarge, Unauthorized
 from tekudasai.core.schemas import ERROR_RESPONSES, CamelModel, Envelope, ok
 from tekudasai.core.state import AppSettings
@@ -18,7 +19,9 @@ from tekudasai.inbound import service
 from tekudasai.inbound.message import MAX_MESSAGE_BYTES, Unparseable
 from tekudasai.uploads.dependencies import UploadStorage
 
-router = APIRouter(prefix="/inbound", tags=["inbound mail"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/inbound", tags=["inbound mail"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 
 PATH = "/inbound/email"
 BODY_LIMIT = MAX_MESSAGE_BYTES

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from tekudasai.accounts.dependencies import Agent, CurrentUser, scopes
 from tekudasai.accounts.limits import rate_limit
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.errors import AppError
 from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, ok
 from tekudasai.core.state import Cipher
@@ -20,7 +21,7 @@ from tekudasai.live.hub import Hub
 from tekudasai.live.stream import EventStream
 from tekudasai.tickets.dependencies import TicketId
 
-router = APIRouter(tags=["live"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["live"], responses=ERROR_RESPONSES, route_class=DirectRoute)
 
 PresenceRateLimit = Annotated[None, Depends(rate_limit("presence"))]
 

@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.handlers import error_body
 from tekudasai.core.schemas import ERROR_RESPONSES, CamelModel, Envelope
 from tekudasai.db import migrate
 from tekudasai.db.session import Database
 from tekudasai.monitoring.metrics import ERROR_CODE_KEY, pool_status
 
-router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES, route_class=DirectRoute)
 
 
 class Alive(BaseModel):

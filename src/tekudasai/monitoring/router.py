@@ -12,12 +12,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tekudasai.accounts.dependencies import Principal, optional_principal, scopes
 from tekudasai.config import Settings
 from tekudasai.core.csrf import bearer_token
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.errors import NotFound, Unauthorized
 from tekudasai.core.middleware import is_loopback_client
 from tekudasai.db.session import Database
 from tekudasai.monitoring import metrics, system
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=DirectRoute)
 
 DB_METRICS_TIMEOUT_S = 5.0
 

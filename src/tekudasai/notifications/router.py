@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from tekudasai.accounts.dependencies import CurrentUser, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, ok
 from tekudasai.db.session import DbSession, read_only
 from tekudasai.notifications import service
@@ -19,7 +20,12 @@ from tekudasai.notifications.schemas import (
     PreferencesPatch,
 )
 
-router = APIRouter(prefix="/me/notifications", tags=["notifications"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/me/notifications",
+    tags=["notifications"],
+    responses=ERROR_RESPONSES,
+    route_class=DirectRoute,
+)
 
 Cursor = Annotated[
     str | None, Query(max_length=64, description="'' or absent for the first page, then nextCursor")

@@ -7,13 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from tekudasai.accounts.dependencies import Agent, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, ok
 from tekudasai.core.state import Cipher
 from tekudasai.db.session import ReadDb, read_only
 from tekudasai.reports import service
 from tekudasai.reports.schemas import Summary
 
-router = APIRouter(prefix="/reports", tags=["reports"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/reports", tags=["reports"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 
 Day = Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD (UTC day, included)")]
 

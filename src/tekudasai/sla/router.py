@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tekudasai.accounts.dependencies import Admin, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, Deleted, Envelope, ok
 from tekudasai.db.session import DbSession
 from tekudasai.sla import calendars, policies
@@ -19,7 +20,9 @@ from tekudasai.sla.schemas import (
     PolicyPatch,
 )
 
-router = APIRouter(prefix="/calendars", tags=["service levels"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/calendars", tags=["service levels"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 ADMIN_SCOPE = scopes("admin")
 
 
@@ -62,7 +65,10 @@ async def delete_calendar(calendar_id: str, db: DbSession, admin: Admin) -> dict
 
 
 policies_router = APIRouter(
-    prefix="/sla-policies", tags=["service levels"], responses=ERROR_RESPONSES
+    prefix="/sla-policies",
+    tags=["service levels"],
+    responses=ERROR_RESPONSES,
+    route_class=DirectRoute,
 )
 
 

@@ -7,12 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from tekudasai.accounts.dependencies import Admin, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, Deleted, Envelope, ok
 from tekudasai.db.session import DbSession
 from tekudasai.teams import service
 from tekudasai.teams.schemas import TeamCreate, TeamOut, TeamPatch
 
-router = APIRouter(prefix="/teams", tags=["teams"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/teams", tags=["teams"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 ADMIN_SCOPE = scopes("admin")
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from tekudasai.accounts.dependencies import CurrentUser, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.core.schemas import ERROR_RESPONSES, Envelope, ok
 from tekudasai.core.state import AppSettings
@@ -19,7 +20,9 @@ from tekudasai.uploads.dependencies import UploadStorage
 from tekudasai.uploads.errors import UploadNotFound
 from tekudasai.uploads.responses import UploadOut
 
-router = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 
 
 @router.post("", openapi_extra=scopes("tickets:write"), response_model=Envelope[UploadOut])

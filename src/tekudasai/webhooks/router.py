@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from tekudasai.accounts.dependencies import Admin, scopes
+from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import ERROR_RESPONSES, ok
 from tekudasai.core.state import AppSettings, Cipher
 from tekudasai.db.session import DbSession
@@ -22,7 +23,9 @@ from tekudasai.webhooks.schemas import (
     WebhookPatch,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES, route_class=DirectRoute
+)
 ADMIN = scopes("admin")
 
 
