@@ -259,9 +259,10 @@ async def test_openapi_lists_the_auth_routes(client: httpx.AsyncClient) -> None:
         assert path in schema["paths"], path
 
 
-async def test_sliding_renewal_refreshes_the_cookie(
+async def _signed_in_near_renewal(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
-) -> None:
+) -> str:
+    """Signs in (the client keeps the remember-me cookie) with a day left of the session."""
     person = await make_person(database, cipher)
     signed_in = await client.post(
         "/api/auth/signin", json={"email": person.email, "password": person.password}
@@ -273,6 +274,13 @@ async def test_sliding_renewal_refreshes_the_cookie(
             .where(Session.token_hash == hash_token(token))
             .values(expires_at=datetime.now(UTC) + timedelta(days=1))
         )
+    return str(token)
+
+
+async def test_sliding_renewal_refreshes_the_cookie(
+    client: httpx.AsyncClient, database: Database, cipher: PiiCipher
+) -> None:
+    token = await _signed_in_near_renewal(client, database, cipher)
     renewed = await client.get("/api/auth/session")
     assert renewed.status_code == 200
     assert f"tk.session_token={token};" in renewed.headers["set-cookie"]
@@ -287,17 +295,7 @@ async def test_sliding_renewal_refreshes_the_cookie_whatever_the_route(
 ) -> None:
     # Routes that build their own Response (the ticket API, the pages) as well as the ones
     # FastAPI serialises: the renewed session's cookie must reach the browser either way.
-    person = await make_person(database, cipher)
-    signed_in = await client.post(
-        "/api/auth/signin", json={"email": person.email, "password": person.password}
-    )
-    token = signed_in.json()["token"]
-    async with database.sessionmaker() as db, db.begin():
-        await db.execute(
-            update(Session)
-            .where(Session.token_hash == hash_token(token))
-            .values(expires_at=datetime.now(UTC) + timedelta(days=1))
-        )
+    token = await _signed_in_near_renewal(client, database, cipher)
     renewed = await client.get(path)
     assert renewed.status_code == 200
     assert f"tk.session_token={token};" in renewed.headers.get("set-cookie", "")
@@ -307,17 +305,7 @@ async def test_sliding_renewal_refreshes_the_cookie_whatever_the_route(
 async def test_signing_out_during_a_renewal_still_clears_the_cookie(
     client: httpx.AsyncClient, database: Database, cipher: PiiCipher
 ) -> None:
-    person = await make_person(database, cipher)
-    signed_in = await client.post(
-        "/api/auth/signin", json={"email": person.email, "password": person.password}
-    )
-    token = signed_in.json()["token"]
-    async with database.sessionmaker() as db, db.begin():
-        await db.execute(
-            update(Session)
-            .where(Session.token_hash == hash_token(token))
-            .values(expires_at=datetime.now(UTC) + timedelta(days=1))
-        )
+    await _signed_in_near_renewal(client, database, cipher)
     signed_out = await client.post("/api/auth/signout")
     assert signed_out.status_code == 200
     # The sign-out's cookie only, not the renewal of the session it ends.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,20 +17,15 @@ from tests.factories import make_person
 
 
 @contextmanager
-def transactions(database: Database) -> Iterator[list[str]]:
-    """BEGIN / COMMIT / ROLLBACK as sent on the wire (asyncpg's query logger)."""
-    seen: list[str] = []
-    watched: list[Any] = []
-
-    def log(record: Any) -> None:
-        word = record.query.strip().rstrip(";").split(" ")[0].upper()
-        if word in {"BEGIN", "COMMIT", "ROLLBACK"}:
-            seen.append(word)
+def checkouts(database: Database, then: Callable[[Any], None] | None = None) -> Iterator[list[Any]]:
+    """The driver connection of every pool checkout, in order (each handed to `then`)."""
+    seen: list[Any] = []
 
     def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         driver = dbapi_connection.driver_connection
-        driver.add_query_logger(log)
-        watched.append(driver)
+        seen.append(driver)
+        if then is not None:
+            then(driver)
 
     pool = database.engine.sync_engine.pool
     event.listen(pool, "checkout", checkout)
@@ -38,8 +33,24 @@ def transactions(database: Database) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(pool, "checkout", checkout)
-        for driver in watched:
-            driver.remove_query_logger(log)
+
+
+@contextmanager
+def transactions(database: Database) -> Iterator[list[str]]:
+    """BEGIN / COMMIT / ROLLBACK as sent on the wire (asyncpg's query logger)."""
+    seen: list[str] = []
+
+    def log(record: Any) -> None:
+        word = record.query.strip().rstrip(";").split(" ")[0].upper()
+        if word in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            seen.append(word)
+
+    with checkouts(database, then=lambda driver: driver.add_query_logger(log)) as drivers:
+        try:
+            yield seen
+        finally:
+            for driver in drivers:
+                driver.remove_query_logger(log)
 
 
 async def test_read_only_routes_run_without_a_transaction(
@@ -86,22 +97,6 @@ async def test_a_dead_pooled_connection_is_replaced_at_checkout(
         )
     for _ in range(3):
         assert (await client.get("/api/tickets/my", headers=person.auth)).status_code == 200
-
-
-@contextmanager
-def checkouts(database: Database) -> Iterator[list[Any]]:
-    """The driver connection of every pool checkout, in order."""
-    seen: list[Any] = []
-
-    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        seen.append(dbapi_connection.driver_connection)
-
-    pool = database.engine.sync_engine.pool
-    event.listen(pool, "checkout", checkout)
-    try:
-        yield seen
-    finally:
-        event.remove(pool, "checkout", checkout)
 
 
 async def test_an_orm_statement_on_a_read_only_route_shares_its_one_connection(
