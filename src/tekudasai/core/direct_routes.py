@@ -65,16 +65,13 @@ class _Plan:
     response_name: str | None = None
 
 
-_SOURCES: tuple[tuple[str, Callable[[Request], Any]], ...] = (
-    ("path_params", lambda request: request.path_params),
-    ("query_params", lambda request: request.query_params),
-    ("header_params", lambda request: request.headers),
-    ("cookie_params", lambda request: request.cookies),
-)
-
-
-def _unwrapped(call: Callable[..., Any]) -> Any:
-    return inspect.unwrap(call)
+# Each parameter group of a Dependant, and where its values come from.
+_SOURCES: dict[str, Callable[[Request], Any]] = {
+    "path_params": lambda request: request.path_params,
+    "query_params": lambda request: request.query_params,
+    "header_params": lambda request: request.headers,
+    "cookie_params": lambda request: request.cookies,
+}
 
 
 def compile_plan(dependant: Dependant) -> _Plan | None:
@@ -93,15 +90,15 @@ def compile_plan(dependant: Dependant) -> _Plan | None:
     )
     if dependant.request_param_name and dependant.http_connection_param_name:
         return None
-    for name in ("path_params", "query_params", "header_params", "cookie_params"):
+    for name, source in _SOURCES.items():
         fields = getattr(dependant, name)
         if fields:
-            plan.params.append((fields, dict(_SOURCES)[name]))
+            plan.params.append((fields, source))
     for sub in dependant.dependencies:
         call = sub.call
         if call is None or sub.concurrency is not None:
             return None
-        target = _unwrapped(call)
+        target = inspect.unwrap(call)
         if isinstance(target, SecurityBase):
             return None
         generator = inspect.isasyncgenfunction(target)
@@ -126,7 +123,7 @@ def compile_plan(dependant: Dependant) -> _Plan | None:
 
 
 def _returns_response(endpoint: Callable[..., Any]) -> bool:
-    target = _unwrapped(endpoint)
+    target = inspect.unwrap(endpoint)
     if not inspect.iscoroutinefunction(target):
         return False
     try:

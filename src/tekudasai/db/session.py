@@ -126,7 +126,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: services only flush; it commits when the handler returns."""
     database: Database = request.app.state.database
     if getattr(request.scope.get("endpoint"), "__tk_read_only__", False):
-        async for session in _read_only_session(database):
+        async with _read_only_session(database) as session:
             yield session
         return
     async with database.sessionmaker() as session, session.begin():
@@ -138,6 +138,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         await database.replica.note_write(request.scope, request.headers)
 
 
+@asynccontextmanager
 async def _read_only_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A session for a `read_only` route: two round trips fewer (BEGIN, COMMIT), and a lighter
     set-up than a session's own connection handling.
