@@ -10,7 +10,15 @@ from sqlalchemy import text
 
 from tekudasai.db.session import Database
 from tests.factories import Person
-from tests.live.conftest import LiveServer, api, file_ticket, file_ticket_seen, open_stream
+from tests.live.conftest import (
+    LiveServer,
+    api,
+    file_ticket,
+    file_ticket_seen,
+    open_stream,
+    until,
+)
+from tests.tickets.conftest import GOOD_RESPONSE
 
 
 async def comment(
@@ -274,3 +282,49 @@ async def test_a_stream_stays_out_of_the_request_latency_metrics(
     await asyncio.sleep(0.3)
     # The refusal is timed like any request; the stream's minutes on a page are not.
     assert _stream_timings() == before + 1
+
+
+async def test_a_role_changed_while_streaming_changes_what_the_stream_sees(
+    live: LiveServer,
+    database: Database,
+    form_id: str,
+    reporter: Person,
+    other: Person,
+    agent: Person,
+    agent2: Person,
+) -> None:
+    """The hub finds an event's streams by audience (staff, or one customer): the session
+    re-check moves a promoted customer into the staff's audience and a demoted agent out."""
+    theirs = await file_ticket_seen(live, other, form_id, "Theirs")
+    hub = live.app.state.live_hub
+    async with open_stream(live.url, reporter) as promoted, open_stream(live.url, agent) as demoted:
+        async with database.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE users SET role = CASE WHEN id = :r THEN 'agent' ELSE 'user' END"
+                    " WHERE id IN (:r, :a)"
+                ),
+                {"r": reporter.user.id, "a": agent.user.id},
+            )
+        roles = {reporter.user.id: "agent", agent.user.id: "user"}
+        await until(
+            lambda: (
+                sorted(s.role for s in hub.subscribers if roles.get(s.user_id) == s.role)
+                == ["agent", "user"]
+            )
+        )
+        await comment(live.url, agent2, theirs, "Note for staff", internal=True)
+        # The demoted agent's own new ticket: its event follows the note on every stream.
+        mine = await api(
+            live.url,
+            "POST",
+            "/api/tickets/my",
+            agent,
+            {"formId": form_id, "summary": "Now a customer", "formResponse": GOOD_RESPONSE},
+        )
+        assert mine.status_code == 200, mine.text
+        await promoted.wait_for(lambda s: len(s.of("ticket.created")) == 1)
+        await demoted.wait_for(lambda s: len(s.of("ticket.created")) == 1)
+    assert [e["event"] for e in promoted.events] == ["comment.created", "ticket.created"]
+    assert promoted.events[0]["data"]["body"] == "Note for staff"
+    assert [e["event"] for e in demoted.events] == ["ticket.created"]

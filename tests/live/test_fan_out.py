@@ -49,6 +49,8 @@ async def test_fan_out_reaches_every_allowed_stream_and_lets_other_work_run_betw
     assert 0 < seen_midway[0] <= FAN_OUT_SLICE
     assert all(s.queue.get_nowait() == (7, _event(7).chunk) for s in [*agents, customer])
     assert stranger.queue.empty()
+    # Found by index: the stranger's stream is not even looked at.
+    assert set(hub.audience(_event(7))) == {*agents, customer}
 
     await hub.fan_out(_event(8, internal=True))  # internal: staff only
     assert all(not s.queue.empty() for s in agents)

@@ -3,8 +3,10 @@
 Payloads on `tk_live`: a bare number is a `ticket_events` id (sent by every ticket change on
 commit); `p:{json}` a presence, `n:{json}` a notification for one user (live/publish.py). The
 hub reads each event once (one query per batch of ids, not per client), formats it once, and
-offers the same bytes to every stream allowed to see it. A stream whose queue is full is
-dropped, not buffered: its client reconnects and resumes with Last-Event-ID.
+offers the same bytes to every stream allowed to see it: the staff's streams and the streams
+of the one customer concerned, found by index rather than by testing every open stream. A
+stream whose queue is full is dropped, not buffered: its client reconnects and resumes with
+Last-Event-ID.
 
 Every few seconds one query re-checks the sessions and tokens of all streams of the process:
 a signed-out session, a revoked token or a banned user ends its streams, a changed role
@@ -114,6 +116,10 @@ class Hub:
         self.cipher = cipher
         self.settings = settings
         self.subscribers: set[Subscriber] = set()
+        # The audiences an event can have: every staff stream, or one user's streams. With 500
+        # customers connected, a change on one ticket touches that customer's streams only.
+        self._staff: set[Subscriber] = set()
+        self._by_user: dict[str, set[Subscriber]] = {}
         self.listening = asyncio.Event()
         self.dropped = 0  # slow streams dropped since start (bench and tests read it)
         self._pending: list[int] = []
@@ -141,16 +147,41 @@ class Hub:
             queue=asyncio.Queue(self.settings.live_queue_size),
         )
         self.subscribers.add(sub)
+        self._by_user.setdefault(user_id, set()).add(sub)
+        if sub.staff:
+            self._staff.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        self._staff.discard(sub)
+        own = self._by_user.get(sub.user_id)
+        if own is not None:
+            own.discard(sub)
+            if not own:
+                del self._by_user[sub.user_id]
         if sub.closed == "slow":
             self.dropped += 1
 
+    def _set_role(self, sub: Subscriber, role: str) -> None:
+        sub.role = role
+        if sub.staff:
+            self._staff.add(sub)
+        else:
+            self._staff.discard(sub)
+
+    def audience(self, event: feed.LiveEvent) -> list[Subscriber]:
+        """The streams that may see `event`, each once."""
+        if event.user_id is not None:
+            return list(self._by_user.get(event.user_id, ()))
+        subs = list(self._staff)
+        if event.reporter_id is not None and not (event.staff_only or event.internal):
+            subs += [s for s in self._by_user.get(event.reporter_id, ()) if not s.staff]
+        return subs
+
     def publish(self, event: feed.LiveEvent) -> None:
         item = (event.id, event.chunk)
-        for sub in list(self.subscribers):
+        for sub in self.audience(event):
             if sub.may_see(event):
                 sub.offer(item)
 
@@ -158,7 +189,7 @@ class Hub:
         """`publish`, a slice of streams at a time: each offer wakes a stream's writer, and
         waking all 500 at once queued the causing request's last steps behind 500 writes."""
         item = (event.id, event.chunk)
-        subs = list(self.subscribers)
+        subs = self.audience(event)
         for start in range(0, len(subs), FAN_OUT_SLICE):
             if start:
                 await asyncio.sleep(0)
@@ -415,7 +446,7 @@ class Hub:
             if role is None:
                 sub.close("signed out")
             else:
-                sub.role = role
+                self._set_role(sub, role)
 
 
 def _set(event: asyncio.Event, *_: object) -> None:
