@@ -5,6 +5,7 @@ causes the change.
     PYTHONPATH=src python bench/events_bench.py --clients 500
     PYTHONPATH=src python bench/events_bench.py --clients 50 --idle 3 --changes 10   # quick check
     PYTHONPATH=src python bench/events_bench.py --idle 3 --rounds 7   # the causing request, 7 times
+    PYTHONPATH=src python bench/events_bench.py --paired 300   # the same, request by request
 
 One `tekudasai serve --workers 1` (a real server on loopback) against an embedded PostgreSQL
 in --data-dir. The clients are plain asyncio connections (an EventSource's work: read
@@ -40,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -126,8 +128,18 @@ async def prepare(url: str, data_dir: Path) -> dict[str, Any]:
             role="user",
             email_verified=True,
         )
+        neighbour = await accounts_service.create_user(
+            db,
+            cipher,
+            email=f"bench-neighbour-{stamp}@example.test",
+            name="Bench Neighbour",
+            password="bench-password-123",
+            role="user",
+            email_verified=True,
+        )
         agent_token, _ = await accounts_service.create_session(db, user_id=agent.id)
         customer_token, _ = await accounts_service.create_session(db, user_id=customer.id)
+        neighbour_token, _ = await accounts_service.create_session(db, user_id=neighbour.id)
         form = await forms_service.create_form(
             db,
             creator_id=agent.id,
@@ -137,7 +149,12 @@ async def prepare(url: str, data_dir: Path) -> dict[str, Any]:
             elements=[{"type": "text-field", "name": "what", "label": "What", "required": True}],
         )
     await database.dispose()
-    return {"agent": agent_token, "customer": customer_token, "form_id": form["id"]}
+    return {
+        "agent": agent_token,
+        "customer": customer_token,
+        "neighbour": neighbour_token,
+        "form_id": form["id"],
+    }
 
 
 class Client:
@@ -421,6 +438,110 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log
         )
 
 
+async def start_clients(port: int, token: str, count: int) -> asyncio.subprocess.Process:
+    """The clients' process (`--clients-child`), once all of its streams are connected."""
+    clients = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--clients-child",
+        f"{port}:{token}:{count}",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        limit=2**26,
+    )
+    assert clients.stdout is not None
+    async with asyncio.timeout(120):
+        assert (await clients.stdout.readline()).strip() == b"connected"
+    return clients
+
+
+def bootstrap_median(values: list[float], rounds: int = 2000) -> tuple[float, float]:
+    """A 95 % interval for the median of `values` (percentile bootstrap, fixed seed)."""
+    rng = random.Random(18)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(rounds))
+    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
+
+
+async def run_paired(
+    args: argparse.Namespace, url: str, serve_pid: int, port: int, log: Path
+) -> None:
+    """--paired N: the causing request with and without a fan-out, interleaved request by
+    request, so that the machine's drift (40 % within a run, more than the effect) cancels.
+
+    Every stream is one customer's (--clients of them). Each pair is two paced agent replies
+    in random order: one on that customer's ticket, which every stream receives ("seen"),
+    one on a neighbour's ticket, which no stream receives ("unseen": the hub's index finds
+    nobody to offer it to). Both requests are alike in every other respect, and both run with
+    the streams connected, the hub reading each event from the database."""
+    import httpx
+
+    who = await prepare(url, args.data_dir)
+    agent = {"Authorization": f"Bearer {who['agent']}"}
+    base = f"http://127.0.0.1:{port}"
+    rng = random.Random(args.paired)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        tickets = {}
+        for arm, owner in (("seen", "customer"), ("unseen", "neighbour")):
+            filed = await http.post(
+                "/api/tickets/my",
+                json={"formId": who["form_id"], "summary": "Bench", "formResponse": {"what": "x"}},
+                headers={"Authorization": f"Bearer {who[owner]}"},
+            )
+            assert filed.status_code == 200, filed.text
+            tickets[arm] = f"/api/tickets/{filed.json()['data']['id']}/comments"
+        clients = await start_clients(port, who["customer"], args.clients)
+        assert clients.stdout is not None and clients.stdin is not None
+        await asyncio.sleep(1)
+
+        round_trip: dict[str, float] = {}
+        delays: list[float] = []
+
+        async def reply(arm: str, request_id: str) -> None:
+            body = {"body": f"Bench reply {request_id}", "internal": False}
+            started = time.perf_counter()
+            round_trip[request_id] = await request_ms(http, tickets[arm], body, agent, request_id)
+            if arm == "seen":  # the next request waits until every stream has this event
+                async with asyncio.timeout(30):
+                    line = (await clients.stdout.readline()).split()
+                assert line[0] == b"got", line
+                delays.append((time.perf_counter() - started) * 1000 - round_trip[request_id])
+            await asyncio.sleep(args.pause)
+
+        for n in range(10):  # warm both paths
+            await reply("seen", f"warm-seen-{n}")
+            await reply("unseen", f"warm-unseen-{n}")
+        for n in range(args.paired):
+            arms = ["seen", "unseen"]
+            rng.shuffle(arms)
+            for arm in arms:
+                await reply(arm, f"pair-{arm}-{n}")
+        clients.stdin.write(b"dump\n")
+        await clients.stdin.drain()
+        await clients.stdout.read()
+        await clients.wait()
+
+    inside = server_ms(log)
+    print(
+        f"paired: {args.paired} pairs, {args.clients} streams of one customer, "
+        f"{args.pause * 1000:.0f} ms pause after each request (after every stream has its event)"
+    )
+    print(
+        f"  the last of the streams got the event, after the reply's answer: p50 "
+        f"{percentile(delays, 50):.1f} ms, p99 {percentile(delays, 99):.1f} ms"
+    )
+    for label, times in (("inside the worker", inside), ("client's round trip", round_trip)):
+        seen = [times[f"pair-seen-{n}"] for n in range(args.paired)]
+        unseen = [times[f"pair-unseen-{n}"] for n in range(args.paired)]
+        ratios = [a / b for a, b in zip(seen, unseen, strict=True)]
+        low, high = bootstrap_median(ratios)
+        effect = (statistics.median(ratios) - 1) * 100
+        print(
+            f"  {label}: seen by {args.clients} {statistics.median(seen):.2f} ms, "
+            f"by none {statistics.median(unseen):.2f} ms; per pair {effect:+.1f} % "
+            f"(95 % interval {(low - 1) * 100:+.1f} .. {(high - 1) * 100:+.1f} %)"
+        )
+
+
 def main(args: argparse.Namespace) -> None:
     import asyncpg
 
@@ -475,7 +596,8 @@ def main(args: argparse.Namespace) -> None:
         else:
             raise SystemExit("the server did not start")
         time.sleep(1)  # the worker's LISTEN connection
-        asyncio.run(run(args, url, process.pid, port, log))
+        runner = run_paired if args.paired else run
+        asyncio.run(runner(args, url, process.pid, port, log))
     finally:
         if process is not None:
             process.terminate()
@@ -496,6 +618,12 @@ if __name__ == "__main__":
     parser.add_argument("--heartbeat", type=float, default=25.0)
     parser.add_argument(
         "--rounds", type=int, default=1, help="paced phases without, then with streams, alternating"
+    )
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="only this many interleaved pairs: a change every stream sees against one none sees",
     )
     parser.add_argument(
         "--py-spy", type=Path, default=None, help="profile the worker while paced (raw output)"
