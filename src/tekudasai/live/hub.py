@@ -48,6 +48,13 @@ HUB_CONNECTIONS = 2
 # is ready (above all the request that caused the change, whose answer must not wait for
 # 500 writes) before the next slice.
 FAN_OUT_SLICE = 32
+# The hub reads notified events this long after the first NOTIFY, not at once. The NOTIFY
+# arrives at the commit, while the request that made the change is still finishing (closing
+# its session, writing its answer); reading and formatting the event then took turns with it
+# on the event loop. Measured with 500 streams open (two servers, requests alternating
+# between them): the causing request 6.9 % faster (95 % interval 3.6 to 9.8 %). Events that
+# arrive meanwhile share the one read.
+LOAD_DELAY_S = 0.005
 # An SSE comment line: keeps idle connections (and proxies) open, finds closed ones.
 HEARTBEAT = b": heartbeat\n\n"
 PRESENCE_PREFIX = "p:"
@@ -369,6 +376,8 @@ class Hub:
         """Read the notified events in batches: one query however many arrived meanwhile."""
         while True:
             await self._wake.wait()
+            if self.subscribers:
+                await asyncio.sleep(LOAD_DELAY_S)
             self._wake.clear()
             ids, self._pending = self._pending, []
             if not self.subscribers and not self._catch_up:
