@@ -98,7 +98,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def prepare(url: str, data_dir: Path) -> dict[str, Any]:
-    """An agent (its session token for every client), a customer, a form and a ticket."""
+    """Session tokens of an agent, a customer and a neighbour (another customer), and a
+    form."""
     from tekudasai.accounts import service as accounts_service
     from tekudasai.config import Settings
     from tekudasai.core.crypto import PiiCipher
@@ -109,52 +110,32 @@ async def prepare(url: str, data_dir: Path) -> dict[str, Any]:
     cipher = PiiCipher(settings.master_secret())
     database = Database.connect(url, settings, pool_size=1)
     stamp = int(time.time() * 1000)
+    tokens: dict[str, Any] = {}
     async with database.sessionmaker() as db, db.begin():
-        agent = await accounts_service.create_user(
-            db,
-            cipher,
-            email=f"bench-agent-{stamp}@example.test",
-            name="Bench Agent",
-            password="bench-password-123",
-            role="agent",
-            email_verified=True,
-        )
-        customer = await accounts_service.create_user(
-            db,
-            cipher,
-            email=f"bench-customer-{stamp}@example.test",
-            name="Bench Customer",
-            password="bench-password-123",
-            role="user",
-            email_verified=True,
-        )
-        neighbour = await accounts_service.create_user(
-            db,
-            cipher,
-            email=f"bench-neighbour-{stamp}@example.test",
-            name="Bench Neighbour",
-            password="bench-password-123",
-            role="user",
-            email_verified=True,
-        )
-        agent_token, _ = await accounts_service.create_session(db, user_id=agent.id)
-        customer_token, _ = await accounts_service.create_session(db, user_id=customer.id)
-        neighbour_token, _ = await accounts_service.create_session(db, user_id=neighbour.id)
-        form = await forms_service.create_form(
-            db,
-            creator_id=agent.id,
-            name="Bench form",
-            description="",
-            disabled=False,
-            elements=[{"type": "text-field", "name": "what", "label": "What", "required": True}],
-        )
+        for who, role in (("agent", "agent"), ("customer", "user"), ("neighbour", "user")):
+            user = await accounts_service.create_user(
+                db,
+                cipher,
+                email=f"bench-{who}-{stamp}@example.test",
+                name=f"Bench {who.title()}",
+                password="bench-password-123",
+                role=role,
+                email_verified=True,
+            )
+            tokens[who], _ = await accounts_service.create_session(db, user_id=user.id)
+            if who == "agent":
+                form = await forms_service.create_form(
+                    db,
+                    creator_id=user.id,
+                    name="Bench form",
+                    description="",
+                    disabled=False,
+                    elements=[
+                        {"type": "text-field", "name": "what", "label": "What", "required": True}
+                    ],
+                )
     await database.dispose()
-    return {
-        "agent": agent_token,
-        "customer": customer_token,
-        "neighbour": neighbour_token,
-        "form_id": form["id"],
-    }
+    return {**tokens, "form_id": form["id"]}
 
 
 class Client:
@@ -274,20 +255,7 @@ async def run(args: argparse.Namespace, url: str, serve_pid: int, port: int, log
             return times
 
         async def connect_clients() -> asyncio.subprocess.Process:
-            """The clients' process, once all of them are connected."""
-            clients = await asyncio.create_subprocess_exec(
-                sys.executable,
-                __file__,
-                "--clients-child",
-                f"{port}:{who['agent']}:{args.clients}",
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                limit=2**26,
-            )
-            assert clients.stdout is not None
-            async with asyncio.timeout(120):
-                assert (await clients.stdout.readline()).strip() == b"connected"
-            return clients
+            return await start_clients(port, who["agent"], args.clients)
 
         await phase("warm", 20)
         alone = await phase("before", args.requests)
