@@ -325,6 +325,8 @@ async def test_a_role_changed_while_streaming_changes_what_the_stream_sees(
         assert mine.status_code == 200, mine.text
         await promoted.wait_for(lambda s: len(s.of("ticket.created")) == 1)
         await demoted.wait_for(lambda s: len(s.of("ticket.created")) == 1)
-    assert [e["event"] for e in promoted.events] == ["comment.created", "ticket.created"]
-    assert promoted.events[0]["data"]["body"] == "Note for staff"
-    assert [e["event"] for e in demoted.events] == ["ticket.created"]
+    ticket_events = ("comment.created", "ticket.created", "ticket.updated")
+    seen = [e for e in promoted.events if e["event"] in ticket_events]
+    assert [e["event"] for e in seen] == ["comment.created", "ticket.created"]
+    assert seen[0]["data"]["body"] == "Note for staff"
+    assert [e["event"] for e in demoted.events if e["event"] in ticket_events] == ["ticket.created"]
