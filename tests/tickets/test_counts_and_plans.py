@@ -138,6 +138,70 @@ async def test_common_lists_use_indexes_and_totals_never_scan_tickets(
             assert ("Seq Scan", "tickets") not in scans, (spec, cursor, scans)
 
 
+async def test_first_pages_settle_on_one_plan_and_searches_keep_a_plan_per_word(
+    reporter: Person, other: Person, agent: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    """A page whose plan fits every value is planned once per connection: PostgreSQL moves to
+    the generic plan, which walks an index. Planning each call cost more than running it."""
+    await file_ticket(reporter)
+    async with database.engine.begin() as conn:
+        await _bulk_insert(conn, reporter=reporter, other=other, agent=agent, n=30000)
+        await conn.execute(text("ANALYZE tickets"))
+        await conn.execute(text("ANALYZE ticket_counts"))
+
+    one_plan = [
+        listing.TicketFilter(),
+        listing.TicketFilter(status="open"),
+        listing.TicketFilter(reporter_id=reporter.user.id),
+        listing.TicketFilter(reporter_id=reporter.user.id, status="open"),
+        listing.TicketFilter(assignee_id=agent.user.id),
+        listing.TicketFilter(sort="dueAt"),
+        listing.TicketFilter(sort="priority"),
+    ]
+    async with database.engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        for spec in one_plan:
+            for cursor in (None, ""):  # page 1, and the first keyset page
+                sql, values = _prepared(listing.list_query(spec, page=1, limit=10, cursor=cursor))
+                assert "LIMIT $" not in sql, (spec, cursor)
+                prepared = await driver.prepare(sql)
+                for _ in range(8):
+                    assert len(await prepared.fetch(*values)) == 11, (spec, cursor)
+                plans = await driver.fetchrow(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement = $1",
+                    sql,
+                )
+                assert plans is not None and plans["generic_plans"] >= 1, (spec, cursor, plans)
+                generic = await driver.fetchval(
+                    "EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + sql, *values
+                )
+                scans = _scans(json.dumps(generic))  # the connection decodes json
+                assert ("Seq Scan", "tickets") not in scans, (spec, cursor, scans)
+
+    # The best plan for a rare word is not the one for a common word, nor for a rare tag: the
+    # LIMIT stays a value, and PostgreSQL plans each call for its word.
+    for spec in (
+        listing.TicketFilter(search="zebra"),
+        listing.TicketFilter(q="zebra"),
+        listing.TicketFilter(tag="vip"),
+        listing.TicketFilter(status="open", assignee_id=agent.user.id),
+        listing.TicketFilter(sort="dueAt", status="open"),
+    ):
+        sql, _ = _prepared(listing.list_query(spec, page=1, limit=10))
+        assert "LIMIT $" in sql, spec
+    # A page deeper than the first keeps its OFFSET a value: one statement for every page.
+    sql, _ = _prepared(listing.list_query(listing.TicketFilter(), page=3, limit=10))
+    assert "OFFSET $" in sql
+
+
+def _prepared(statement: Any) -> tuple[str, list[Any]]:
+    """The statement as the driver gets it: `$n` SQL and its values in order."""
+    compiled = statement.compile(dialect=asyncpg.dialect())
+    return compiled.string, [compiled.params[name] for name in compiled.positiontup]
+
+
 async def test_search_predicates_are_served_by_their_indexes(
     reporter: Person, file_ticket: FileTicket, database: Database
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -212,9 +213,42 @@ class _Shape:
     ranked: bool = False  # q without sort: best match first
     keyset_segment: int = 0  # the segment a sort cursor points into
     capped: bool = False  # a search: its total is counted only as far as the pager reaches
+    # The page size, written into the statement when its best plan does not depend on the
+    # values (`_plan_fits_every_value`) and the page starts at the top: no OFFSET. None: the
+    # LIMIT and OFFSET are bound values.
+    page_size: int | None = None
 
 
-def _shape(spec: TicketFilter, cursor: str | None) -> _Shape:
+def _plan_fits_every_value(shape: _Shape) -> bool:
+    """Whether one plan serves every value of this shape: each filter has its own (column, id)
+    index, so the page walks that index whatever the value.
+
+    A prepared statement whose LIMIT is a bound value is planned again on every execution:
+    PostgreSQL costs a generic plan as if the LIMIT were a tenth of the table, so it never
+    prefers it. That planning cost more than the statement itself: at 1M tickets under load,
+    0.57 ms of planning against 0.27 ms of execution for the agent queue's first page. With
+    the page size written in, PostgreSQL settles on the generic plan after five executions.
+    A search, a full-text query or a tag keeps its bound LIMIT, and so a plan per value: the
+    best plan for a rare word (the trigram index) is not the one for a common word (the id
+    index, newest first), and a generic plan would pick one for both."""
+    if shape.search or shape.q or shape.tag:
+        return False
+    filters = (
+        shape.reporter,
+        shape.status,
+        shape.assignee is not None,
+        shape.priority,
+        shape.team is not None,
+    )
+    if shape.sort != DEFAULT_SORT:
+        return not any(filters)
+    # (reporter_id, status, id) serves "my tickets" with a status.
+    return sum(filters) <= 1 or (sum(filters) == 2 and shape.reporter and shape.status)
+
+
+def _shape(
+    spec: TicketFilter, cursor: str | None, *, page: int = 1, limit: int | None = None
+) -> _Shape:
     counter = None
     extra = spec.priority or spec.team_id or spec.tag
     if not (spec.search or spec.q or (spec.reporter_id and spec.assignee_id) or extra):
@@ -223,7 +257,7 @@ def _shape(spec: TicketFilter, cursor: str | None) -> _Shape:
     segment = 0
     if cursor and sort != DEFAULT_SORT:
         segment = decode_sort_cursor(cursor, sort).segment
-    return _Shape(
+    shape = _Shape(
         priority=spec.priority is not None,
         team=None if spec.team_id is None else NO_TEAM if spec.team_id == NO_TEAM else "id",
         tag=spec.tag is not None,
@@ -244,6 +278,10 @@ def _shape(spec: TicketFilter, cursor: str | None) -> _Shape:
         keyset=cursor is not None if sort == DEFAULT_SORT else bool(cursor),
         counter=counter,
     )
+    from_the_top = cursor is not None or page == 1
+    if limit is not None and from_the_top and _plan_fits_every_value(shape):
+        return dataclasses.replace(shape, page_size=limit)
+    return shape
 
 
 def _params(
@@ -377,16 +415,24 @@ def _sorted_page(shape: _Shape) -> Any:
                 query = query.where(Ticket.id < cursor_id if descending else Ticket.id > cursor_id)
         order = [key, Ticket.id] if key is not None else [Ticket.id]
         query = query.order_by(*(c.desc() if descending else c for c in order))
-        branches.append(query.limit(bindparam("reach", type_=Integer)))
+        branches.append(query.limit(_row_limit(shape, "reach")))
     if len(branches) == 1:
         merged = branches[0].subquery("merged")
     else:
         merged = union_all(*(b.subquery().select() for b in branches)).subquery("merged")
     keys = [merged.c.k.desc(), merged.c.id.desc()] if descending else [merged.c.k, merged.c.id]
     page = select(merged.c.id, merged.c.seg, merged.c.k).order_by(merged.c.seg, *keys)
-    if not shape.keyset:
+    if not shape.keyset and shape.page_size is None:
         page = page.offset(bindparam("offset", type_=Integer))
-    return page.limit(bindparam("limit", type_=Integer)).subquery("page")
+    return page.limit(_row_limit(shape, "limit")).subquery("page")
+
+
+def _row_limit(shape: _Shape, name: str) -> Any:
+    """How many rows to read: one more than the page (it tells whether there is a next page),
+    written in when the shape has a page size, else the bound value `name`."""
+    if shape.page_size is None:
+        return bindparam(name, type_=Integer)
+    return literal_column(str(shape.page_size + 1), Integer)
 
 
 @functools.lru_cache(maxsize=256)
@@ -410,10 +456,9 @@ def _list_statement(shape: _Shape, *, rendered: bool = False) -> Any:
     if shape.keyset:
         ids = ids.where(Ticket.id < bindparam("before", type_=BigInteger))
     ids = ids.order_by(rank.desc(), Ticket.id.desc()) if ranked else ids.order_by(Ticket.id.desc())
-    if not shape.keyset:
+    if not shape.keyset and shape.page_size is None:
         ids = ids.offset(bindparam("offset", type_=Integer))
-    # One row more than asked tells whether there is a next page.
-    page = ids.limit(bindparam("limit", type_=Integer)).subquery("page")
+    page = ids.limit(_row_limit(shape, "limit")).subquery("page")
     total = _count_statement(shape).scalar_subquery().label("total")
     head = rendering.rendered_head() if rendered else with_form()
     query = head.add_columns(total).join(page, page.c.id == Ticket.id)
@@ -455,7 +500,7 @@ def list_query(spec: TicketFilter, *, page: int, limit: int, cursor: str | None 
     """The API's page statement (limit + 1 rows, total as an uncorrelated subquery), values
     bound."""
     _check(spec, cursor)
-    shape = _shape(spec, cursor)
+    shape = _shape(spec, cursor, page=page, limit=limit)
     params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
     return _list_statement(shape, rendered=True).params(**params)
 
@@ -500,7 +545,7 @@ async def _fetch(
     """One page, newest first (or best match first for `q`), with the total: one round trip
     unless the page is empty."""
     _check(spec, cursor)
-    shape = _shape(spec, cursor)
+    shape = _shape(spec, cursor, page=page, limit=limit)
     params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
     result: Sequence[Any]
     if rendered:
