@@ -278,8 +278,16 @@ def _shape(
         keyset=cursor is not None if sort == DEFAULT_SORT else bool(cursor),
         counter=counter,
     )
-    from_the_top = cursor is not None or page == 1
-    if limit is not None and from_the_top and _plan_fits_every_value(shape):
+    if limit is not None and (cursor is not None or page == 1):
+        return _with_page_size(shape, limit)
+    return shape
+
+
+@functools.lru_cache(maxsize=1024)
+def _with_page_size(shape: _Shape, limit: int) -> _Shape:
+    """The first page's shape: its page size written in when one plan fits every value
+    (cached: `dataclasses.replace` costs more than the lookup)."""
+    if _plan_fits_every_value(shape):
         return dataclasses.replace(shape, page_size=limit)
     return shape
 
