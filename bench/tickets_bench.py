@@ -51,6 +51,15 @@ class Run:
     errors: int
 
 
+@dataclass
+class Planning:
+    """What PostgreSQL spent per request during a wrk run (pg_stat_statements)."""
+
+    plans: float  # statements planned per request: 0 when every plan was cached
+    plan_ms: float
+    exec_ms: float
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -339,6 +348,35 @@ def pgbench(server: EmbeddedPostgres, statements: list[str], seconds: int, clien
     return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
+def psql(server: EmbeddedPostgres, *statements: str) -> str:
+    command = [str(bin_path("psql")), "-h", str(server.socket_dir), "-U", "postgres", "-At"]
+    for statement in statements:
+        command += ["-c", statement]  # each on its own: ALTER SYSTEM refuses a transaction
+    done = subprocess.run([*command, "tekudasai"], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def track_planning(server: EmbeddedPostgres) -> None:
+    """Planning counted per statement: a statement planned on every call shows as plans/req."""
+    psql(
+        server,
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        "ALTER SYSTEM SET pg_stat_statements.track_planning = on",
+        "SELECT pg_reload_conf()",
+    )
+
+
+def planning(server: EmbeddedPostgres, requests: float) -> Planning:
+    row = psql(
+        server,
+        "SELECT sum(plans), sum(total_plan_time), sum(total_exec_time) FROM pg_stat_statements"
+        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    plans, plan_ms, exec_ms = (float(v or 0) for v in row.strip().split("|"))
+    n = max(requests, 1)
+    return Planning(plans / n, plan_ms / n, exec_ms / n)
+
+
 async def explain(database: Database, statement: Any) -> str:
     sql = str(
         statement.compile(dialect=database.engine.dialect, compile_kwargs={"literal_binds": True})
@@ -437,7 +475,7 @@ async def explain_all(
 
 def serve_and_measure(
     args: argparse.Namespace, server: EmbeddedPostgres, prepared: dict[str, Any]
-) -> list[tuple[Run, float, int]]:
+) -> list[tuple[Run, float, int, Planning]]:
     port = free_port()
     command = [sys.executable, "-m", "tekudasai", "serve", "--port", str(port)]
     serve = subprocess.Popen(
@@ -448,7 +486,7 @@ def serve_and_measure(
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    results: list[tuple[Run, float, int]] = []
+    results: list[tuple[Run, float, int, Planning]] = []
     try:
         for _ in range(150):
             try:
@@ -461,9 +499,11 @@ def serve_and_measure(
             statements = prepared["sql"][name]
             script = wrk_script(scripts, re.sub(r"\W+", "_", name), method, token, body)
             wrk(name, base + path, script, 2, args.connections)  # warm-up
+            psql(server, "SELECT pg_stat_statements_reset()")
             run = wrk(name, base + path, script, args.seconds, args.connections)
+            spent = planning(server, run.rps * args.seconds)
             tps = pgbench(server, statements, args.seconds, args.connections)
-            results.append((run, tps, len(statements)))
+            results.append((run, tps, len(statements), spent))
             print(f"  {name}: {run.rps:.0f} req/s, pgbench {tps:.0f} tps", flush=True)
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
@@ -471,20 +511,28 @@ def serve_and_measure(
     return results
 
 
-def report(args: argparse.Namespace, results: list[tuple[Run, float, int]], plans: Any) -> None:
+def report(
+    args: argparse.Namespace, results: list[tuple[Run, float, int, Planning]], plans: Any
+) -> None:
     print()
     print(
         f"tickets={args.tickets} users={args.users}; wrk -c{args.connections} -d{args.seconds}s;"
         f" serve --workers {args.workers}; pgbench -c{args.connections} -M prepared"
     )
     header = f"{'endpoint':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
-    print(header + f"{'queries':>9}{'pgbench tps':>13}{'ratio':>7}")
-    for run, tps, queries in results:
+    print(header + f"{'queries':>9}{'pgbench tps':>13}{'ratio':>7}{'plans':>7}{'plan/exec ms':>14}")
+    for run, tps, queries, spent in results:
         print(
             f"{run.name:<26}{run.rps:>8.0f}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}{run.errors:>8}"
-            f"{queries:>9}{tps:>13.0f}{run.rps / tps:>7.2f}"
+            f"{queries:>9}{tps:>13.0f}{run.rps / tps:>7.2f}{spent.plans:>7.2f}"
+            f"{spent.plan_ms:>7.2f}/{spent.exec_ms:.2f}"
         )
-    by_name = {run.name: run for run, _, _ in results}
+    print(
+        "plans = statements PostgreSQL planned per request during the wrk run (0: every plan"
+        " cached);\nplan/exec ms = its planning and execution time per request"
+        " (pg_stat_statements)."
+    )
+    by_name = {run.name: run for run, _, _, _ in results}
     first, deep = by_name.get("agent page 1"), by_name.get("agent cursor page 10000")
     if first and deep:
         print(
@@ -504,6 +552,7 @@ def main(args: argparse.Namespace) -> None:
     server.ensure_running()
     try:
         tekudasai(args.data_dir, "db", "migrate", stdout=subprocess.DEVNULL)
+        track_planning(server)
         prepared = asyncio.run(setup(args, server))
         results = serve_and_measure(args, server, prepared)
         report(args, results, prepared["plans"])
