@@ -86,6 +86,17 @@ async def _bulk_insert(
     )
 
 
+async def _thirty_thousand_analysed(
+    database: Database, file_ticket: FileTicket, *, reporter: Person, other: Person, agent: Person
+) -> None:
+    """30,000 bulk tickets with fresh statistics, so the planner sees a table worth indexing."""
+    await file_ticket(reporter)  # creates the form version the bulk rows reference
+    async with database.engine.begin() as conn:
+        await _bulk_insert(conn, reporter=reporter, other=other, agent=agent, n=30000)
+        await conn.execute(text("ANALYZE tickets"))
+        await conn.execute(text("ANALYZE ticket_counts"))
+
+
 def _sql(statement: Any) -> str:
     return str(statement.compile(dialect=asyncpg.dialect(), compile_kwargs={"literal_binds": True}))
 
@@ -115,11 +126,9 @@ def _scans(plan: str) -> set[tuple[str, str]]:
 async def test_common_lists_use_indexes_and_totals_never_scan_tickets(
     reporter: Person, other: Person, agent: Person, file_ticket: FileTicket, database: Database
 ) -> None:
-    await file_ticket(reporter)  # creates the form version the bulk rows reference
-    async with database.engine.begin() as conn:
-        await _bulk_insert(conn, reporter=reporter, other=other, agent=agent, n=30000)
-        await conn.execute(text("ANALYZE tickets"))
-        await conn.execute(text("ANALYZE ticket_counts"))
+    await _thirty_thousand_analysed(
+        database, file_ticket, reporter=reporter, other=other, agent=agent
+    )
 
     common = [
         listing.TicketFilter(),
@@ -143,11 +152,9 @@ async def test_first_pages_settle_on_one_plan_and_searches_keep_a_plan_per_word(
 ) -> None:
     """A page whose plan fits every value is planned once per connection: PostgreSQL moves to
     the generic plan, which walks an index. Planning each call cost more than running it."""
-    await file_ticket(reporter)
-    async with database.engine.begin() as conn:
-        await _bulk_insert(conn, reporter=reporter, other=other, agent=agent, n=30000)
-        await conn.execute(text("ANALYZE tickets"))
-        await conn.execute(text("ANALYZE ticket_counts"))
+    await _thirty_thousand_analysed(
+        database, file_ticket, reporter=reporter, other=other, agent=agent
+    )
 
     one_plan = [
         listing.TicketFilter(),
