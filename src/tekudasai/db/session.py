@@ -97,9 +97,12 @@ class Database:
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
         """A session outside any transaction: each statement commits on its own, with no BEGIN
         or COMMIT round trips, and raw statements (db/raw.py) find its connection at once. For
-        work that is one statement at a time (the job queue's claims)."""
-        async with self.sessionmaker() as session:
-            await _keep_driver_connection(session, _AUTOCOMMIT)
+        work that is one statement at a time (the job queue's claims).
+
+        Opened and closed like a read-only request's session (one greenlet round each way):
+        measured 429 → 306 µs of CPU per claim that finds nothing (in process, alternating,
+        8 rounds of 1,000); a job costs two or three claims' worth of this."""
+        async with _read_only_session(self) as session:
             yield session
 
     async def dispose(self) -> None:
