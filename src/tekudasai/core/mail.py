@@ -17,11 +17,14 @@ from email.header import Header
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import Compat32
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from aiosmtplib.email import extract_recipients, extract_sender
 
 from tekudasai.config import ConfigError, Settings
 
@@ -61,6 +64,31 @@ def build_message(
     return message
 
 
+class _PlainHeaders(Compat32):
+    """compat32, whose folding (the `email.header` machinery) was half of writing a
+    notification out: 17 headers at about 30 µs each. A header that is printable ASCII (no
+    line break: an injected header still fails there) and fits on its line comes out as
+    `Name: value`, which is what that machinery returns for it; anything else is folded by it
+    as before.
+    tests/notifications/test_mime.py compares both on many headers. Measured on a notification
+    with text and HTML parts: `as_bytes` 516 to 726 → 275 µs (two runs)."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        limit = self.max_line_length
+        if (
+            type(value) is str
+            and value.isascii()
+            and value.isprintable()
+            and limit is not None
+            and len(name) + 2 + len(value) <= limit
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)  # type: ignore[misc]
+
+
+_PLAIN_HEADERS = _PlainHeaders()
+_SMTP_PLAIN_HEADERS = _PLAIN_HEADERS.clone(linesep="\r\n")
+
 # Quoted-printable: the text stays readable in the source, unlike base64.
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
@@ -73,7 +101,7 @@ def _build_alternative(
     than EmailMessage's header parsing and refolding, which was most of a notification's
     cost at the worker. Only for ASCII addresses and headers (the subject may be anything:
     it is RFC 2047 encoded); anything else takes the EmailMessage path."""
-    message = MIMEMultipart("alternative")
+    message = MIMEMultipart("alternative", policy=_PLAIN_HEADERS)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
@@ -83,7 +111,7 @@ def _build_alternative(
         del message[name]
         message[name] = value
     for text, subtype in ((body, "plain"), (html, "html")):
-        part = MIMENonMultipart("text", subtype, charset="utf-8")
+        part = MIMENonMultipart("text", subtype, policy=_PLAIN_HEADERS, charset="utf-8")
         part.set_payload(text, _UTF8_QP)
         message.attach(part)
     return message
@@ -135,7 +163,7 @@ async def _send_smtp(url: str, message: Message) -> None:
     reused = _take_idle(key)
     if reused is not None:
         try:
-            await reused.send_message(message)
+            await _deliver(reused, message)
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
             # The server closed the idle session before our first command: nothing was sent.
             _close_quietly(reused)
@@ -158,11 +186,24 @@ async def _send_smtp(url: str, message: Message) -> None:
     )
     await client.connect()
     try:
-        await client.send_message(message)
+        await _deliver(client, message)
     except BaseException:
         _close_quietly(client)
         raise
     _give_back(key, client)
+
+
+async def _deliver(client: aiosmtplib.SMTP, message: Message) -> None:
+    """`send_message`, which flattens with compat32's slow folding whatever the message's
+    policy: a mail built here (ASCII addresses, 7-bit parts) is flattened with its own policy
+    and handed to `sendmail` with the same envelope `send_message` would take from it."""
+    if not isinstance(message.policy, _PlainHeaders):
+        await client.send_message(message)
+        return
+    sender = extract_sender(message)
+    assert sender is not None  # build_message always writes From
+    data = message.as_bytes(policy=_SMTP_PLAIN_HEADERS)
+    await client.sendmail(sender, extract_recipients(message), data)
 
 
 # Idle SMTP sessions per (event loop, TK_SMTP_URL): kept a few seconds only, so a server's own
