@@ -64,18 +64,29 @@ async def enqueue_mail(
     )
 
 
-# One job per mail and the NOTIFY that wakes the workers (delivered on COMMIT only, as
-# `jobs.queue.enqueue` does), in one statement: notifications queue mails on the dispatch's
-# hot path, where each statement through the ORM cost more than the mail's whole SQL.
-_ENQUEUE_MAILS = RawStatement(
-    text(
-        "WITH added AS ("
-        " INSERT INTO jobs (name, args, max_attempts)"
-        " SELECT CAST(:name AS varchar), CAST(mail.args AS jsonb), CAST(:attempts AS integer)"
-        " FROM unnest(CAST(:args AS text[])) AS mail(args)"
-        ") SELECT pg_notify(CAST(:channel AS text), '')"
-    )
+# One job per mail, for a statement's WITH clause (`mail_job_values` gives its values): the
+# notifications put it in the dispatch's one write statement.
+MAIL_JOBS_SQL = (
+    "INSERT INTO jobs (name, args, max_attempts)"
+    " SELECT CAST(:mail_task AS varchar), CAST(mail.args AS jsonb),"
+    " CAST(:mail_attempts AS integer)"
+    " FROM unnest(CAST(:mail_args AS text[])) AS mail(args)"
 )
+# The jobs and the NOTIFY that wakes the workers (delivered on COMMIT only, as
+# `jobs.queue.enqueue` does), in one statement.
+_ENQUEUE_MAILS = RawStatement(
+    text(f"WITH added AS ({MAIL_JOBS_SQL}) SELECT pg_notify(CAST(:mail_channel AS text), '')")
+)
+
+
+def mail_job_values(cipher: PiiCipher, mails: Sequence[OutgoingMail]) -> dict[str, Any]:
+    """The values MAIL_JOBS_SQL names, and `mail_channel` for the NOTIFY."""
+    return {
+        "mail_task": SEND_MAIL,
+        "mail_args": [json.dumps(_sealed_args(cipher, mail)) for mail in mails],
+        "mail_attempts": MAIL_ATTEMPTS,
+        "mail_channel": CHANNEL,
+    }
 
 
 async def enqueue_mails(
@@ -85,13 +96,7 @@ async def enqueue_mails(
     are (a new ticket may tell every agent who opted in)."""
     if not mails:
         return
-    await _ENQUEUE_MAILS.fetchrow(
-        session,
-        name=SEND_MAIL,
-        args=[json.dumps(_sealed_args(cipher, mail)) for mail in mails],
-        attempts=MAIL_ATTEMPTS,
-        channel=CHANNEL,
-    )
+    await _ENQUEUE_MAILS.fetchrow(session, **mail_job_values(cipher, mails))
 
 
 async def send_mail_task(ctx: JobContext, *, sealed: str) -> None:

@@ -20,7 +20,7 @@ from tekudasai.config import Settings
 from tekudasai.core.crypto import DecryptionError, PiiCipher
 from tekudasai.core.mail import mail_domain
 from tekudasai.db.raw import RawStatement
-from tekudasai.jobs.mail import OutgoingMail, enqueue_mails
+from tekudasai.jobs.mail import MAIL_JOBS_SQL, OutgoingMail, mail_job_values
 from tekudasai.jobs.worker import JobContext
 from tekudasai.notifications import compose, recipients, service
 from tekudasai.notifications.unsubscribe import make_token
@@ -32,23 +32,27 @@ log = logging.getLogger("tekudasai.notifications")
 REFERENCES_KEPT = 10
 
 
-# The dispatch runs these for every event that tells someone: sent straight to the driver
-# (db/raw.py), since through the ORM each of them cost more than the database's whole work.
-_ADD_TO_FEEDS = RawStatement(
+# What the dispatch writes for an event that tells someone, in one statement straight to the
+# driver (db/raw.py): the feed lines, the Message-IDs of its mails (and the thread's root: a
+# reply whose client kept only References still finds its ticket) and the mails' jobs, with
+# the NOTIFY that wakes the workers when there are any. Three statements had cost two more
+# round trips per event; through the ORM each had cost more than the database's whole work.
+_TELL = RawStatement(
     text(
-        "INSERT INTO notifications (user_id, ticket_id, event_id, kind, text)"
+        "WITH feeds AS ("
+        " INSERT INTO notifications (user_id, ticket_id, event_id, kind, text)"
         " SELECT line.user_id, CAST(:ticket_id AS integer), CAST(:event_id AS bigint),"
         " line.kind, line.text"
         " FROM unnest(CAST(:user_ids AS text[]), CAST(:kinds AS text[]), CAST(:texts AS text[]))"
         " AS line(user_id, kind, text)"
-    )
-)
-_RECORD_SENT = RawStatement(
-    text(
-        "INSERT INTO ticket_mail_messages (message_id, ticket_id, direction)"
+        "), sent AS ("
+        " INSERT INTO ticket_mail_messages (message_id, ticket_id, direction)"
         " SELECT sent.id, CAST(:ticket_id AS integer), 'out'"
         " FROM unnest(CAST(:message_ids AS text[])) AS sent(id)"
         " ON CONFLICT (message_id) DO NOTHING"
+        f"), mails AS ({MAIL_JOBS_SQL})"
+        " SELECT pg_notify(CAST(:mail_channel AS text), '')"
+        " WHERE cardinality(CAST(:mail_args AS text[])) > 0"
     )
 )
 _EARLIER_MESSAGES = RawStatement(
@@ -80,21 +84,33 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
     plan = await recipients.plan(session, event)
     if plan is None or not plan.recipients:
         return
-    await _ADD_TO_FEEDS.fetchrow(
+    cipher = _cipher(settings.master_secret())
+    mailed = [r for r in plan.recipients if r.by_mail]
+    mails, message_ids = (
+        await _mails(session, settings, cipher, plan, mailed) if mailed else ([], [])
+    )
+    await _TELL.fetchrow(
         session,
         ticket_id=plan.ticket.id,
         event_id=event.id,
         user_ids=[r.user.id for r in plan.recipients],
         kinds=[r.kind.value for r in plan.recipients],
         texts=[compose.feed_text(plan, r.kind) for r in plan.recipients],
+        message_ids=message_ids,
+        **mail_job_values(cipher, mails),
     )
-    preferences = await service.load_preferences(session, (r.user.id for r in plan.recipients))
-    mailed = [r for r in plan.recipients if preferences[r.user.id][r.kind]]
-    if not mailed:
-        return
 
+
+async def _mails(
+    session: AsyncSession,
+    settings: Settings,
+    cipher: PiiCipher,
+    plan: recipients.Plan,
+    mailed: list[recipients.Recipient],
+) -> tuple[list[OutgoingMail], list[str]]:
+    """The mails for those whose switch is on, and the Message-IDs to record: theirs and the
+    thread's root."""
     secret = settings.master_secret()
-    cipher = _cipher(secret)
     domain = mail_domain(settings)
     root = thread_root(plan.ticket.id, domain)
     earlier = await _earlier_messages(session, plan.ticket.id, root)
@@ -102,7 +118,7 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
     in_reply_to = earlier[-1] if earlier else root
     actor_name = _name(cipher, plan.actor)
     mails: list[OutgoingMail] = []
-    new_ids: list[str] = []
+    message_ids = [root]
     for recipient in mailed:
         try:
             address = stored_email(recipient.user, cipher)
@@ -113,7 +129,7 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
                 "notification mail skipped: cannot read the address of user %s", recipient.user.id
             )
             continue
-        message_id = f"<tk-{plan.ticket.id}-{event.id}-{secrets.token_hex(6)}@{domain}>"
+        message_id = f"<tk-{plan.ticket.id}-{plan.event.id}-{secrets.token_hex(6)}@{domain}>"
         token = make_token(secret, user_id=recipient.user.id, kind=recipient.kind)
         content = compose.compose(settings, plan, recipient, actor_name=actor_name, token=token)
         mails.append(
@@ -131,10 +147,8 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
                 ),
             )
         )
-        new_ids.append(message_id)
-    # The root too: a reply whose client kept only References still finds its ticket.
-    await _RECORD_SENT.fetchrow(session, ticket_id=plan.ticket.id, message_ids=[root, *new_ids])
-    await enqueue_mails(session, cipher, mails)
+        message_ids.append(message_id)
+    return mails, message_ids
 
 
 def _name(cipher: PiiCipher, user: SignedInUser | None) -> str:

@@ -38,6 +38,19 @@ def _row_preferences(row: Mapping[str, Any] | None) -> Preferences:
     return {kind: bool(row[column(kind)]) for kind in Kind}
 
 
+# For a statement that outer-joins the preferences table to its users: its columns, and the
+# marker that tells a stored row from none (`joined_preferences` reads them back).
+PREFERENCE_COLUMNS = (
+    NotificationPreference.user_id.label("preferences_of"),
+    *(getattr(NotificationPreference, column(kind)) for kind in Kind),
+)
+
+
+def joined_preferences(row: Mapping[str, Any]) -> Preferences:
+    """The switches from a row that selected PREFERENCE_COLUMNS (the defaults if none stored)."""
+    return _row_preferences(row if row["preferences_of"] is not None else None)
+
+
 # Read for every event that tells someone (notifications/handler.py): straight to the driver
 # (db/raw.py), where through the ORM it cost more than the database's work.
 _PREFERENCES_OF = RawStatement(
