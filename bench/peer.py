@@ -557,6 +557,14 @@ def main(args: argparse.Namespace) -> None:
             other["TK_DATA_DIR"] = str(work / "baseline-data")  # its own metrics files
             base, process = start_ours(other, port, args.workers)
             systems.insert(0, setup_system("baseline", base, process, False, *[lambda: None] * 3))
+        # Earlier invocations' create runs filed tickets (and, ours, their events, jobs and
+        # mails): back to the seeded shape, or each invocation would measure a bigger database.
+        for system in systems:
+            if system.name == "original":
+                forget_filed(pg_port, original_db, system.ticket_id, ours=False)
+            elif system.name == "ours":
+                forget_filed(pg_port, ours_db, system.ticket_id, ours=True)
+                shutil.rmtree(work / "ours-data" / "outbox", ignore_errors=True)
         try:
             results = measure(
                 systems,
@@ -605,6 +613,30 @@ def seed_original(port: int, database: str, users: int, tickets: int) -> None:
         """,
     )
     psql(port, database, "VACUUM ANALYZE")
+
+
+def forget_filed(port: int, database: str, last_seeded: int, *, ours: bool) -> None:
+    """Delete the tickets filed after the seeding (the customer's newest, `last_seeded`, is the
+    last seeded one) with their audit rows; ours also loses the finished jobs and the follow-up
+    work of those tickets. Then VACUUM, so the tables are back to the seeded shape."""
+    removed = psql(
+        port,
+        database,
+        f"DELETE FROM ticket_logs WHERE ticket_id > {last_seeded};"
+        f" WITH gone AS (DELETE FROM tickets WHERE id > {last_seeded} RETURNING 1)"
+        " SELECT count(*) FROM gone;",
+    ).strip()
+    if ours:
+        psql(
+            port,
+            database,
+            "DELETE FROM jobs WHERE status IN ('done', 'failed')"
+            " OR (status = 'queued' AND name IN ('tickets.dispatch_event', 'mail.send'))",
+        )
+        psql(port, database, "VACUUM FULL jobs")
+    psql(port, database, "VACUUM ANALYZE")
+    if removed not in ("", "0"):
+        log(f"{database}: removed {removed} tickets filed by earlier runs")
 
 
 def setup_system(
