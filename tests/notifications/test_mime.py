@@ -43,24 +43,24 @@ def seen(message: EmailMessage) -> dict[str, str]:
     return out
 
 
+def mail(
+    subject: str, *, sender: str = "Te Kudasai <no-reply@desk.example.com>", **headers: str
+) -> Message:
+    return build_message(
+        sender=sender,
+        to="a@example.test",
+        subject=subject,
+        body=BODY,
+        html=HTML,
+        headers={**HEADERS, **headers},
+    )
+
+
 def test_the_fast_and_the_general_build_read_the_same() -> None:
     subject = "[TK #1] Drucker brennt — schon wieder\r\nBcc: evil@example.com"
-    fast = build_message(
-        sender="Te Kudasai <no-reply@desk.example.com>",
-        to="a@example.test",
-        subject=subject,
-        body=BODY,
-        html=HTML,
-        headers=HEADERS,
-    )
-    general = build_message(
-        sender="Té Kudasai <no-reply@desk.example.com>",  # not ASCII: the EmailMessage path
-        to="a@example.test",
-        subject=subject,
-        body=BODY,
-        html=HTML,
-        headers=HEADERS,
-    )
+    fast = mail(subject)
+    # Not ASCII: the EmailMessage path.
+    general = mail(subject, sender="Té Kudasai <no-reply@desk.example.com>")
     assert not isinstance(fast, EmailMessage) and isinstance(general, EmailMessage)
     a, b = read(fast.as_bytes()), read(general.as_bytes())
     assert seen(a) == seen(b)
@@ -70,10 +70,8 @@ def test_the_fast_and_the_general_build_read_the_same() -> None:
 
 
 def _with_policy(message: Message, policy: Policy) -> Message:
-    message.policy = policy
-    if message.is_multipart():
-        for part in message.get_payload():
-            _with_policy(part, policy)
+    for part in message.walk():
+        part.policy = policy
     return message
 
 
@@ -81,7 +79,6 @@ def test_plain_headers_write_what_compat32_writes() -> None:
     """The fast fold (`_PlainHeaders`) writes a mail byte for byte as compat32 does, headers
     that must fold or encode included, with either line ending."""
     odd = {
-        **HEADERS,
         "X-Spaces": "two  spaces and a trailing one ",
         "X-Tab": "a\tb",
         "X-Exactly-At-The-Limit": "v" * (78 - len("X-Exactly-At-The-Limit: ")),
@@ -89,14 +86,7 @@ def test_plain_headers_write_what_compat32_writes() -> None:
         "X-Encoded-Word-Lookalike": "=?utf-8?q?not_really?=",
     }
     for subject in ("[TK #1] Printer on fire", "Drucker brennt — ✓", "x" * 120):
-        message = build_message(
-            sender="Te Kudasai <no-reply@desk.example.com>",
-            to="a@example.test",
-            subject=subject,
-            body=BODY,
-            html=HTML,
-            headers=odd,
-        )
+        message = mail(subject, **odd)
         assert isinstance(message.policy, _PlainHeaders)
         fast = [message.as_bytes(), message.as_bytes(policy=message.policy.clone(linesep="\r\n"))]
         _with_policy(message, compat32)
