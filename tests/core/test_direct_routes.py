@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from tekudasai.accounts.dependencies import CurrentUser
 from tekudasai.core.crypto import PiiCipher
-from tekudasai.core.direct_routes import DirectRoute, compile_plan
+from tekudasai.core.direct_routes import DirectRoute, compile_plan, unshielded
 from tekudasai.core.errors import AppError
 from tekudasai.core.schemas import query_model
 from tekudasai.db.session import Database, DbSession, ReadDb, read_only
@@ -39,6 +39,17 @@ async def opened(request: Request) -> AsyncIterator[str]:
     trace.append("open")
     try:
         yield "resource"
+    finally:
+        trace.append("close")
+
+
+async def guarded(request: Request) -> AsyncIterator[str]:
+    trace.append("open")
+    try:
+        yield "resource"
+    except Refused:
+        trace.append("saw the refusal")
+        raise
     finally:
         trace.append("close")
 
@@ -89,6 +100,16 @@ def routes(router: APIRouter) -> APIRouter:
     async def refuse(id: TicketId, me: CurrentUser) -> Response:
         raise Refused()
 
+    @router.get("/unshielded")
+    @unshielded
+    async def plain_exit(
+        resource: Annotated[str, Depends(guarded, scope="function")], fail: bool = False
+    ) -> Response:
+        trace.append("endpoint")
+        if fail:
+            raise Refused()
+        return JSONResponse({"resource": resource})
+
     @router.post("/body")
     async def body(value: Annotated[int, Body(embed=True)]) -> Response:
         return JSONResponse({"value": value})
@@ -120,11 +141,16 @@ async def _same(client: httpx.AsyncClient, method: str, path: str, **kw: Any) ->
 
 def test_the_hot_ticket_routes_are_planned() -> None:
     planned = {
-        (method, route.path)
+        (method, route.path)  # type: ignore[attr-defined]
         for route in tickets_router.routes
         for method in getattr(route, "methods", ())
         if compile_plan(route.dependant) is not None  # type: ignore[attr-defined]
     }
+    # The read-only ones close their session without FastAPI's shield (`unshielded`).
+    by_key = {(m, r.path): r for r in tickets_router.routes for m in getattr(r, "methods", ())}  # type: ignore[attr-defined]
+    for key in (("GET", "/tickets/my"), ("GET", "/tickets/my/{id}")):
+        plan = compile_plan(by_key[key].dependant)  # type: ignore[attr-defined]
+        assert plan is not None and plan.plain_exit, key
     assert {
         ("GET", "/tickets/my"),
         ("GET", "/tickets/my/{id}"),
@@ -172,6 +198,21 @@ async def test_dependencies_run_once_each_and_yield_ones_close_after_the_endpoin
     response = await _same(both, "GET", "/deps")
     assert response.json() == {"sum": 2, "resource": "resource", "first": 1}
     assert trace == ["counted", "open", "endpoint", "close"]
+
+
+async def test_an_unshielded_route_closes_its_yield_dependency_as_fastapi_does(
+    both: httpx.AsyncClient,
+) -> None:
+    """Entered into the function's exit stack without FastAPI's shield: still closed after
+    the endpoint, before the response, and told of the endpoint's error."""
+    assert (await _same(both, "GET", "/unshielded")).json() == {"resource": "resource"}
+    assert trace == ["open", "endpoint", "close"]
+    assert (await _same(both, "GET", "/unshielded?fail=true")).status_code == 409
+    assert trace == ["open", "endpoint", "saw the refusal", "close"]
+    by_path = {r.path: r for r in routes(APIRouter(route_class=DirectRoute)).routes}  # type: ignore[attr-defined]
+    plan = compile_plan(by_path["/unshielded"].dependant)  # type: ignore[attr-defined]
+    assert plan is not None and plan.plain_exit
+    assert not compile_plan(by_path["/deps"].dependant).plain_exit  # type: ignore[attr-defined,union-attr]
 
 
 async def test_a_body_route_on_a_direct_router_still_validates_its_body(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
 from tekudasai.config import Settings
+from tekudasai.core.direct_routes import unshielded
 from tekudasai.core.handlers import database_unavailable
 from tekudasai.db.engine import DatabaseUrlError, create_engine, make_sessionmaker
 from tekudasai.db.raw import DRIVER_CONNECTION
@@ -126,7 +127,9 @@ def read_only(endpoint: Endpoint) -> Endpoint:
     transaction.
     """
     endpoint.__tk_read_only__ = True  # type: ignore[attr-defined]
-    return endpoint
+    # Its session's close sends nothing in autocommit, and shields itself when a transaction
+    # is open (`_read_only_session`): FastAPI's shield around it is not needed.
+    return unshielded(endpoint)
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
