@@ -84,10 +84,11 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
     plan = await recipients.plan(session, event)
     if plan is None or not plan.recipients:
         return
-    cipher = _cipher(settings.master_secret())
+    secret = settings.master_secret()
+    cipher = _cipher(secret)
     mailed = [r for r in plan.recipients if r.by_mail]
     mails, message_ids = (
-        await _mails(session, settings, cipher, plan, mailed) if mailed else ([], [])
+        await _mails(session, settings, secret, cipher, plan, mailed) if mailed else ([], [])
     )
     await _TELL.fetchrow(
         session,
@@ -104,13 +105,13 @@ async def notify_event(session: AsyncSession, event: TicketEvent, settings: Sett
 async def _mails(
     session: AsyncSession,
     settings: Settings,
+    secret: bytes,
     cipher: PiiCipher,
     plan: recipients.Plan,
     mailed: list[recipients.Recipient],
 ) -> tuple[list[OutgoingMail], list[str]]:
     """The mails for those whose switch is on, and the Message-IDs to record: theirs and the
     thread's root."""
-    secret = settings.master_secret()
     domain = mail_domain(settings)
     root = thread_root(plan.ticket.id, domain)
     earlier = await _earlier_messages(session, plan.ticket.id, root)

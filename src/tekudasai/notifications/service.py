@@ -51,19 +51,17 @@ def joined_preferences(row: Mapping[str, Any]) -> Preferences:
     return _row_preferences(row if row["preferences_of"] is not None else None)
 
 
-# Read for every event that tells someone (notifications/handler.py): straight to the driver
-# (db/raw.py), where through the ORM it cost more than the database's work.
+# The stored switches of some users (automations' mails, the preferences API; the dispatch
+# reads them with its people instead): straight to the driver (db/raw.py).
 _PREFERENCES_OF = RawStatement(
-    select(
-        NotificationPreference.user_id, *(getattr(NotificationPreference, column(k)) for k in Kind)
-    ).where(text("user_id = ANY(CAST(:user_ids AS text[]))"))
+    select(*PREFERENCE_COLUMNS).where(text("user_id = ANY(CAST(:user_ids AS text[]))"))
 )
 
 
 async def load_preferences(db: AsyncSession, user_ids: Iterable[str]) -> dict[str, Preferences]:
     """Everyone's switches (the defaults for users without a row), in one query."""
     ids = sorted(set(user_ids))
-    found = {row["user_id"]: row for row in await _PREFERENCES_OF.fetch(db, user_ids=ids)}
+    found = {row["preferences_of"]: row for row in await _PREFERENCES_OF.fetch(db, user_ids=ids)}
     return {user_id: _row_preferences(found.get(user_id)) for user_id in ids}
 
 
