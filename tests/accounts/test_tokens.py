@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 
 from tekudasai.accounts.dependencies import (
+    caller,
     optional_principal,
     require_admin,
     require_principal,
@@ -172,6 +173,7 @@ async def test_bearer_token_is_exempt_from_csrf(
 
 
 LOOKS_UP_PRINCIPAL = {
+    caller,  # the lookup that goes with the route's read (accounts/joined.py)
     optional_principal,
     require_principal,
     require_staff,

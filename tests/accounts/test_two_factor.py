@@ -390,6 +390,10 @@ async def test_require_2fa_holds_agents_back_until_set_up(
         admin_list = await client.get("/api/auth/admin/list-users", headers=admin.auth)
         assert admin_list.status_code == 403 and admin_list.json()["code"] == "TWO_FACTOR_REQUIRED"
         assert (await client.get("/api/tickets/my", headers=customer.auth)).status_code == 200
+        # Also where the lookup goes with the read, and before a bad query's 400.
+        for path in ("/api/tickets/my", "/api/tickets/my/1", "/api/tickets/my?page=0"):
+            mine = await client.get(path, headers=agent.auth)
+            assert mine.status_code == 403 and mine.json()["code"] == "TWO_FACTOR_REQUIRED"
         # Sign-in state and the set-up itself stay open.
         assert (await client.get("/api/auth/session", headers=agent.auth)).json()["user"]
         page = await client.get("/agent", headers=agent.auth)

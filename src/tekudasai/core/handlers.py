@@ -156,6 +156,13 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+# The request state key of a callable (request -> AppError | None) that a dependency leaves
+# when it defers the caller's lookup to the route's read (accounts.dependencies.Caller): a
+# request that fails validation first hears what the lookup would have answered (401, say),
+# as from a route whose principal dependency ran before validation.
+VALIDATION_GATE = "tk_validation_gate"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
@@ -165,6 +172,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def request_validation(request: Request, exc: RequestValidationError) -> Response:
+        gate = request.scope.get("state", {}).get(VALIDATION_GATE)
+        refusal = await gate(request) if gate is not None else None
+        if refusal is not None:
+            return await app_error(request, refusal)
         errors = validation_errors(exc)
         first = errors[0] if errors else {"field": "body", "message": "Invalid request"}
         message = f"{first['field']}: {first['message']}"

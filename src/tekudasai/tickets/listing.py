@@ -19,7 +19,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -40,12 +40,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tekudasai.accounts.joined import JoinedRead, joined_read
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.db.raw import RawStatement
 from tekudasai.tickets import rendering
 from tekudasai.tickets.errors import InvalidCursor
 from tekudasai.tickets.models import Ticket, TicketCount
 from tekudasai.tickets.service import TicketRow, with_form
+
+if TYPE_CHECKING:
+    from tekudasai.accounts.dependencies import Caller
 
 CURSOR_PREFIX = "t1:"
 # Cursors of the other sorts: t2:<sort>:<segment>:<key or empty>:<id>.
@@ -560,6 +564,72 @@ async def _fetch(
         result = await _raw_list_statement(shape).fetch(db, **params)
     else:
         result = (await db.execute(_list_statement(shape), params)).all()
+    return await _page_of(
+        db, result, spec, shape, params, page=page, limit=limit, cursor=cursor, rendered=rendered
+    )
+
+
+# The values that stand for the caller in "my tickets": its page and its count.
+_CALLER_VALUES = ("reporter_id", "count_key")
+# What `list_mine_rendered` files as the reporter until the lookup names the caller.
+_NOT_LOOKED_UP = "(the caller)"
+
+
+@functools.lru_cache(maxsize=64)
+def _joined_list_statement(shape: _Shape) -> JoinedRead:
+    return joined_read(
+        _list_statement(shape, rendered=True),
+        user_params=_CALLER_VALUES,
+        order_by=lambda read: [read.id.desc()],
+    )
+
+
+async def list_mine_rendered(
+    db: AsyncSession,
+    caller: Caller,
+    *,
+    status: str | None,
+    search: str | None,
+    q: str | None,
+    page: int,
+    limit: int,
+    cursor: str | None = None,
+) -> TicketPage[str]:
+    """The caller's own tickets as `list_rendered` gives them; a page read newest first
+    carries the caller's lookup in its statement (accounts/joined.py)."""
+    spec = TicketFilter(reporter_id=_NOT_LOOKED_UP, status=status, search=search, q=q)
+    _check(spec, cursor)
+    shape = _shape(spec, cursor, page=page, limit=limit)
+    if shape.sort != DEFAULT_SORT or shape.ranked:  # only newest first is ordered by the join
+        principal = await caller.principal()
+        spec = dataclasses.replace(spec, reporter_id=principal.user.id)
+        return await list_rendered(db, spec=spec, page=page, limit=limit, cursor=cursor)
+    params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
+    principal, result = await caller.fetch(db, _joined_list_statement(shape), **params)
+    spec = dataclasses.replace(spec, reporter_id=principal.user.id)
+    if not result:  # an empty page past the first counts the caller's tickets on its own
+        params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
+    found = await _page_of(
+        db, result, spec, shape, params, page=page, limit=limit, cursor=cursor, rendered=True
+    )
+    items = await rendering.with_forms(db, found.rows)
+    return TicketPage(items, found.total, found.next_cursor, found.total_capped)
+
+
+async def _page_of(
+    db: AsyncSession,
+    result: Sequence[Any],
+    spec: TicketFilter,
+    shape: _Shape,
+    params: dict[str, Any],
+    *,
+    page: int,
+    limit: int,
+    cursor: str | None,
+    rendered: bool,
+) -> TicketPage[Any]:
+    """The page of a list statement's rows: the total from its first row (counted apart when
+    the page is empty) and the cursor of the next page."""
     rows = list(result[:limit])
     if result:
         first: Any = result[0]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tekudasai.accounts.dependencies import Agent, CurrentUser, Principal, scopes
+from tekudasai.accounts.dependencies import Agent, CheckedWithRead, CurrentUser, Principal, scopes
 from tekudasai.core.direct_routes import DirectRoute
 from tekudasai.core.schemas import (
     ERROR_RESPONSES,
@@ -74,6 +74,10 @@ async def _list(db: AsyncSession, spec: listing.TicketFilter, query: MyTicketsQu
     result = await listing.list_rendered(
         db, spec=spec, page=query.page, limit=query.limit, cursor=query.cursor
     )
+    return _page_response(result, query)
+
+
+def _page_response(result: listing.TicketPage[str], query: MyTicketsQuery) -> Response:
     cursor_mode = query.cursor is not None
     meta = page_meta(page=1 if cursor_mode else query.page, limit=query.limit, total=result.total)
     meta["nextCursor"] = result.next_cursor
@@ -95,12 +99,21 @@ async def _list(db: AsyncSession, spec: listing.TicketFilter, query: MyTicketsQu
 )
 @read_only
 async def list_my_tickets(
-    me: CurrentUser, db: ReadDb, query: Annotated[MyTicketsQuery, Depends(my_tickets_query)]
+    caller: CheckedWithRead,
+    db: ReadDb,
+    query: Annotated[MyTicketsQuery, Depends(my_tickets_query)],
 ) -> Response:
-    spec = listing.TicketFilter(
-        reporter_id=me.user.id, status=query.status, search=query.search, q=query.q
+    result = await listing.list_mine_rendered(
+        db,
+        caller,
+        status=query.status,
+        search=query.search,
+        q=query.q,
+        page=query.page,
+        limit=query.limit,
+        cursor=query.cursor,
     )
-    return await _list(db, spec, query)
+    return _page_response(result, query)
 
 
 @router.post("/my", openapi_extra=scopes("tickets:write"), response_model=OneTicket)
@@ -120,8 +133,8 @@ async def create_ticket(
 
 @router.get("/my/{id}", openapi_extra=scopes("tickets:read"), response_model=OneTicketWithForm)
 @read_only
-async def get_my_ticket(id: TicketId, me: CurrentUser, db: ReadDb) -> Response:
-    text = await service.get_my_ticket_rendered(db, ticket_id=id, reporter_id=me.user.id)
+async def get_my_ticket(id: TicketId, caller: CheckedWithRead, db: ReadDb) -> Response:
+    text = await service.get_callers_ticket_rendered(db, caller, ticket_id=id)
     return _json_text(ok_text(text))
 
 

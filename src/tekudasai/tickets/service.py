@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from tekudasai.accounts.dependencies import STAFF_ROLES
+from tekudasai.accounts.dependencies import STAFF_ROLES, Caller
+from tekudasai.accounts.joined import JoinedRead, joined_read
 from tekudasai.accounts.models import User
 from tekudasai.core.errors import ValidationFailed
 from tekudasai.db.raw import RawStatement
@@ -528,20 +529,22 @@ async def get_my_ticket(db: AsyncSession, *, ticket_id: int, reporter_id: str) -
 
 
 @functools.cache
-def _my_rendered_statement() -> RawStatement:
-    return RawStatement(
+def _my_rendered_read() -> JoinedRead:
+    return joined_read(
         rendering.rendered_head().where(
             Ticket.id == bindparam("ticket_id"), Ticket.reporter_id == bindparam("reporter_id")
-        )
+        ),
+        user_params=("reporter_id",),
     )
 
 
-async def get_my_ticket_rendered(db: AsyncSession, *, ticket_id: int, reporter_id: str) -> str:
-    """The reporter's ticket with its form, as the API's JSON text."""
-    row = await _my_rendered_statement().fetchrow(db, ticket_id=ticket_id, reporter_id=reporter_id)
-    if row is None:
+async def get_callers_ticket_rendered(db: AsyncSession, caller: Caller, *, ticket_id: int) -> str:
+    """The caller's own ticket with its form, as the API's JSON text; the caller's lookup
+    goes with the read (accounts/joined.py)."""
+    _, rows = await caller.fetch(db, _my_rendered_read(), ticket_id=ticket_id)
+    if not rows:
         raise TicketNotFound()
-    return (await rendering.with_forms(db, [row]))[0]
+    return (await rendering.with_forms(db, rows))[0]
 
 
 async def get_ticket(db: AsyncSession, *, ticket_id: int) -> TicketRow:
