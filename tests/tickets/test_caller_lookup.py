@@ -142,3 +142,9 @@ async def test_a_personal_access_token_reads_the_usual_way(
         assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"
     listed = (await client.get("/api/tickets/my", headers=bearer(readable))).json()
     assert [t["id"] for t in listed["data"]] == [ticket["id"]]
+    # A token without the scope hears 403 before a bad query's 400, as before.
+    for bad in ("/api/tickets/my?page=0", "/api/tickets/my/abc"):
+        refused = await client.get(bad, headers=bearer(writeonly))
+        assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"
+        invalid = await client.get(bad, headers=bearer(readable))
+        assert invalid.status_code == 400 and invalid.json()["code"] == "VALIDATION_ERROR"

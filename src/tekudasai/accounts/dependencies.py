@@ -280,11 +280,12 @@ async def _validation_gate(request: Request) -> AppError | None:
     """The answer for a caller whose request failed validation before being looked up: what
     `require_principal` would have answered first, or None to answer the validation error."""
     state = request.scope.setdefault("state", {})
-    if "principal" not in state:
-        database = request.app.state.database
-        async with database.sessionmaker() as db, db.begin():
-            state["principal"] = await _look_up_principal(request, db)
     try:
+        if "principal" not in state:
+            database = request.app.state.database
+            async with database.sessionmaker() as db, db.begin():
+                # A token without the route's scope is refused here (403), as before.
+                state["principal"] = await _look_up_principal(request, db)
         _admitted(request, state["principal"])
     except AppError as refusal:
         return refusal
