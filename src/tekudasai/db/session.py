@@ -23,6 +23,7 @@ from sqlalchemy.util import greenlet_spawn
 from tekudasai.config import Settings
 from tekudasai.core.direct_routes import unshielded
 from tekudasai.core.handlers import database_unavailable
+from tekudasai.db import wakeups
 from tekudasai.db.engine import DatabaseUrlError, create_engine, make_sessionmaker
 from tekudasai.db.raw import DRIVER_CONNECTION
 from tekudasai.db.replica import Replica
@@ -107,6 +108,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await wakeups.drain(self.engine)  # what committed before still wakes its listeners
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.dispose()

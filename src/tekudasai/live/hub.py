@@ -333,8 +333,10 @@ class Hub:
             await asyncio.sleep(RELISTEN_AFTER_S)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload.isdigit():
-            self._pending.append(int(payload))
+        if payload[:1].isdigit():
+            # Event ids, one or several joined by commas (db/wakeups.py batches them).
+            ids = [int(part) for part in payload.split(",") if part.isdigit()]
+            self._pending.extend(ids)
             self._wake.set()
         elif payload.startswith(PRESENCE_PREFIX):
             self._presence(payload[len(PRESENCE_PREFIX) :])

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from tekudasai.db import wakeups
 from tekudasai.db.raw import RawStatement
 from tekudasai.jobs.models import Job
 from tekudasai.jobs.queue import CHANNEL as JOBS_CHANNEL
@@ -174,8 +175,8 @@ def recorded(
     data: ColumnElement[Any],
 ) -> tuple[Any, Any]:
     """The event row and its dispatch job as two CTEs for a caller's statement, which must
-    select `notify_columns(event)` once per event. The ticket's creation puts them in its
-    one INSERT statement this way."""
+    select the event's id and hand it to `wake_after_commit`. The ticket's creation puts them
+    in its one INSERT statement this way."""
     row = {
         "ticket_id": ticket_id,
         "type": type,
@@ -204,14 +205,10 @@ def recorded(
     return event, job
 
 
-def notify_columns(event: Any) -> list[ColumnElement[Any]]:
-    """Wake the workers (the job) and the live streams (the event id), on commit."""
-    return [
-        func.pg_notify(literal_column(f"'{JOBS_CHANNEL}'"), literal_column("''")).label("n_jobs"),
-        func.pg_notify(literal_column(f"'{LIVE_CHANNEL}'"), sql_cast(event.c.id, Text)).label(
-            "n_live"
-        ),
-    ]
+def wake_after_commit(db: AsyncSession, event_id: int) -> None:
+    """Once the transaction commits, wake the workers (the event's dispatch job) and the live
+    streams (the event id): after the commit, not in it (db/wakeups.py)."""
+    wakeups.after_commit(db, ((JOBS_CHANNEL, ""), (LIVE_CHANNEL, str(event_id))))
 
 
 @functools.cache
@@ -224,7 +221,7 @@ def _emit_statement() -> RawStatement:
         internal=sql_cast(bindparam("event_internal", type_=Text), Boolean),
         data=sql_cast(bindparam("data", type_=Text), JSONB),
     )
-    query: Select[Any] = select(event.c.id, *notify_columns(event)).add_cte(job)
+    query: Select[Any] = select(event.c.id).add_cte(job)
     return RawStatement(query)
 
 
@@ -253,9 +250,11 @@ async def emit(
         event_internal="true" if internal else "false",
     )
     assert row is not None
+    event_id = int(row["id"])
+    wake_after_commit(db, event_id)
     if _reactors:
         await react(db, Change(ticket_id, type, actor_id, data, internal))
-    return int(row["id"])
+    return event_id
 
 
 _CLAIM = RawStatement(

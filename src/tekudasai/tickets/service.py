@@ -262,6 +262,7 @@ async def _file(
         )
     if row is None:
         return None
+    events.wake_after_commit(db, row["event_id"])
     db.info[CREATION_PROBES] = {name: row[name] for name, _ in events.creation_probes()}
     if prefill is not None and row["prefilled"]:  # the probe held: the INSERT wrote them
         for key, value in prefill.columns.items():
@@ -388,7 +389,7 @@ def _create_statement(
     if guard is not None:
         probed.append(select(guard.c.held).scalar_subquery().label("prefilled"))
     statement = (
-        select(created, *events.notify_columns(event), *probed)
+        select(created, event.c.id.label("event_id"), *probed)
         .add_cte(log)
         .add_cte(links)
         .add_cte(event_job)
