@@ -71,18 +71,18 @@ def _rolled_back(session: Session) -> None:
 def batches(wakeups: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """One NOTIFY per channel and payload kind: empty payloads once, id payloads joined by
     commas up to MAX_PAYLOAD (the live hub reads such lists)."""
-    plain: dict[str, None] = {}
-    ids: dict[str, list[str]] = {}
+    plain: dict[tuple[str, str], None] = {}
+    ids: dict[str, dict[str, None]] = {}
     for channel, payload in wakeups:
         if payload.isdigit():
-            ids.setdefault(channel, []).append(payload)
+            ids.setdefault(channel, {})[payload] = None
         else:
-            plain[f"{channel}\0{payload}"] = None
-    out = [tuple(key.split("\0", 1)) for key in plain]
+            plain[(channel, payload)] = None
+    out = list(plain)
     for channel, values in ids.items():
         chunk: list[str] = []
         size = 0
-        for value in dict.fromkeys(values):
+        for value in values:
             if chunk and size + 1 + len(value) > MAX_PAYLOAD:
                 out.append((channel, ",".join(chunk)))
                 chunk, size = [], 0
@@ -90,7 +90,7 @@ def batches(wakeups: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
             size += len(value) + 1
         if chunk:
             out.append((channel, ",".join(chunk)))
-    return [(channel, payload) for channel, payload in out]
+    return out
 
 
 class _Sender:
