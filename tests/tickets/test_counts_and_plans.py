@@ -228,6 +228,33 @@ async def test_search_predicates_are_served_by_their_indexes(
             assert index in plan, _explain_text(plan)
 
 
+async def test_a_search_page_and_its_total_come_from_one_scan(
+    reporter: Person, file_ticket: FileTicket, database: Database
+) -> None:
+    """The capped total and the offset page read the same newest matches: the condition is
+    scanned (and planned) once per request, not once for each."""
+
+    def scans_of_the_condition(node: dict[str, Any]) -> int:
+        # A bitmap scan counts once: its heap scan names the relation, its index scan does not.
+        here = node.get("Relation Name") == "tickets" and any(
+            "~~*" in node.get(key, "") or "@@" in node.get(key, "")
+            for key in ("Filter", "Index Cond", "Recheck Cond")
+        )
+        return int(here) + sum(scans_of_the_condition(child) for child in node.get("Plans", []))
+
+    await file_ticket(reporter, "A zebra in the server room")
+    for spec, page in (
+        (listing.TicketFilter(search="zebra"), 1),
+        (listing.TicketFilter(search="zebra"), 4),
+        (listing.TicketFilter(q="zebra", sort="-createdAt"), 2),
+        (listing.TicketFilter(reporter_id=reporter.user.id, search="zebra"), 1),
+    ):
+        for setup in ("SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off"):
+            plan = await _plan(database, listing.list_query(spec, page=page, limit=10), setup)
+            root = json.loads(plan)[0]["Plan"]
+            assert scans_of_the_condition(root) == 1, (spec, page, _explain_text(plan))
+
+
 async def test_search_totals_are_capped(
     client: httpx.AsyncClient,
     reporter: Person,
