@@ -563,6 +563,9 @@ def main(args: argparse.Namespace) -> None:
             if system.name == "original":
                 forget_filed(pg_port, original_db, system.ticket_id, ours=False)
             elif system.name == "ours":
+                # A backlog left by an interrupted invocation is being dispatched by now, and
+                # deleting its tickets under the dispatch deadlocks: let it finish first.
+                drain_jobs(pg_port, ours_db)
                 forget_filed(pg_port, ours_db, system.ticket_id, ours=True)
                 shutil.rmtree(work / "ours-data" / "outbox", ignore_errors=True)
         try:
