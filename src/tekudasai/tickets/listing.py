@@ -379,17 +379,29 @@ def _tsquery() -> Any:
     )
 
 
+def _newest_matches(shape: _Shape) -> Any:
+    """The ids of a capped list's newest `cap` matches: what its total counts, and where its
+    offset page lies (`_capped_offset_page`).
+
+    Newest first, as the page reads them: a common word is counted from the end of the id
+    index. Without an order the planner took a sequential scan that stops at the cap;
+    concurrent scans start where another one is (synchronized scans), and one that started in
+    a stretch emptied by updates read 80 MB to find its first match: p99 1 s at 1M tickets
+    under load. A rare word still uses the trigram index."""
+    return (
+        select(Ticket.id)
+        .where(*_conditions(shape))
+        .order_by(Ticket.id.desc())
+        .limit(bindparam("cap", type_=Integer))
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _count_statement(shape: _Shape) -> Any:
     if shape.counter is None:
-        matches = select(literal(1)).select_from(Ticket).where(*_conditions(shape))
         if shape.capped:
-            # Newest first, as the page reads them: a common word is counted from the end of
-            # the id index. Without an order the planner took a sequential scan that stops at
-            # the cap; concurrent scans start where another one is (synchronized scans), and
-            # one that started in a stretch emptied by updates read 80 MB to find its first
-            # match: p99 1 s at 1M tickets under load. A rare word still uses the trigram index.
-            matches = matches.order_by(Ticket.id.desc()).limit(bindparam("cap", type_=Integer))
+            return select(func.count()).select_from(_newest_matches(shape).subquery())
+        matches = select(literal(1)).select_from(Ticket).where(*_conditions(shape))
         return select(func.count()).select_from(matches.subquery())
     query = select(func.coalesce(func.sum(TicketCount.n), 0)).where(
         TicketCount.scope == shape.counter, TicketCount.key == bindparam("count_key")
@@ -461,10 +473,10 @@ def _list_statement(shape: _Shape, *, rendered: bool = False) -> Any:
         return query.order_by(page.c.seg, page.c.k, Ticket.id)
     # The page is chosen on ticket ids alone and the columns (the JSON, the form) are built for
     # its rows only: rows an OFFSET skips have their select list computed all the same.
-    rank = func.ts_rank(Ticket.search_vector, _tsquery()).label("rank")
     ranked = shape.q and shape.ranked
     if shape.capped and not ranked and not shape.keyset:
         return _capped_offset_page(shape, rendered=rendered)
+    rank = func.ts_rank(Ticket.search_vector, _tsquery()).label("rank")
     ids = select(Ticket.id, rank) if ranked else select(Ticket.id)
     ids = ids.where(*_conditions(shape))
     if shape.keyset:
@@ -491,14 +503,7 @@ def _capped_offset_page(shape: _Shape, *, rendered: bool) -> Any:
     keep a plan (see `_plan_fits_every_value`): at 1,000,000 tickets planning took 0.78 ms
     against 0.58 ms now, and a common word's execution 1.9 ms against 1.0 ms (EXPLAIN
     ANALYZE, quiet)."""
-    matches = (
-        select(Ticket.id)
-        .where(*_conditions(shape))
-        .order_by(Ticket.id.desc())
-        .limit(bindparam("cap", type_=Integer))
-        .cte("matches")
-        .prefix_with("MATERIALIZED")
-    )
+    matches = _newest_matches(shape).cte("matches").prefix_with("MATERIALIZED")
     page = (
         select(matches.c.id)
         .order_by(matches.c.id.desc())
