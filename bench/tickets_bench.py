@@ -230,7 +230,9 @@ def literal(value: Any) -> str:
         return f"'\\x{value.hex()}'::bytea"
     if isinstance(value, dt.datetime):
         return f"'{value.isoformat()}'"
-    if isinstance(value, dict | list):
+    if isinstance(value, list):  # after the bind processors: an array (JSON arrives as text)
+        return "ARRAY[" + ", ".join(literal(v) for v in value) + "]" if value else "'{}'"
+    if isinstance(value, dict):
         value = json.dumps(value)
     return "'" + str(value).replace("'", "''") + "'"
 

@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tekudasai.db import raw
 from tekudasai.db.session import Database
 from tekudasai.tickets import listing
 from tests.factories import Person
@@ -253,6 +255,61 @@ async def test_a_search_page_and_its_total_come_from_one_scan(
             plan = await _plan(database, listing.list_query(spec, page=page, limit=10), setup)
             root = json.loads(plan)[0]["Plan"]
             assert scans_of_the_condition(root) == 1, (spec, page, _explain_text(plan))
+
+
+async def test_a_search_renders_its_page_apart_on_a_plan_kept_per_connection(
+    client: httpx.AsyncClient,
+    reporter: Person,
+    agent: Person,
+    file_ticket: FileTicket,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The agents' search finds its page's ids (planned per word) and renders them in a
+    statement that is the same for every word and page, so PostgreSQL keeps its plan."""
+    sent: list[tuple[str, list[Any]]] = []
+    monkeypatch.setattr(raw, "observer", lambda sql, values, _s: sent.append((sql, values)))
+    filed = [
+        await file_ticket(reporter, f"{word} number {n}")
+        for n in range(3)
+        for word in ("zebra", "printer")
+    ]
+    renderings = set()
+    for word, page, expected in (("zebra", 1, [4, 2]), ("zebra", 2, [0]), ("printer", 1, [5, 3])):
+        sent.clear()
+        answer = await client.get(
+            f"/api/tickets?search={word}&limit=2&page={page}", headers=agent.auth
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert [t["id"] for t in body["data"]] == [filed[i]["id"] for i in expected]
+        assert body["meta"]["pagination"]["total"] == 3
+        assert all(t["form"]["id"] == filed[0]["formId"] for t in body["data"])
+        searched = [sql for sql, _ in sent if "ILIKE" in sql]
+        assert len(searched) == 1 and "ticket_json" not in searched[0], sent
+        rendered = [(sql, values) for sql, values in sent if "ticket_json" in sql]
+        assert len(rendered) == 1, sent
+        assert rendered[0][1] == [[t["id"] for t in body["data"]]]
+        renderings.add(rendered[0][0])
+    assert len(renderings) == 1  # one statement for every word and page
+
+    # A full page (the default size) of a table in use: PostgreSQL settles on one plan.
+    (rendering,) = renderings
+    async with database.engine.connect() as conn:
+        await _bulk_insert(conn, reporter=reporter, other=reporter, agent=agent, n=100)
+        await conn.execute(text("ANALYZE tickets"))
+        ids = list(await conn.scalars(text("SELECT id FROM tickets ORDER BY id LIMIT 10")))
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        prepared = await driver.prepare(rendering)
+        for _ in range(8):
+            assert len(await prepared.fetch(ids)) == 10
+        # This connection may hold the API's own copy of the statement: ask for this one.
+        plans = await driver.fetchrow(
+            "SELECT generic_plans FROM pg_prepared_statements WHERE name = $1",
+            prepared.get_name(),
+        )
+        assert plans is not None and plans["generic_plans"] >= 1, plans
 
 
 async def test_search_totals_are_capped(

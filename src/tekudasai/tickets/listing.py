@@ -27,6 +27,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Text,
+    any_,
     bindparam,
     cast,
     func,
@@ -516,6 +517,70 @@ def _capped_offset_page(shape: _Shape, *, rendered: bool) -> Any:
     return head.add_columns(total).join(page, page.c.id == Ticket.id).order_by(Ticket.id.desc())
 
 
+def _reads_ids_apart(shape: _Shape) -> bool:
+    """Whether the API reads this shape's page as ids and total first, rendered apart."""
+    return (
+        shape.capped
+        and not (shape.q and shape.ranked)
+        and not shape.keyset
+        and shape.sort == DEFAULT_SORT
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _capped_ids_statement(shape: _Shape) -> RawStatement:
+    """The ids of a capped offset page (limit + 1 of them, newest first), each row with the
+    capped total: `_capped_offset_page` without its rendering."""
+    matches = _newest_matches(shape).cte("matches").prefix_with("MATERIALIZED")
+    page = (
+        select(matches.c.id)
+        .order_by(matches.c.id.desc())
+        .offset(bindparam("offset", type_=Integer))
+        .limit(_row_limit(shape, "limit"))
+        .subquery("page")
+    )
+    total = select(func.count()).select_from(matches).scalar_subquery().label("total")
+    return RawStatement(select(page.c.id, total).order_by(page.c.id.desc()))
+
+
+@functools.cache
+def _rendered_by_ids() -> RawStatement:
+    """The API's rendering of the tickets with these ids, newest first. Its shape fits every
+    value: planned once per connection, where the search that chose the ids is planned on
+    every request (`_plan_fits_every_value`)."""
+    ids = cast(bindparam("ids"), ARRAY(BigInteger))
+    return RawStatement(
+        rendering.rendered_head().where(Ticket.id == any_(ids)).order_by(Ticket.id.desc())
+    )
+
+
+async def _rendered_apart(
+    db: AsyncSession,
+    spec: TicketFilter,
+    shape: _Shape,
+    params: dict[str, Any],
+    *,
+    page: int,
+    limit: int,
+) -> TicketPage[Any]:
+    """A capped offset page read in two statements: its ids and total (planned per value),
+    then their rendering (a cached plan).
+
+    In one statement the rendering head was planned again with every search: at 1,000,000
+    tickets 0.69 ms of planning per search against 0.29 ms for the ids and total alone and
+    0.26 ms for the rendering alone (EXPLAIN SUMMARY, quiet, medians of 30). The second round
+    trip costs less than the planning it saves. Read-only requests run each statement on its
+    own (db/session.py): a ticket deleted between the two is left out of the page."""
+    found = await _capped_ids_statement(shape).fetch(db, **params)
+    result = await _page_of(
+        db, found, spec, shape, params, page=page, limit=limit, cursor=None, rendered=True
+    )
+    if not result.rows:
+        return result
+    rows = await _rendered_by_ids().fetch(db, ids=[row["id"] for row in result.rows])
+    return dataclasses.replace(result, rows=rows)
+
+
 def _check(spec: TicketFilter, cursor: str | None) -> None:
     if spec.sort is not None and spec.sort not in SORTS:
         raise ValidationFailed(
@@ -597,6 +662,8 @@ async def _fetch(
     shape = _shape(spec, cursor, page=page, limit=limit)
     params = _params(spec, shape, page=page, limit=limit, cursor=cursor)
     result: Sequence[Any]
+    if rendered and _reads_ids_apart(shape):
+        return await _rendered_apart(db, spec, shape, params, page=page, limit=limit)
     if rendered:
         result = await _raw_list_statement(shape).fetch(db, **params)
     else:
