@@ -174,15 +174,8 @@ async def test_first_pages_settle_on_one_plan_and_searches_keep_a_plan_per_word(
             for cursor in (None, ""):  # page 1, and the first keyset page
                 sql, values = _prepared(listing.list_query(spec, page=1, limit=10, cursor=cursor))
                 assert "LIMIT $" not in sql, (spec, cursor)
-                prepared = await driver.prepare(sql)
-                for _ in range(8):
-                    assert len(await prepared.fetch(*values)) == 11, (spec, cursor)
-                plans = await driver.fetchrow(
-                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                    " WHERE statement = $1",
-                    sql,
-                )
-                assert plans is not None and plans["generic_plans"] >= 1, (spec, cursor, plans)
+                plans = await _plans_after_eight_runs(driver, sql, values, rows=11)
+                assert plans["generic_plans"] >= 1, (spec, cursor, plans)
                 generic = await driver.fetchval(
                     "EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + sql, *values
                 )
@@ -203,6 +196,23 @@ async def test_first_pages_settle_on_one_plan_and_searches_keep_a_plan_per_word(
     # A page deeper than the first keeps its OFFSET a value: one statement for every page.
     sql, _ = _prepared(listing.list_query(listing.TicketFilter(), page=3, limit=10))
     assert "OFFSET $" in sql
+
+
+async def _plans_after_eight_runs(
+    driver: Any, sql: str, values: list[Any], *, rows: int
+) -> dict[str, int]:
+    """How PostgreSQL planned `sql` prepared on this connection and run eight times (each
+    returning `rows` rows): its generic and custom plans. Asked by the statement's name: the
+    connection may hold another copy of the same SQL (the API's, from its statement cache)."""
+    prepared = await driver.prepare(sql)
+    for _ in range(8):
+        assert len(await prepared.fetch(*values)) == rows
+    plans = await driver.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1",
+        prepared.get_name(),
+    )
+    assert plans is not None
+    return dict(plans)
 
 
 def _prepared(statement: Any) -> tuple[str, list[Any]]:
@@ -301,15 +311,8 @@ async def test_a_search_renders_its_page_apart_on_a_plan_kept_per_connection(
         ids = list(await conn.scalars(text("SELECT id FROM tickets ORDER BY id LIMIT 10")))
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
-        prepared = await driver.prepare(rendering)
-        for _ in range(8):
-            assert len(await prepared.fetch(ids)) == 10
-        # This connection may hold the API's own copy of the statement: ask for this one.
-        plans = await driver.fetchrow(
-            "SELECT generic_plans FROM pg_prepared_statements WHERE name = $1",
-            prepared.get_name(),
-        )
-        assert plans is not None and plans["generic_plans"] >= 1, plans
+        plans = await _plans_after_eight_runs(driver, rendering, [ids], rows=10)
+        assert plans["generic_plans"] >= 1, plans
 
 
 async def test_search_totals_are_capped(
